@@ -1,0 +1,256 @@
+//! One connection's handle on the hub: [`Client`] (subscribe, unsubscribe,
+//! publish, mailbox), its identity ([`ClientId`], [`ClientInfo`]) and the
+//! result of a subscribe ([`Subscribed`]). Dropping a `Client` disconnects it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::config::Action;
+use crate::error::{validate_topic, HubError};
+use crate::hub::Hub;
+use crate::mailbox::{Delivery, Mailbox};
+use crate::presence::{Presence, PresenceEvent, PresenceKind};
+use crate::publication::{now_ms, Payload, Publication};
+use crate::topic::{FanOut, Topic};
+
+/// Process-unique id of a connection (never reused by a hub).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Who a connection is: passed to [`Hub::connect`] and to the authorize hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// Display name, used as `from` of its publications and in presence.
+    pub name: Arc<str>,
+    /// Protocol it speaks, e.g. `"websocket"`, `"socket.io"`, `"sockjs"`, `"stomp"`.
+    pub protocol: &'static str,
+}
+
+impl ClientInfo {
+    /// Builds a `ClientInfo`.
+    pub fn new(name: impl Into<Arc<str>>, protocol: &'static str) -> Self {
+        ClientInfo {
+            name: name.into(),
+            protocol,
+        }
+    }
+}
+
+/// Result of [`Client::subscribe`].
+///
+/// The subscriber was registered and the history read under the topic's
+/// lock, so `replay` followed by the mailbox's live messages is exactly the
+/// sequence `since + 1, since + 2, …` with no duplicate and (when
+/// `recovered`) no gap. The transport must send `replay` before anything it
+/// drains from the mailbox for this topic.
+#[derive(Debug, Clone)]
+pub struct Subscribed {
+    /// Last seq published on the topic at subscription time (0 if none);
+    /// live messages start at `last_seq + 1`.
+    pub last_seq: u64,
+    /// Publications with `seq > since`, oldest first; empty when `since` was
+    /// `None` or the client was already subscribed.
+    pub replay: Vec<Arc<Publication>>,
+    /// `true` if `since` was given and `replay` covers every publication
+    /// after it (no gap). `false` when `since` was `None`, when messages after
+    /// `since` were evicted from history, or when `since > last_seq` (the
+    /// topic was recreated; `replay` then holds the whole retained history).
+    pub recovered: bool,
+    /// Subscribers after this subscription (including this connection).
+    pub presence: Presence,
+    /// The connection was already subscribed: nothing changed, no replay
+    /// (live messages were already flowing), `recovered` is `since.is_some()`.
+    pub already_subscribed: bool,
+}
+
+#[derive(Debug)]
+struct Subscription {
+    topic: Arc<Topic>,
+    slot: u32,
+}
+
+/// A connection's handle on the [`Hub`]. Not `Clone`: exactly one per
+/// connection. Dropping it unsubscribes from every topic (delivering leave
+/// events), closes the mailbox and decrements the client count.
+pub struct Client {
+    id: ClientId,
+    info: ClientInfo,
+    hub: Hub,
+    mailbox: Arc<Mailbox>,
+    subs: Mutex<Vec<Subscription>>,
+}
+
+impl Client {
+    pub(crate) fn new(id: ClientId, info: ClientInfo, hub: Hub, mailbox: Arc<Mailbox>) -> Self {
+        Client {
+            id,
+            info,
+            hub,
+            mailbox,
+            subs: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// This connection's id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// This connection's identity.
+    pub fn info(&self) -> &ClientInfo {
+        &self.info
+    }
+
+    /// The hub this client is connected to.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// This connection's outbound queue (drain it from the writer task).
+    pub fn mailbox(&self) -> &Arc<Mailbox> {
+        &self.mailbox
+    }
+
+    fn authorize(&self, topic: &str, action: Action) -> Result<(), HubError> {
+        match &self.hub.inner.config.authorize {
+            Some(f) if !f(&self.info, topic, action) => Err(HubError::Forbidden),
+            _ => Ok(()),
+        }
+    }
+
+    /// Subscribes to `topic` (validated, then checked with the authorize
+    /// hook). With `since = Some(n)`, also returns the retained publications
+    /// with `seq > n` (see [`Subscribed`] for the no-gap/no-duplicate
+    /// guarantee). Other subscribers get a [`PresenceKind::Join`] event.
+    /// Idempotent: subscribing again changes nothing
+    /// ([`Subscribed::already_subscribed`]).
+    pub fn subscribe(&self, topic: &str, since: Option<u64>) -> Result<Subscribed, HubError> {
+        validate_topic(topic)?;
+        self.authorize(topic, Action::Subscribe)?;
+        let mut subs = self.subs.lock();
+        if let Some(s) = subs.iter().find(|s| &*s.topic.name == topic) {
+            let st = s.topic.state.lock();
+            return Ok(Subscribed {
+                last_seq: st.seq,
+                replay: Vec::new(),
+                recovered: since.is_some(),
+                presence: st.members.snapshot(st.count),
+                already_subscribed: true,
+            });
+        }
+        let inner = &self.hub.inner;
+        let (topic, _created, (slot, subscribed, fan)) = inner.with_live_topic(topic, |t, st| {
+            let slot = st.add_subscriber(self.id, self.mailbox.clone());
+            if st.count == 1 {
+                inner.topic_became_busy(t, st);
+            }
+            st.members.add(&self.info.name);
+            let (replay, recovered) = match since {
+                Some(since) => {
+                    let r = st.history.since(since, st.seq);
+                    (r.messages, r.complete)
+                }
+                None => (Vec::new(), false),
+            };
+            let mut fan = FanOut::default();
+            if inner.config.presence_events && st.count > 1 {
+                let ev = PresenceEvent {
+                    topic: t.name.clone(),
+                    kind: PresenceKind::Join,
+                    name: self.info.name.clone(),
+                    count: st.count,
+                };
+                fan = st.broadcast(&Delivery::Presence(Arc::new(ev)), Some(slot));
+            }
+            let subscribed = Subscribed {
+                last_seq: st.seq,
+                replay,
+                recovered,
+                presence: st.members.snapshot(st.count),
+                already_subscribed: false,
+            };
+            (slot, subscribed, fan)
+        });
+        inner.record_drops(fan);
+        subs.push(Subscription { topic, slot });
+        Ok(subscribed)
+    }
+
+    /// Unsubscribes from `topic`; returns whether the client was subscribed.
+    /// Other subscribers get a [`PresenceKind::Leave`] event.
+    pub fn unsubscribe(&self, topic: &str) -> bool {
+        let mut subs = self.subs.lock();
+        let Some(i) = subs.iter().position(|s| &*s.topic.name == topic) else {
+            return false;
+        };
+        let s = subs.swap_remove(i);
+        if subs.is_empty() {
+            *subs = Vec::new();
+        }
+        self.hub.inner.leave(&s.topic, s.slot, self.id, &self.info);
+        true
+    }
+
+    /// Unsubscribes from every topic (as on drop, but the client stays
+    /// connected and its mailbox open); returns how many topics it left.
+    pub fn unsubscribe_all(&self) -> usize {
+        let subs = std::mem::take(&mut *self.subs.lock());
+        let n = subs.len();
+        for s in subs {
+            self.hub.inner.leave(&s.topic, s.slot, self.id, &self.info);
+        }
+        n
+    }
+
+    /// Whether the client is subscribed to `topic`.
+    pub fn is_subscribed(&self, topic: &str) -> bool {
+        self.subs.lock().iter().any(|s| &*s.topic.name == topic)
+    }
+
+    /// Topics this client is subscribed to, in no particular order.
+    pub fn subscriptions(&self) -> Vec<Arc<str>> {
+        self.subs
+            .lock()
+            .iter()
+            .map(|s| s.topic.name.clone())
+            .collect()
+    }
+
+    /// Publishes on `topic` as this client (`from` = its name), after
+    /// validation and the authorize hook. Returns the publication's seq. The
+    /// publisher receives its own publication if it is subscribed.
+    pub fn publish(&self, topic: &str, payload: Payload) -> Result<u64, HubError> {
+        validate_topic(topic)?;
+        self.authorize(topic, Action::Publish)?;
+        Ok(self
+            .hub
+            .inner
+            .publish_local(topic, payload, Some(self.info.name.clone()), now_ms()))
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("info", &self.info)
+            .field("subscriptions", &self.subscriptions())
+            .finish()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.unsubscribe_all();
+        self.mailbox.close();
+        self.hub.inner.client_gone();
+    }
+}

@@ -1,0 +1,435 @@
+//! The [`Hub`]: the sharded topic map, publish fan-out, idle-topic retention,
+//! presence/history queries, statistics ([`HubStats`]) and the entry point for
+//! publications relayed from other nodes ([`Hub::deliver_remote`]).
+//!
+//! Locking and topic lifetime are documented on [`Hub`].
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::backplane::{Backplane, InMemoryBackplane};
+use crate::client::{Client, ClientId, ClientInfo};
+use crate::config::HubConfig;
+use crate::error::{validate_topic, HubError};
+use crate::history::HistoryRange;
+use crate::mailbox::{Delivery, Mailbox};
+use crate::presence::Presence;
+use crate::publication::{now_ms, Payload, Publication};
+use crate::topic::{FanOut, Topic, TopicState};
+
+/// Counters describing a hub.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Topics currently in the map (with subscribers or idle).
+    pub topics: usize,
+    /// Topics without subscribers kept for their history.
+    pub idle_topics: usize,
+    /// Connected clients.
+    pub clients: usize,
+    /// Publications processed (local and remote).
+    pub published: u64,
+    /// Publications queued into mailboxes (one per recipient; presence events
+    /// not counted).
+    pub delivered: u64,
+    /// Consumers marked slow (mailbox overflowed).
+    pub dropped_slow_consumers: u64,
+    /// Deliveries (publications and presence events) dropped because the
+    /// recipient's mailbox had overflowed.
+    pub dropped_deliveries: u64,
+}
+
+#[derive(Default)]
+struct ShardMap {
+    topics: HashMap<Arc<str>, Arc<Topic>>,
+    /// Idle topics, oldest first (may also hold topics that got busy again;
+    /// they are skipped when popped).
+    idle: VecDeque<Arc<Topic>>,
+}
+
+#[repr(align(128))] // keep shards on separate cache lines
+#[derive(Default)]
+struct Shard {
+    map: RwLock<ShardMap>,
+    /// Topics of this shard whose `TopicState::idle` is set.
+    idle_count: AtomicUsize,
+}
+
+pub(crate) struct HubInner {
+    pub(crate) config: HubConfig,
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    idle_per_shard: usize,
+    pub(crate) backplane: Arc<dyn Backplane>,
+    next_client_id: AtomicU64,
+    pub(crate) clients: AtomicUsize,
+    published: AtomicU64,
+    delivered: AtomicU64,
+    dropped_deliveries: AtomicU64,
+    dropped_slow_consumers: AtomicU64,
+}
+
+/// The pub/sub hub shared by every protocol. Cheap to clone (an `Arc`).
+///
+/// # Locking
+///
+/// There is no global lock on the message path. Topics live in `shards`
+/// `RwLock<HashMap>`s; a publish takes its shard's read lock just long enough
+/// to clone the topic's `Arc`, then the topic's own mutex while it assigns
+/// the seq, appends to history and pushes into each subscriber's mailbox
+/// (each push takes that mailbox's short lock). Lock order, always:
+/// client subscriptions → shard → topic → mailbox.
+///
+/// # Topic lifetime
+///
+/// A topic is created by its first subscribe or publish. When it has no
+/// subscriber left it becomes *idle*: it is kept (with its seq counter and
+/// history, so a reconnecting client can still recover) until more than
+/// [`HubConfig::max_idle_topics`] topics are idle; then the oldest idle ones
+/// are removed (FIFO per shard, the limit being split evenly between
+/// shards). A removed topic starts again at seq 1 if it is recreated.
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<HubInner>,
+}
+
+impl Hub {
+    /// Creates a single-node hub ([`InMemoryBackplane`]).
+    pub fn new(config: HubConfig) -> Hub {
+        Self::with_backplane(config, Arc::new(InMemoryBackplane))
+    }
+
+    /// Creates a hub relaying its publications through `backplane`.
+    pub fn with_backplane(config: HubConfig, backplane: Arc<dyn Backplane>) -> Hub {
+        let n = config.shards.max(1).next_power_of_two();
+        let shards = (0..n).map(|_| Shard::default()).collect();
+        Hub {
+            inner: Arc::new(HubInner {
+                idle_per_shard: config.max_idle_topics.div_ceil(n),
+                config,
+                shards,
+                hasher: RandomState::new(),
+                backplane,
+                next_client_id: AtomicU64::new(1),
+                clients: AtomicUsize::new(0),
+                published: AtomicU64::new(0),
+                delivered: AtomicU64::new(0),
+                dropped_deliveries: AtomicU64::new(0),
+                dropped_slow_consumers: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The configuration the hub was built with.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// The hub's backplane.
+    pub fn backplane(&self) -> &Arc<dyn Backplane> {
+        &self.inner.backplane
+    }
+
+    /// Registers a connection: allocates its id and its [`Mailbox`] (with the
+    /// configured limits). Dropping the [`Client`] disconnects it.
+    pub fn connect(&self, info: ClientInfo) -> Client {
+        let inner = &self.inner;
+        let id = ClientId(inner.next_client_id.fetch_add(1, Ordering::Relaxed));
+        let mailbox = Arc::new(Mailbox::new(
+            inner.config.mailbox_max_messages,
+            inner.config.mailbox_max_bytes,
+        ));
+        inner.clients.fetch_add(1, Ordering::Relaxed);
+        Client::new(id, info, self.clone(), mailbox)
+    }
+
+    /// Publishes `payload` on `topic` (server-side: the authorize hook is not
+    /// consulted). Delivers it to every local subscriber, appends it to the
+    /// topic's history, relays it to the backplane, and returns its seq.
+    /// Creates the topic (as idle) if it does not exist.
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: Payload,
+        from: Option<Arc<str>>,
+    ) -> Result<u64, HubError> {
+        validate_topic(topic)?;
+        Ok(self.inner.publish(topic, payload, from, now_ms(), true))
+    }
+
+    /// Delivers a publication that came from another node through the
+    /// backplane: like [`publish`](Self::publish) (a local seq is assigned,
+    /// history is appended) but it is **not** sent back to the backplane.
+    /// `timestamp_ms` is the origin's timestamp.
+    pub fn deliver_remote(
+        &self,
+        topic: &str,
+        payload: Payload,
+        from: Option<Arc<str>>,
+        timestamp_ms: u64,
+    ) -> Result<u64, HubError> {
+        validate_topic(topic)?;
+        Ok(self
+            .inner
+            .publish(topic, payload, from, timestamp_ms, false))
+    }
+
+    /// Current subscribers of `topic` (empty if the topic does not exist).
+    pub fn presence(&self, topic: &str) -> Presence {
+        match self.inner.lookup(topic) {
+            Some(t) => {
+                let st = t.state.lock();
+                st.members.snapshot(st.count)
+            }
+            None => Presence::default(),
+        }
+    }
+
+    /// Retained publications of `topic` with `seq > since`. For an unknown
+    /// topic: no messages, `complete` only if `since == 0`.
+    pub fn history(&self, topic: &str, since: u64) -> HistoryRange {
+        match self.inner.lookup(topic) {
+            Some(t) => {
+                let st = t.state.lock();
+                st.history.since(since, st.seq)
+            }
+            None => HistoryRange {
+                messages: Vec::new(),
+                complete: since == 0,
+            },
+        }
+    }
+
+    /// Last seq assigned on `topic` (0 if none or unknown).
+    pub fn last_seq(&self, topic: &str) -> u64 {
+        self.inner.lookup(topic).map_or(0, |t| t.state.lock().seq)
+    }
+
+    /// Counters (each read independently, so not a consistent snapshot).
+    pub fn stats(&self) -> HubStats {
+        let i = &self.inner;
+        HubStats {
+            topics: i.shards.iter().map(|s| s.map.read().topics.len()).sum(),
+            idle_topics: i
+                .shards
+                .iter()
+                .map(|s| s.idle_count.load(Ordering::Relaxed))
+                .sum(),
+            clients: i.clients.load(Ordering::Relaxed),
+            published: i.published.load(Ordering::Relaxed),
+            delivered: i.delivered.load(Ordering::Relaxed),
+            dropped_slow_consumers: i.dropped_slow_consumers.load(Ordering::Relaxed),
+            dropped_deliveries: i.dropped_deliveries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Every topic in the map with its number of subscribers (0 for idle
+    /// topics), in no particular order.
+    pub fn topics(&self) -> Vec<(Arc<str>, usize)> {
+        let mut out = Vec::new();
+        for shard in self.inner.shards.iter() {
+            let topics: Vec<Arc<Topic>> = shard.map.read().topics.values().cloned().collect();
+            for t in topics {
+                let st = t.state.lock();
+                if !st.dead {
+                    out.push((t.name.clone(), st.count));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("config", &self.inner.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl HubInner {
+    fn shard(&self, name: &str) -> &Shard {
+        let h = self.hasher.hash_one(name) as usize;
+        &self.shards[h & (self.shards.len() - 1)]
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Option<Arc<Topic>> {
+        self.shard(name).map.read().topics.get(name).cloned()
+    }
+
+    fn get_or_create(&self, name: &str) -> (Arc<Topic>, bool) {
+        let shard = self.shard(name);
+        if let Some(t) = shard.map.read().topics.get(name) {
+            return (t.clone(), false);
+        }
+        let mut map = shard.map.write();
+        if let Some(t) = map.topics.get(name) {
+            return (t.clone(), false);
+        }
+        let t = Arc::new(Topic::new(Arc::from(name), self.config.history_size));
+        map.topics.insert(t.name.clone(), t.clone());
+        (t, true)
+    }
+
+    /// Runs `f` once with the live (not removed) topic `name` locked,
+    /// creating the topic if needed. Returns the topic, whether this call
+    /// created it, and `f`'s result.
+    pub(crate) fn with_live_topic<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Arc<Topic>, &mut TopicState) -> R,
+    ) -> (Arc<Topic>, bool, R) {
+        let mut f = Some(f);
+        loop {
+            let (t, created) = self.get_or_create(name);
+            let mut st = t.state.lock();
+            if st.dead {
+                continue; // removed between lookup and lock: look up again
+            }
+            let r = (f.take().expect("called once"))(&t, &mut st);
+            drop(st);
+            return (t, created, r);
+        }
+    }
+
+    pub(crate) fn publish_local(
+        &self,
+        name: &str,
+        payload: Payload,
+        from: Option<Arc<str>>,
+        timestamp_ms: u64,
+    ) -> u64 {
+        self.publish(name, payload, from, timestamp_ms, true)
+    }
+
+    fn publish(
+        &self,
+        name: &str,
+        payload: Payload,
+        from: Option<Arc<str>>,
+        timestamp_ms: u64,
+        local: bool,
+    ) -> u64 {
+        let (topic, created, (seq, fan, idle)) = self.with_live_topic(name, |t, st| {
+            st.seq += 1;
+            let p = Arc::new(Publication::new(
+                t.name.clone(),
+                st.seq,
+                from,
+                payload,
+                timestamp_ms,
+            ));
+            st.history.push(p.clone());
+            let fan = st.broadcast(&Delivery::Message(p.clone()), None);
+            if local {
+                self.backplane.publish(&p);
+            }
+            (st.seq, fan, st.count == 0)
+        });
+        self.published.fetch_add(1, Ordering::Relaxed);
+        self.delivered.fetch_add(fan.delivered, Ordering::Relaxed);
+        self.record_drops(fan);
+        if created && idle {
+            self.park_idle(&topic);
+        }
+        seq
+    }
+
+    pub(crate) fn record_drops(&self, fan: FanOut) {
+        if fan.dropped > 0 {
+            self.dropped_deliveries
+                .fetch_add(fan.dropped, Ordering::Relaxed);
+        }
+        if fan.newly_slow > 0 {
+            self.dropped_slow_consumers
+                .fetch_add(fan.newly_slow, Ordering::Relaxed);
+        }
+    }
+
+    /// Called (topic locked) when a topic goes from 0 to 1 subscriber.
+    pub(crate) fn topic_became_busy(&self, topic: &Topic, st: &mut TopicState) {
+        if st.idle {
+            st.idle = false;
+            self.shard(&topic.name)
+                .idle_count
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        self.backplane.topic_opened(&topic.name);
+    }
+
+    /// Marks a subscriber-less topic idle and evicts the oldest idle topics
+    /// of its shard beyond the limit. Called with no topic lock held.
+    pub(crate) fn park_idle(&self, topic: &Arc<Topic>) {
+        let shard = self.shard(&topic.name);
+        let mut map = shard.map.write();
+        {
+            let mut st = topic.state.lock();
+            if st.dead || st.count > 0 || st.idle {
+                return;
+            }
+            st.idle = true;
+            shard.idle_count.fetch_add(1, Ordering::Relaxed);
+            if !st.idle_queued {
+                st.idle_queued = true;
+                map.idle.push_back(topic.clone());
+            }
+        }
+        while shard.idle_count.load(Ordering::Relaxed) > self.idle_per_shard {
+            // Every idle topic is in the queue, so this finds one.
+            let Some(t) = map.idle.pop_front() else { break };
+            let mut st = t.state.lock();
+            st.idle_queued = false;
+            if st.idle {
+                st.idle = false;
+                st.dead = true;
+                shard.idle_count.fetch_sub(1, Ordering::Relaxed);
+                drop(st);
+                if map.topics.get(&t.name).is_some_and(|x| Arc::ptr_eq(x, &t)) {
+                    map.topics.remove(&t.name);
+                }
+            }
+        }
+        if map.idle.is_empty() && map.idle.capacity() > 64 {
+            map.idle = VecDeque::new();
+        }
+    }
+
+    /// Removes a subscription (from `Client::unsubscribe` or `Drop`).
+    pub(crate) fn leave(&self, topic: &Arc<Topic>, slot: u32, id: ClientId, info: &ClientInfo) {
+        let (count, fan) = {
+            let mut st = topic.state.lock();
+            if !st.remove_subscriber(slot, id) {
+                return;
+            }
+            st.members.remove(&info.name);
+            let count = st.count;
+            let mut fan = FanOut::default();
+            if count == 0 {
+                self.backplane.topic_closed(&topic.name);
+            } else if self.config.presence_events {
+                let ev = crate::presence::PresenceEvent {
+                    topic: topic.name.clone(),
+                    kind: crate::presence::PresenceKind::Leave,
+                    name: info.name.clone(),
+                    count,
+                };
+                fan = st.broadcast(&Delivery::Presence(Arc::new(ev)), None);
+            }
+            (count, fan)
+        };
+        self.record_drops(fan);
+        if count == 0 {
+            self.park_idle(topic);
+        }
+    }
+
+    pub(crate) fn client_gone(&self) {
+        self.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,73 @@
+//! Presence: who is subscribed to a topic. Owns the [`Presence`] snapshot,
+//! the [`PresenceEvent`] delivered on join/leave, and the per-topic member
+//! table (distinct display names with a connection count per name).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Snapshot of a topic's subscribers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// Number of subscribed connections.
+    pub count: usize,
+    /// Distinct display names of the subscribers, in no particular order (a
+    /// name subscribed from several connections appears once).
+    pub members: Vec<Arc<str>>,
+}
+
+/// Whether a [`PresenceEvent`] is a join or a leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PresenceKind {
+    /// A connection subscribed.
+    Join,
+    /// A connection unsubscribed or disconnected.
+    Leave,
+}
+
+/// Delivered to the *other* subscribers of a topic when a connection joins or
+/// leaves it (the joiner itself gets a [`Presence`] snapshot in
+/// [`Subscribed`](crate::Subscribed) instead). One event per connection, even
+/// if the same name is already present from another connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceEvent {
+    /// Topic joined or left.
+    pub topic: Arc<str>,
+    /// Join or leave.
+    pub kind: PresenceKind,
+    /// Display name of the connection that joined or left.
+    pub name: Arc<str>,
+    /// Number of subscribed connections after the change.
+    pub count: usize,
+}
+
+/// Distinct member names of a topic with a connection count per name.
+#[derive(Debug, Default)]
+pub(crate) struct Members {
+    names: HashMap<Arc<str>, u32>,
+}
+
+impl Members {
+    pub(crate) fn add(&mut self, name: &Arc<str>) {
+        *self.names.entry(name.clone()).or_insert(0) += 1;
+    }
+
+    pub(crate) fn remove(&mut self, name: &str) {
+        if let Some(n) = self.names.get_mut(name) {
+            *n -= 1;
+            if *n == 0 {
+                self.names.remove(name);
+            }
+        }
+        if self.names.is_empty() {
+            // Release the table's buffer: an idle topic should hold no heap.
+            self.names = HashMap::new();
+        }
+    }
+
+    pub(crate) fn snapshot(&self, count: usize) -> Presence {
+        Presence {
+            count,
+            members: self.names.keys().cloned().collect(),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The application: shared state (hub, shutdown signal, settings) and the axum
+//! router that wires every endpoint. Rust apps mount [`Switchboard::router`] in
+//! their own router; the `switchboard` binary serves it as is.
+
+use crate::config::Config;
+use crate::endpoints;
+use axum::routing::{any, get};
+use axum::Router;
+use std::sync::Arc;
+use switchboard_hub::Hub;
+use switchboard_transport::{DriverConfig, Shutdown};
+use switchboard_websocket::handshake::server::ServerOptions;
+use switchboard_websocket::DeflateConfig;
+
+/// State shared by every endpoint.
+pub struct AppState {
+    /// The settings the server was started with.
+    pub config: Config,
+    /// The pub/sub hub every protocol publishes into.
+    pub hub: Hub,
+    /// Tells live connections to close when the server stops.
+    pub shutdown: Shutdown,
+    /// Handshake options derived from `config`.
+    pub ws_options: ServerOptions,
+    /// Timers and back-pressure of WebSocket connections.
+    pub driver_config: DriverConfig,
+}
+
+/// A Switchboard instance: build it from a [`Config`], mount its router.
+///
+/// ```
+/// use switchboard_server::{Config, Switchboard};
+/// let sb = Switchboard::new(Config::default());
+/// let app: axum::Router = axum::Router::new().nest("/realtime", sb.router());
+/// # drop(app);
+/// ```
+#[derive(Clone)]
+pub struct Switchboard {
+    state: Arc<AppState>,
+}
+
+impl Switchboard {
+    /// Builds the hub and the endpoint settings from `config`.
+    pub fn new(config: Config) -> Self {
+        let hub = Hub::new(switchboard_hub::HubConfig {
+            history_size: config.hub.history_size,
+            mailbox_max_messages: config.hub.mailbox_max_messages,
+            mailbox_max_bytes: config.hub.mailbox_max_bytes,
+            ..Default::default()
+        });
+        Self::with_hub(config, hub)
+    }
+
+    /// Like [`Switchboard::new`] with a hub of the caller's (e.g. shared with
+    /// the rest of the application, or with another backplane).
+    pub fn with_hub(config: Config, hub: Hub) -> Self {
+        let allowed = config.websocket.allowed_origins.clone();
+        let origin_allowed: Option<Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>> = if allowed.is_empty() {
+            None
+        } else {
+            Some(Arc::new(move |origin: Option<&str>| match origin {
+                Some(o) => allowed.iter().any(|a| a.eq_ignore_ascii_case(o)),
+                // Non-browser clients send no Origin; the allow-list is about browsers.
+                None => true,
+            }))
+        };
+        let ws_options = ServerOptions {
+            protocols: Vec::new(),
+            deflate: config.websocket.compression.then(DeflateConfig::default),
+            origin_allowed,
+        };
+        let driver_config = DriverConfig {
+            ping_interval: config.websocket.ping_interval(),
+            ping_timeout: std::time::Duration::from_secs(config.websocket.ping_timeout_secs),
+            ..DriverConfig::default()
+        };
+        Switchboard {
+            state: Arc::new(AppState { config, hub, shutdown: Shutdown::new(), ws_options, driver_config }),
+        }
+    }
+
+    /// The hub, to publish from application code.
+    pub fn hub(&self) -> &Hub {
+        &self.state.hub
+    }
+
+    /// The signal that closes live connections (`trigger`) and waits for them.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.state.shutdown
+    }
+
+    /// The shared state, for custom endpoints.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Every endpoint: the chat page, health, and the WebSocket endpoints.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", get(endpoints::page::index))
+            .route("/assets/{file}", get(endpoints::page::asset))
+            .route("/healthz", get(endpoints::health::healthz))
+            .route("/ws", any(endpoints::chat::chat))
+            .route("/ws/echo", any(endpoints::echo::echo))
+            .route("/ws/topic/{name}", any(endpoints::topic::topic))
+            .with_state(self.state.clone())
+    }
+}

@@ -1,0 +1,7 @@
+//! HTTP and WebSocket endpoints, one module each.
+
+pub mod chat;
+pub mod echo;
+pub mod health;
+pub mod page;
+pub mod topic;

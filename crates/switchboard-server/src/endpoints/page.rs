@@ -1,0 +1,51 @@
+//! The chat page (`/`) and its assets (`/assets/{file}`), embedded in the
+//! binary at build time from `crates/switchboard-server/assets/`.
+
+use axum::extract::Path;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+}
+
+fn find(name: &str) -> Option<&'static [u8]> {
+    embedded::ASSETS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+fn serve(name: &str) -> Response {
+    match find(name) {
+        Some(body) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(content_type(name))),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+            body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+    }
+}
+
+/// `GET /`: the chat page.
+pub async fn index() -> Response {
+    serve("index.html")
+}
+
+/// `GET /assets/{file}`.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    serve(&file)
+}

@@ -1,0 +1,67 @@
+//! The `switchboard` command: `switchboard serve [--listen ADDR:PORT] [--config FILE]`.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use switchboard_server::serve::{serve, stop_signal};
+use switchboard_server::{Config, Switchboard};
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "Real-time server: WebSocket endpoints and a pub/sub hub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (chat page at /).
+    Serve {
+        /// Address to listen on (overrides the config file and SWITCHBOARD_LISTEN).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// TOML configuration file; SWITCHBOARD_* variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let Command::Serve { listen, config } = cli.command;
+    let mut config = match Config::load(config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("switchboard: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("switchboard: cannot listen on {}: {e}", config.listen);
+                return std::process::ExitCode::from(1);
+            }
+        };
+        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        let sb = Switchboard::new(config);
+        match serve(listener, sb, stop_signal()).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("switchboard: {e}");
+                std::process::ExitCode::from(1)
+            }
+        }
+    })
+}

@@ -1,0 +1,10 @@
+//! Tokio transports for Switchboard: they move bytes between sockets or HTTP
+//! requests and the sans-IO protocol cores, run the timers, and apply
+//! back-pressure. Protocol rules live in the cores, routing in the hub.
+
+pub mod buffer_pool;
+pub mod shutdown;
+pub mod websocket;
+
+pub use shutdown::Shutdown;
+pub use websocket::{drive, DriverConfig, WsHandler};

@@ -1,0 +1,336 @@
+//! Tokio driver for one WebSocket connection: socket ⇄ sans-IO core ⇄ handler.
+//!
+//! One task per connection, one future with no buffers of its own while idle:
+//! reads borrow a pooled buffer, and everything produced between two flushes
+//! (replies to every frame of a read, a burst of hub deliveries) leaves in one
+//! vectored write. The protocol rules live in `switchboard_websocket`; this
+//! module only moves bytes, runs the timers and applies back-pressure.
+
+use crate::buffer_pool::PooledBuffer;
+use crate::shutdown::{Shutdown, ShutdownGuard};
+use bytes::{Buf, Bytes};
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use switchboard_hub::{Delivery, Mailbox};
+use switchboard_websocket::{CloseCode, Connection, Event, Writer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// What a WebSocket endpoint does with a connection's traffic.
+pub trait WsHandler: Send + Unpin + 'static {
+    /// Called for every event from the peer; replies go to `out`.
+    fn on_event(&mut self, event: Event<'_>, out: &mut Writer);
+
+    /// The hub mailbox this connection receives publications on, if any
+    /// (asked once, when the connection starts).
+    fn mailbox(&self) -> Option<Arc<Mailbox>> {
+        None
+    }
+
+    /// Called for each delivery taken from [`WsHandler::mailbox`].
+    fn on_delivery(&mut self, _delivery: Delivery, _out: &mut Writer) {}
+}
+
+/// Timing and back-pressure settings of the driver.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// Send a ping after this long without hearing from the peer (None: never).
+    pub ping_interval: Option<Duration>,
+    /// Drop the connection when the peer stays silent this long after a ping.
+    pub ping_timeout: Duration,
+    /// How long to wait for the peer's close frame after sending ours.
+    pub close_timeout: Duration,
+    /// Output not yet accepted by the socket above which the driver stops
+    /// reading requests and taking hub deliveries (the mailbox then fills and
+    /// the slow-consumer policy applies).
+    pub output_high_water: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            ping_interval: Some(Duration::from_secs(30)),
+            ping_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(5),
+            output_high_water: 256 * 1024,
+        }
+    }
+}
+
+/// Reads per poll before yielding to other tasks.
+const READS_PER_POLL: usize = 16;
+/// Chunks handed to one vectored write.
+const MAX_IOSLICES: usize = 64;
+
+thread_local! {
+    static DELIVERIES: std::cell::RefCell<Vec<Delivery>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs a WebSocket connection to completion.
+pub async fn drive<IO, H>(io: IO, conn: Connection, handler: H, config: DriverConfig, shutdown: &Shutdown)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    H: WsHandler,
+{
+    Driver {
+        mailbox: handler.mailbox(),
+        io,
+        conn,
+        handler,
+        guard: shutdown.register(),
+        out: Vec::new(),
+        front_partial: false,
+        timer: None,
+        last_rx: Instant::now(),
+        close_deadline: None,
+        ping_sent: false,
+        shutting_down: false,
+        paused: false,
+        io_done: false,
+        config,
+    }
+    .await
+}
+
+struct Driver<IO, H> {
+    io: IO,
+    conn: Connection,
+    handler: H,
+    mailbox: Option<Arc<Mailbox>>,
+    guard: ShutdownGuard,
+    /// Bytes produced but not yet accepted by the socket, in order.
+    out: Vec<Bytes>,
+    /// The first chunk of `out` was partly written (it cannot be discarded).
+    front_partial: bool,
+    timer: Option<Pin<Box<Sleep>>>,
+    last_rx: Instant,
+    close_deadline: Option<Instant>,
+    ping_sent: bool,
+    shutting_down: bool,
+    /// Reading or the mailbox was skipped because of the backlog.
+    paused: bool,
+    /// The socket failed or reached EOF: nothing more can be read or written.
+    io_done: bool,
+    config: DriverConfig,
+}
+
+impl<IO, H> Driver<IO, H>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    H: WsHandler,
+{
+    /// Whether output waiting for the socket is above the high-water mark;
+    /// remembers that a source was paused so the poll loop retries it.
+    fn backlogged(&mut self) -> bool {
+        let backlog = self.out.iter().map(Bytes::len).sum::<usize>() + self.conn.writer().output_len();
+        let high = backlog >= self.config.output_high_water;
+        self.paused |= high;
+        high
+    }
+
+    /// Reads and processes what the socket has, until it would block, the
+    /// backlog is high or the per-poll budget is spent.
+    fn poll_read_side(&mut self, cx: &mut Context<'_>) {
+        for _ in 0..READS_PER_POLL {
+            if self.io_done || self.conn.is_closed() || self.backlogged() {
+                return;
+            }
+            let mut buf = PooledBuffer::take();
+            let mut rb = ReadBuf::new(&mut buf);
+            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                Poll::Pending => return,
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket read failed");
+                    self.io_done = true;
+                    return;
+                }
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    if n == 0 {
+                        self.io_done = true;
+                        return;
+                    }
+                    self.last_rx = Instant::now();
+                    self.ping_sent = false;
+                    let handler = &mut self.handler;
+                    if let Err(e) = self.conn.receive(&mut buf[..n], |ev, w| handler.on_event(ev, w)) {
+                        tracing::debug!(error = %e, "websocket protocol error");
+                    }
+                }
+            }
+        }
+        // Budget spent with data still flowing: let other tasks run.
+        cx.waker().wake_by_ref();
+    }
+
+    /// Takes hub deliveries while the output backlog allows; applies the
+    /// slow-consumer policy when the mailbox overflowed.
+    fn poll_mailbox(&mut self, cx: &mut Context<'_>) {
+        if self.conn.close_sent() {
+            return;
+        }
+        let backlogged = self.backlogged();
+        let Some(mailbox) = self.mailbox.clone() else { return };
+        if backlogged {
+            // Not taking deliveries now, but an overflow must still wake us.
+            mailbox.register_waker(cx.waker());
+        }
+        let mut batch = DELIVERIES.with(|d| std::mem::take(&mut *d.borrow_mut()));
+        // Drain until the mailbox is empty and has our waker (poll_ready
+        // registers it only when it returns Pending).
+        while !backlogged && mailbox.poll_ready(cx).is_ready() && !mailbox.is_overflowed() {
+            if mailbox.drain(&mut batch) == 0 {
+                break; // closed and empty
+            }
+            for d in batch.drain(..) {
+                self.handler.on_delivery(d, self.conn.writer());
+            }
+            if self.backlogged() {
+                mailbox.register_waker(cx.waker());
+                break;
+            }
+        }
+        DELIVERIES.with(|d| *d.borrow_mut() = batch);
+        if mailbox.is_overflowed() {
+            self.drop_slow_consumer();
+        } else if mailbox.is_closed() {
+            self.conn.writer().close(CloseCode::GOING_AWAY, "server shutting down");
+        }
+    }
+
+    /// Slow-consumer policy: frames the peer has not started to receive are
+    /// discarded, so the close 1013 goes out right after the frame in flight.
+    fn drop_slow_consumer(&mut self) {
+        tracing::debug!("closing slow consumer");
+        self.conn.writer().take_output(&mut self.out);
+        self.out.truncate(usize::from(self.front_partial));
+        self.conn.writer().close(CloseCode::TRY_AGAIN_LATER, "slow consumer");
+    }
+
+    /// Writes pending output. Ready(()) when all was written or the socket is gone.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.conn.writer().has_output() {
+            self.conn.writer().take_output(&mut self.out);
+        }
+        while !self.out.is_empty() && !self.io_done {
+            let result = if self.out.len() == 1 || !self.io.is_write_vectored() {
+                Pin::new(&mut self.io).poll_write(cx, &self.out[0])
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_IOSLICES];
+                let n = self.out.len().min(MAX_IOSLICES);
+                for (s, b) in slices.iter_mut().zip(&self.out[..n]) {
+                    *s = IoSlice::new(b);
+                }
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
+            };
+            match ready!(result) {
+                Ok(0) | Err(_) => self.io_done = true,
+                Ok(mut n) => {
+                    let mut done = 0;
+                    while n > 0 {
+                        let first = &mut self.out[done];
+                        if n >= first.len() {
+                            n -= first.len();
+                            done += 1;
+                            self.front_partial = false;
+                        } else {
+                            first.advance(n);
+                            self.front_partial = true;
+                            n = 0;
+                        }
+                    }
+                    self.out.drain(..done);
+                }
+            }
+        }
+        if self.out.is_empty() {
+            // Free the chunk list of a connection going idle.
+            self.out = Vec::new();
+        } else {
+            self.out.clear();
+        }
+        Poll::Ready(())
+    }
+
+    /// Heartbeat and close timers. Returns true when the connection must be dropped now.
+    ///
+    /// The sleep is re-armed only when it fires or must fire earlier, never on
+    /// every read: reads just move `last_rx`, and an early wake-up re-computes.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            let now = Instant::now();
+            let deadline = if self.conn.close_sent() {
+                *self.close_deadline.get_or_insert(now + self.config.close_timeout)
+            } else if let Some(interval) = self.config.ping_interval {
+                let idle = if self.ping_sent { interval + self.config.ping_timeout } else { interval };
+                self.last_rx + idle
+            } else {
+                return false;
+            };
+            if now >= deadline {
+                if self.conn.close_sent() {
+                    tracing::debug!("websocket close timeout");
+                    return true;
+                }
+                if self.ping_sent {
+                    tracing::debug!("websocket ping timeout");
+                    self.conn.writer().close(CloseCode::GOING_AWAY, "ping timeout");
+                    return true;
+                }
+                self.conn.writer().ping(b"");
+                self.ping_sent = true;
+                continue;
+            }
+            match self.timer.as_mut() {
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                Some(t) if t.deadline() > deadline => t.as_mut().reset(deadline),
+                Some(_) => {}
+            }
+            let timer = self.timer.as_mut().expect("armed above");
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            // Fired early (activity moved the deadline): re-arm for the real one.
+            timer.as_mut().reset(deadline);
+        }
+    }
+}
+
+impl<IO, H> Future for Driver<IO, H>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    H: WsHandler,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            if !this.shutting_down && this.guard.poll_triggered(cx) {
+                this.shutting_down = true;
+                this.conn.writer().close(CloseCode::GOING_AWAY, "server shutting down");
+            }
+            this.poll_read_side(cx);
+            this.poll_mailbox(cx);
+            let drop_now = this.poll_timers(cx);
+            let flushed = this.poll_flush(cx).is_ready();
+            if this.io_done || drop_now || (this.conn.is_closed() && flushed) {
+                if !this.io_done && flushed {
+                    // Best effort: close our side cleanly after the last frame.
+                    let _ = Pin::new(&mut this.io).poll_shutdown(cx);
+                }
+                return Poll::Ready(());
+            }
+            // Reading and the mailbox pause while the backlog is high; when a
+            // flush drained it they have not registered a waker, so go again.
+            if !(this.paused && flushed) {
+                return Poll::Pending;
+            }
+            this.paused = false;
+        }
+    }
+}

@@ -1,0 +1,1201 @@
+//! The connection state machine: turns received bytes into [`Event`]s
+//! (unmasking in place, zero-copy where possible) and queues outgoing frames
+//! in a [`Writer`] whose output is drained in one vectored write per flush.
+
+use std::mem;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::close::{parse_close_payload, CloseCode};
+use crate::deflate::{Compressor, Decompressor, DeflateParams};
+use crate::error::{Error, ProtocolError};
+use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::mask::{apply_mask, apply_mask_offset};
+use crate::rng::FastRng;
+use crate::utf8::Utf8Validator;
+
+/// Which end of the connection this is. Servers expect masked frames and
+/// send unmasked ones; clients the opposite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Accepting side.
+    Server,
+    /// Connecting side.
+    Client,
+}
+
+/// Connection limits and negotiated extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest message (after reassembly and decompression). Default 16 MiB.
+    pub max_message_size: usize,
+    /// Largest single frame payload (as received). Default 16 MiB.
+    pub max_frame_size: usize,
+    /// Negotiated permessage-deflate parameters, if any.
+    pub deflate: Option<DeflateParams>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_message_size: 16 << 20,
+            max_frame_size: 16 << 20,
+            deflate: None,
+        }
+    }
+}
+
+/// Something that happened on the connection. Borrowed data is valid only
+/// for the duration of the callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A complete text message (validated UTF-8).
+    Text(&'a str),
+    /// A complete binary message.
+    Binary(&'a [u8]),
+    /// A ping; the matching pong has already been queued.
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// The peer's close frame (code and reason, or `None` if empty). A reply
+    /// close has been queued if we had not sent one; the connection is now
+    /// closed: flush the output, then drop the transport.
+    Close(Option<(CloseCode, &'a str)>),
+}
+
+/// Message currently being reassembled from fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Msg {
+    None,
+    Text,
+    Binary,
+}
+
+/// Decompression state (only when permessage-deflate is negotiated).
+#[derive(Debug)]
+struct Inflate {
+    d: Decompressor,
+    /// Decompressed message; kept between messages only if small.
+    buf: Vec<u8>,
+}
+
+/// Keep at most this much decompression buffer capacity between messages.
+const INFLATE_KEEP: usize = 16 * 1024;
+
+/// Receive half.
+#[derive(Debug)]
+struct Reader {
+    server: bool,
+    closed: bool,
+    msg: Msg,
+    msg_compressed: bool,
+    utf8: Utf8Validator,
+    max_message_size: usize,
+    max_frame_size: usize,
+    /// Bytes of an incomplete frame (header included); empty when idle.
+    pending: Vec<u8>,
+    /// Payload bytes at the start of `pending`'s payload already unmasked
+    /// (and UTF-8-validated if text).
+    pending_checked: usize,
+    /// Uncompressed fragmented message being reassembled.
+    msg_buf: Vec<u8>,
+    inflate: Option<Box<Inflate>>,
+}
+
+/// A sans-IO WebSocket connection.
+///
+/// Feed received bytes to [`receive`](Self::receive); send through the
+/// [`Writer`] (also handed to the event callback); drain output with
+/// [`Writer::take_output`]. An idle connection holds no heap buffers
+/// (except the zlib state when permessage-deflate is negotiated).
+#[derive(Debug)]
+pub struct Connection {
+    reader: Reader,
+    writer: Writer,
+}
+
+impl Connection {
+    /// A new connection in the open state (after the handshake).
+    pub fn new(role: Role, config: Config) -> Self {
+        let server = role == Role::Server;
+        let inflate = config.deflate.as_ref().map(|p| {
+            Box::new(Inflate {
+                d: p.decompressor(server),
+                buf: Vec::new(),
+            })
+        });
+        Connection {
+            reader: Reader {
+                server,
+                closed: false,
+                msg: Msg::None,
+                msg_compressed: false,
+                utf8: Utf8Validator::new(),
+                max_message_size: config.max_message_size,
+                max_frame_size: config.max_frame_size,
+                pending: Vec::new(),
+                pending_checked: 0,
+                msg_buf: Vec::new(),
+                inflate,
+            },
+            writer: Writer::new(role, config.deflate.as_ref()),
+        }
+    }
+
+    /// Processes received bytes, calling `on_event` for every event.
+    ///
+    /// `data` is unmasked in place; complete unfragmented, uncompressed
+    /// messages are delivered as slices of `data`. A trailing partial frame
+    /// is buffered internally until the rest arrives.
+    ///
+    /// On a protocol violation a close frame with the matching code is
+    /// queued, the connection becomes closed and the error is returned.
+    /// Input after the close handshake or an error is ignored.
+    pub fn receive<F>(&mut self, data: &mut [u8], mut on_event: F) -> Result<(), Error>
+    where
+        F: FnMut(Event<'_>, &mut Writer),
+    {
+        if self.reader.closed {
+            return Ok(());
+        }
+        let r = self.reader.receive(data, &mut self.writer, &mut on_event);
+        if self.reader.closed || r.is_err() {
+            self.reader.release();
+        }
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.reader.closed = true;
+                self.writer.close(e.close_code(), e.reason());
+                Err(Error::Protocol(e))
+            }
+        }
+    }
+
+    /// The send half.
+    #[inline]
+    pub fn writer(&mut self) -> &mut Writer {
+        &mut self.writer
+    }
+
+    /// Whether the connection is finished (close handshake done or protocol
+    /// error): flush remaining output, then drop the transport.
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.reader.closed
+    }
+
+    /// Whether we have sent (queued) a close frame.
+    #[inline]
+    pub fn close_sent(&self) -> bool {
+        self.writer.close_sent
+    }
+
+    /// This endpoint's role.
+    #[inline]
+    pub fn role(&self) -> Role {
+        if self.reader.server {
+            Role::Server
+        } else {
+            Role::Client
+        }
+    }
+
+    /// Bytes currently buffered on the receive side (partial frame plus
+    /// fragmented message); 0 when idle.
+    pub fn buffered_len(&self) -> usize {
+        self.reader.pending.len()
+            + self.reader.msg_buf.len()
+            + self.reader.inflate.as_ref().map_or(0, |i| i.buf.len())
+    }
+
+    /// Heap capacity held by receive and send buffers (not counting zlib
+    /// state). 0 for an idle connection whose output has been taken.
+    pub fn buffer_capacity(&self) -> usize {
+        self.reader.pending.capacity()
+            + self.reader.msg_buf.capacity()
+            + self.reader.inflate.as_ref().map_or(0, |i| i.buf.capacity())
+            + self.writer.buf.capacity()
+            + self.writer.chunks.capacity() * mem::size_of::<Bytes>()
+    }
+}
+
+impl Reader {
+    /// Frees all buffers (after close or error).
+    fn release(&mut self) {
+        self.pending = Vec::new();
+        self.pending_checked = 0;
+        self.msg_buf = Vec::new();
+        if let Some(i) = &mut self.inflate {
+            i.buf = Vec::new();
+        }
+    }
+
+    fn receive<F>(
+        &mut self,
+        data: &mut [u8],
+        w: &mut Writer,
+        f: &mut F,
+    ) -> Result<(), ProtocolError>
+    where
+        F: FnMut(Event<'_>, &mut Writer),
+    {
+        let mut pos = 0;
+        if !self.pending.is_empty() {
+            pos = self.receive_pending(data, w, f)?;
+        }
+        while pos < data.len() && !self.closed {
+            let rest = &mut data[pos..];
+            let Some((h, hl)) = FrameHeader::parse(rest)? else {
+                self.pending.extend_from_slice(rest);
+                return Ok(());
+            };
+            self.check_header(&h)?;
+            // check_header bounds payload_len by max_frame_size (a usize).
+            let len = h.payload_len as usize;
+            if rest.len() - hl < len {
+                self.pending.extend_from_slice(rest);
+                return self.speculate(&h, hl);
+            }
+            let payload = &mut rest[hl..hl + len];
+            if let Some(k) = h.mask {
+                apply_mask(payload, k);
+            }
+            self.handle_frame(&h, payload, 0, w, f)?;
+            pos += hl + len;
+        }
+        Ok(())
+    }
+
+    /// Continues the frame buffered in `pending`; returns bytes consumed.
+    fn receive_pending<F>(
+        &mut self,
+        data: &[u8],
+        w: &mut Writer,
+        f: &mut F,
+    ) -> Result<usize, ProtocolError>
+    where
+        F: FnMut(Event<'_>, &mut Writer),
+    {
+        let mut consumed = 0;
+        let (h, hl) = loop {
+            if let Some(x) = FrameHeader::parse(&self.pending)? {
+                break x;
+            }
+            let need = FrameHeader::required_len(&self.pending) - self.pending.len();
+            let take = need.min(data.len() - consumed);
+            if take == 0 {
+                return Ok(consumed);
+            }
+            self.pending
+                .extend_from_slice(&data[consumed..consumed + take]);
+            consumed += take;
+        };
+        self.check_header(&h)?;
+        let total = hl + h.payload_len as usize;
+        let take = (total - self.pending.len()).min(data.len() - consumed);
+        self.pending
+            .extend_from_slice(&data[consumed..consumed + take]);
+        consumed += take;
+        if self.pending.len() < total {
+            self.speculate(&h, hl)?;
+            return Ok(consumed);
+        }
+        let mut buf = mem::take(&mut self.pending);
+        let checked = mem::replace(&mut self.pending_checked, 0);
+        let payload = &mut buf[hl..total];
+        if let Some(k) = h.mask {
+            apply_mask_offset(&mut payload[checked..], k, checked);
+        }
+        self.handle_frame(&h, payload, checked, w, f)?;
+        Ok(consumed)
+    }
+
+    /// Whether a frame with header `h` carries (uncompressed) text.
+    #[inline]
+    fn is_plain_text(&self, h: &FrameHeader) -> bool {
+        match h.opcode {
+            OpCode::Text => !h.rsv1,
+            OpCode::Continuation => self.msg == Msg::Text && !self.msg_compressed,
+            _ => false,
+        }
+    }
+
+    /// For a partially received text frame, unmasks and validates the bytes
+    /// that have arrived so that invalid UTF-8 fails before the frame ends.
+    fn speculate(&mut self, h: &FrameHeader, hl: usize) -> Result<(), ProtocolError> {
+        if !self.is_plain_text(h) || self.pending.len() <= hl {
+            return Ok(());
+        }
+        let avail = self.pending.len() - hl;
+        let checked = self.pending_checked;
+        if avail <= checked {
+            return Ok(());
+        }
+        let new = &mut self.pending[hl + checked..hl + avail];
+        if let Some(k) = h.mask {
+            apply_mask_offset(new, k, checked);
+        }
+        self.utf8
+            .feed(new)
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+        self.pending_checked = avail;
+        Ok(())
+    }
+
+    /// Validates a header against role, extensions, message state and limits.
+    #[inline]
+    fn check_header(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        if self.server {
+            if h.mask.is_none() {
+                return Err(ProtocolError::UnmaskedFrame);
+            }
+        } else if h.mask.is_some() {
+            return Err(ProtocolError::MaskedFrame);
+        }
+        if h.rsv2 || h.rsv3 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        if h.rsv1 && (self.inflate.is_none() || !matches!(h.opcode, OpCode::Text | OpCode::Binary))
+        {
+            return Err(ProtocolError::ReservedBits);
+        }
+        let compressed = match h.opcode {
+            OpCode::Continuation => {
+                if self.msg == Msg::None {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                }
+                self.msg_compressed
+            }
+            OpCode::Text | OpCode::Binary => {
+                if self.msg != Msg::None {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                h.rsv1
+            }
+            _ => return Ok(()),
+        };
+        if h.payload_len > self.max_frame_size as u64 {
+            return Err(ProtocolError::MessageTooBig);
+        }
+        if !compressed
+            && (self.msg_buf.len() as u64).saturating_add(h.payload_len)
+                > self.max_message_size as u64
+        {
+            return Err(ProtocolError::MessageTooBig);
+        }
+        Ok(())
+    }
+
+    /// Handles one complete, unmasked frame. `checked` payload bytes were
+    /// already UTF-8-validated by [`speculate`](Self::speculate).
+    fn handle_frame<F>(
+        &mut self,
+        h: &FrameHeader,
+        payload: &[u8],
+        checked: usize,
+        w: &mut Writer,
+        f: &mut F,
+    ) -> Result<(), ProtocolError>
+    where
+        F: FnMut(Event<'_>, &mut Writer),
+    {
+        let limit = self.max_message_size;
+        match h.opcode {
+            OpCode::Ping => {
+                w.pong(payload);
+                f(Event::Ping(payload), w);
+            }
+            OpCode::Pong => f(Event::Pong(payload), w),
+            OpCode::Close => {
+                let parsed = parse_close_payload(payload)?;
+                self.closed = true;
+                if !w.close_sent {
+                    w.close(parsed.map_or(CloseCode::NORMAL, |(c, _)| c), "");
+                }
+                f(Event::Close(parsed), w);
+            }
+            OpCode::Text | OpCode::Binary => {
+                let text = h.opcode == OpCode::Text;
+                if h.rsv1 {
+                    let inf = self.inflate.as_mut().expect("checked by check_header");
+                    inf.buf.clear();
+                    inf.d.decompress(payload, &mut inf.buf, limit)?;
+                    if h.fin {
+                        inf.d.finish(&mut inf.buf, limit)?;
+                        deliver(text, &inf.buf, w, f)?;
+                        inf.recycle();
+                    } else {
+                        if text {
+                            self.utf8
+                                .feed(&inf.buf)
+                                .map_err(|_| ProtocolError::InvalidUtf8)?;
+                        }
+                        self.start_message(text, true);
+                    }
+                } else if h.fin {
+                    if text {
+                        let s = if checked > 0 {
+                            self.utf8
+                                .feed(&payload[checked..])
+                                .map_err(|_| ProtocolError::InvalidUtf8)?;
+                            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                            simdutf8::basic::from_utf8(payload)
+                                .map_err(|_| ProtocolError::InvalidUtf8)?
+                        } else {
+                            simdutf8::basic::from_utf8(payload)
+                                .map_err(|_| ProtocolError::InvalidUtf8)?
+                        };
+                        f(Event::Text(s), w);
+                    } else {
+                        f(Event::Binary(payload), w);
+                    }
+                } else {
+                    if text {
+                        self.utf8
+                            .feed(&payload[checked..])
+                            .map_err(|_| ProtocolError::InvalidUtf8)?;
+                    }
+                    self.msg_buf.extend_from_slice(payload);
+                    self.start_message(text, false);
+                }
+            }
+            OpCode::Continuation => {
+                let text = self.msg == Msg::Text;
+                if self.msg_compressed {
+                    let inf = self
+                        .inflate
+                        .as_mut()
+                        .expect("compressed message implies deflate");
+                    let start = inf.buf.len();
+                    inf.d.decompress(payload, &mut inf.buf, limit)?;
+                    if h.fin {
+                        inf.d.finish(&mut inf.buf, limit)?;
+                    }
+                    if text {
+                        self.utf8
+                            .feed(&inf.buf[start..])
+                            .map_err(|_| ProtocolError::InvalidUtf8)?;
+                    }
+                    if h.fin {
+                        self.end_message(text)?;
+                        let inf = self
+                            .inflate
+                            .as_mut()
+                            .expect("compressed message implies deflate");
+                        deliver(text, &inf.buf, w, f)?;
+                        inf.recycle();
+                    }
+                } else {
+                    if text {
+                        self.utf8
+                            .feed(&payload[checked..])
+                            .map_err(|_| ProtocolError::InvalidUtf8)?;
+                    }
+                    self.msg_buf.extend_from_slice(payload);
+                    if h.fin {
+                        self.end_message(text)?;
+                        let buf = mem::take(&mut self.msg_buf);
+                        deliver(text, &buf, w, f)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn start_message(&mut self, text: bool, compressed: bool) {
+        self.msg = if text { Msg::Text } else { Msg::Binary };
+        self.msg_compressed = compressed;
+    }
+
+    #[inline]
+    fn end_message(&mut self, text: bool) -> Result<(), ProtocolError> {
+        self.msg = Msg::None;
+        self.msg_compressed = false;
+        if text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+}
+
+impl Inflate {
+    /// Empties the message buffer, keeping a small allocation for reuse.
+    fn recycle(&mut self) {
+        if self.buf.capacity() > INFLATE_KEEP {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
+    }
+}
+
+/// Delivers a reassembled or decompressed message.
+#[inline]
+fn deliver<F>(text: bool, data: &[u8], w: &mut Writer, f: &mut F) -> Result<(), ProtocolError>
+where
+    F: FnMut(Event<'_>, &mut Writer),
+{
+    if text {
+        let s = simdutf8::basic::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?;
+        f(Event::Text(s), w);
+    } else {
+        f(Event::Binary(data), w);
+    }
+    Ok(())
+}
+
+/// Compression state of the send half.
+#[derive(Debug)]
+struct Deflate {
+    c: Compressor,
+    min_size: usize,
+    no_context_takeover: bool,
+}
+
+/// First allocation size of the output buffer.
+const MIN_OUTPUT_ALLOC: usize = 1024;
+
+/// Send half: frames queued for output.
+///
+/// Small frames are encoded into one contiguous buffer; shared prepared
+/// frames ([`send_prepared`](Self::send_prepared)) are kept as separate
+/// chunks, preserving order, so that everything can be flushed with one
+/// vectored write. After a close has been queued every send is a no-op.
+#[derive(Debug)]
+pub struct Writer {
+    buf: BytesMut,
+    chunks: Vec<Bytes>,
+    chunks_len: usize,
+    server: bool,
+    close_sent: bool,
+    rng: Option<FastRng>,
+    deflate: Option<Box<Deflate>>,
+}
+
+impl Writer {
+    fn new(role: Role, deflate: Option<&DeflateParams>) -> Self {
+        let server = role == Role::Server;
+        Writer {
+            buf: BytesMut::new(),
+            chunks: Vec::new(),
+            chunks_len: 0,
+            server,
+            close_sent: false,
+            rng: (!server).then(FastRng::from_entropy),
+            deflate: deflate.map(|p| {
+                let nct = if server {
+                    p.server_no_context_takeover
+                } else {
+                    p.client_no_context_takeover
+                };
+                Box::new(Deflate {
+                    c: p.compressor(server),
+                    min_size: p.min_size,
+                    no_context_takeover: nct,
+                })
+            }),
+        }
+    }
+
+    /// Queues a text message.
+    #[inline]
+    pub fn send_text(&mut self, text: &str) {
+        self.send(OpCode::Text, text.as_bytes());
+    }
+
+    /// Queues a binary message.
+    #[inline]
+    pub fn send_binary(&mut self, data: &[u8]) {
+        self.send(OpCode::Binary, data);
+    }
+
+    /// Queues a single-frame message or control frame. Data messages are
+    /// compressed when permessage-deflate is enabled and the payload is at
+    /// least `min_size` bytes. Control payloads are truncated to 125 bytes;
+    /// a Close payload is validated and routed through [`close`](Self::close).
+    /// `Continuation` queues a final (FIN) continuation frame, see
+    /// [`send_fragment`](Self::send_fragment). For `Text` the caller
+    /// guarantees valid UTF-8.
+    pub fn send(&mut self, opcode: OpCode, payload: &[u8]) {
+        if self.close_sent {
+            return;
+        }
+        match opcode {
+            OpCode::Close => {
+                let (code, reason) = match parse_close_payload(payload) {
+                    Ok(Some((c, r))) => (c, r),
+                    _ => (CloseCode::NO_STATUS, ""),
+                };
+                self.close(code, reason);
+            }
+            OpCode::Ping | OpCode::Pong => {
+                let p = &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)];
+                self.write_frame(opcode, p, false);
+            }
+            OpCode::Continuation => self.write_frame(opcode, payload, false),
+            OpCode::Text | OpCode::Binary => {
+                let compress = matches!(&self.deflate, Some(d) if payload.len() >= d.min_size);
+                if compress {
+                    self.write_compressed(opcode, payload);
+                } else {
+                    self.write_frame(opcode, payload, false);
+                }
+            }
+        }
+    }
+
+    /// Queues one frame of a fragmented message, never compressed: the first
+    /// fragment uses `Text`/`Binary`, the following ones `Continuation`, the
+    /// last one has `fin` set. Control frames may be interleaved with
+    /// [`ping`](Self::ping) etc. The caller is responsible for the fragment
+    /// sequence being valid (and, for text, the whole message being UTF-8).
+    /// Control opcodes are sent as with [`send`](Self::send).
+    pub fn send_fragment(&mut self, opcode: OpCode, payload: &[u8], fin: bool) {
+        if opcode.is_control() {
+            self.send(opcode, payload);
+        } else if !self.close_sent {
+            self.write_frame_fin(opcode, payload, false, fin);
+        }
+    }
+
+    /// Queues a ping (payload truncated to 125 bytes).
+    #[inline]
+    pub fn ping(&mut self, payload: &[u8]) {
+        self.send(OpCode::Ping, payload);
+    }
+
+    /// Queues a pong (payload truncated to 125 bytes).
+    #[inline]
+    pub fn pong(&mut self, payload: &[u8]) {
+        self.send(OpCode::Pong, payload);
+    }
+
+    /// Queues a close frame; only the first call has an effect, and nothing
+    /// can be sent afterwards. Codes that may not appear on the wire (e.g.
+    /// 1005) produce an empty close payload. The reason is truncated to 123
+    /// bytes at a character boundary.
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
+        if self.close_sent {
+            return;
+        }
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        let n = if code.is_valid_on_wire() {
+            let mut end = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            payload[..2].copy_from_slice(&code.0.to_be_bytes());
+            payload[2..2 + end].copy_from_slice(&reason.as_bytes()[..end]);
+            2 + end
+        } else {
+            0
+        };
+        self.write_frame(OpCode::Close, &payload[..n], false);
+        self.close_sent = true;
+    }
+
+    /// Queues an already-encoded frame (e.g. from
+    /// [`encode_frame`](crate::encode_frame)) as a separate chunk, without
+    /// copying. Prepared frames are sent as-is: they are never compressed
+    /// (an uncompressed message is always valid under permessage-deflate).
+    ///
+    /// Server role only: client frames must be masked, so in the client role
+    /// the frame is ignored (and debug builds panic).
+    pub fn send_prepared(&mut self, frame: Bytes) {
+        debug_assert!(
+            self.server,
+            "prepared frames are unmasked: server role only"
+        );
+        if self.close_sent || !self.server || frame.is_empty() {
+            return;
+        }
+        if !self.buf.is_empty() {
+            let head = self.buf.split().freeze();
+            self.chunks_len += head.len();
+            self.chunks.push(head);
+        }
+        self.chunks_len += frame.len();
+        self.chunks.push(frame);
+    }
+
+    /// Whether permessage-deflate is active for outgoing messages.
+    #[inline]
+    pub fn deflate_enabled(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Whether a close frame has been queued.
+    #[inline]
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Whether there is output to flush.
+    #[inline]
+    pub fn has_output(&self) -> bool {
+        self.chunks_len != 0 || !self.buf.is_empty()
+    }
+
+    /// Total bytes of pending output.
+    #[inline]
+    pub fn output_len(&self) -> usize {
+        self.chunks_len + self.buf.len()
+    }
+
+    /// Appends all pending output to `out` as chunks in send order (for a
+    /// single vectored write) and leaves the writer empty, holding no heap
+    /// memory.
+    pub fn take_output(&mut self, out: &mut Vec<Bytes>) {
+        if !self.chunks.is_empty() {
+            if out.is_empty() {
+                mem::swap(out, &mut self.chunks);
+            } else {
+                out.append(&mut self.chunks);
+            }
+            self.chunks = Vec::new();
+            self.chunks_len = 0;
+        }
+        if !self.buf.is_empty() {
+            out.push(mem::take(&mut self.buf).freeze());
+        } else if self.buf.capacity() != 0 {
+            self.buf = BytesMut::new();
+        }
+    }
+
+    #[inline]
+    fn reserve(&mut self, n: usize) {
+        if self.buf.capacity() - self.buf.len() < n {
+            self.buf.reserve(n.max(MIN_OUTPUT_ALLOC));
+        }
+    }
+
+    #[inline]
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        self.rng.as_mut().map(FastRng::next_mask)
+    }
+
+    /// Encodes one FIN frame (masked in the client role).
+    #[inline]
+    fn write_frame(&mut self, opcode: OpCode, payload: &[u8], rsv1: bool) {
+        self.write_frame_fin(opcode, payload, rsv1, true);
+    }
+
+    #[inline]
+    fn write_frame_fin(&mut self, opcode: OpCode, payload: &[u8], rsv1: bool, fin: bool) {
+        let mask = self.next_mask();
+        let h = FrameHeader {
+            fin,
+            rsv1,
+            mask,
+            ..FrameHeader::new(opcode, payload.len() as u64)
+        };
+        let mut tmp = [0u8; MAX_HEADER_LEN];
+        let n = h.encode_to_array(&mut tmp);
+        self.reserve(n + payload.len());
+        self.buf.extend_from_slice(&tmp[..n]);
+        let start = self.buf.len();
+        self.buf.extend_from_slice(payload);
+        if let Some(k) = mask {
+            apply_mask(&mut self.buf[start..], k);
+        }
+    }
+
+    /// Compresses a data message directly into the output buffer, leaving
+    /// room for the longest header and closing the gap afterwards.
+    fn write_compressed(&mut self, opcode: OpCode, payload: &[u8]) {
+        let max_hl = if self.server { 10 } else { 14 };
+        let start = self.buf.len();
+        self.reserve(max_hl + payload.len() / 2 + 64);
+        self.buf.resize(start + max_hl, 0);
+        let d = self.deflate.as_mut().expect("deflate enabled");
+        d.c.compress(payload, &mut self.buf);
+        let clen = self.buf.len() - start - max_hl;
+        if d.no_context_takeover && clen >= payload.len() {
+            // Incompressible and no shared context: send it plain instead.
+            self.buf.truncate(start);
+            self.write_frame(opcode, payload, false);
+            return;
+        }
+        let mask = self.next_mask();
+        let h = FrameHeader {
+            rsv1: true,
+            mask,
+            ..FrameHeader::new(opcode, clen as u64)
+        };
+        let mut tmp = [0u8; MAX_HEADER_LEN];
+        let n = h.encode_to_array(&mut tmp);
+        if n < max_hl {
+            self.buf.copy_within(start + max_hl.., start + n);
+            self.buf.truncate(start + n + clen);
+        }
+        self.buf[start..start + n].copy_from_slice(&tmp[..n]);
+        if let Some(k) = mask {
+            apply_mask(&mut self.buf[start + n..], k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::encode_frame;
+
+    fn server() -> Connection {
+        Connection::new(Role::Server, Config::default())
+    }
+
+    /// Builds a masked client frame.
+    fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
+        let key = [0x11, 0x22, 0x33, 0x44];
+        let mut h = FrameHeader::new(OpCode::from_u8(b0 & 0xf).unwrap(), payload.len() as u64);
+        h.fin = b0 & 0x80 != 0;
+        h.rsv1 = b0 & 0x40 != 0;
+        h.mask = Some(key);
+        let mut out = BytesMut::new();
+        h.encode(&mut out);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], key);
+        out.to_vec()
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Ev {
+        Text(String),
+        Binary(Vec<u8>),
+        Ping(Vec<u8>),
+        Pong(Vec<u8>),
+        Close(Option<(u16, String)>),
+    }
+
+    fn own(e: Event<'_>) -> Ev {
+        match e {
+            Event::Text(s) => Ev::Text(s.into()),
+            Event::Binary(b) => Ev::Binary(b.into()),
+            Event::Ping(b) => Ev::Ping(b.into()),
+            Event::Pong(b) => Ev::Pong(b.into()),
+            Event::Close(c) => Ev::Close(c.map(|(c, r)| (c.0, r.into()))),
+        }
+    }
+
+    fn feed(c: &mut Connection, data: &[u8]) -> (Vec<Ev>, Result<(), Error>) {
+        let mut evs = Vec::new();
+        let mut d = data.to_vec();
+        let r = c.receive(&mut d, |e, _| evs.push(own(e)));
+        (evs, r)
+    }
+
+    fn output(c: &mut Connection) -> Vec<u8> {
+        let mut v = Vec::new();
+        c.writer().take_output(&mut v);
+        v.concat()
+    }
+
+    #[test]
+    fn struct_size() {
+        let n = mem::size_of::<Connection>();
+        println!("size_of::<Connection>() = {n}");
+        assert!(n <= 256, "{n}");
+    }
+
+    #[test]
+    fn zero_copy_text_and_echo() {
+        let mut c = server();
+        let mut data = masked(0x81, b"hello");
+        let base = data.as_ptr() as usize;
+        let mut seen = false;
+        c.receive(&mut data, |e, w| {
+            if let Event::Text(s) = e {
+                assert_eq!(s, "hello");
+                // Borrowed from the input buffer.
+                let p = s.as_ptr() as usize;
+                assert!(p >= base && p < base + 16);
+                w.send_text(s);
+                seen = true;
+            }
+        })
+        .unwrap();
+        assert!(seen);
+        assert_eq!(output(&mut c), b"\x81\x05hello");
+        assert_eq!(c.buffer_capacity(), 0);
+    }
+
+    #[test]
+    fn ping_pong_and_close() {
+        let mut c = server();
+        let (ev, r) = feed(&mut c, &masked(0x89, b"hi"));
+        r.unwrap();
+        assert_eq!(ev, vec![Ev::Ping(b"hi".to_vec())]);
+        assert_eq!(output(&mut c), b"\x8a\x02hi");
+        let (ev, r) = feed(&mut c, &masked(0x88, &[0x03, 0xe9, b'x']));
+        r.unwrap();
+        assert_eq!(ev, vec![Ev::Close(Some((1001, "x".into())))]);
+        assert!(c.is_closed() && c.close_sent());
+        assert_eq!(output(&mut c), b"\x88\x02\x03\xe9");
+        // Further input ignored.
+        let (ev, r) = feed(&mut c, &masked(0x81, b"late"));
+        r.unwrap();
+        assert!(ev.is_empty());
+        assert!(!c.writer().has_output());
+    }
+
+    #[test]
+    fn empty_close_echoes_1000() {
+        let mut c = server();
+        let (ev, _) = feed(&mut c, &masked(0x88, b""));
+        assert_eq!(ev, vec![Ev::Close(None)]);
+        assert_eq!(output(&mut c), b"\x88\x02\x03\xe8");
+    }
+
+    #[test]
+    fn we_close_first() {
+        let mut c = server();
+        c.writer().close(CloseCode::GOING_AWAY, "bye");
+        c.writer().close(CloseCode::NORMAL, "again");
+        c.writer().send_text("ignored");
+        assert_eq!(output(&mut c), b"\x88\x05\x03\xe9bye");
+        assert!(!c.is_closed());
+        // Data still delivered until the peer's close arrives.
+        let (ev, _) = feed(&mut c, &masked(0x81, b"x"));
+        assert_eq!(ev, vec![Ev::Text("x".into())]);
+        let (ev, _) = feed(&mut c, &masked(0x88, &[0x03, 0xe9]));
+        assert_eq!(ev.len(), 1);
+        assert!(c.is_closed());
+        assert!(!c.writer().has_output());
+    }
+
+    fn expect_err(data: &[u8], code: u16) {
+        let mut c = server();
+        let (_, r) = feed(&mut c, data);
+        let e = r.unwrap_err();
+        assert_eq!(e.close_code().0, code, "{e}");
+        assert!(c.is_closed());
+        let out = output(&mut c);
+        assert_eq!(out[0], 0x88);
+        assert_eq!(u16::from_be_bytes([out[2], out[3]]), code);
+    }
+
+    #[test]
+    fn protocol_errors() {
+        expect_err(b"\x81\x02hi", 1002); // unmasked
+        expect_err(&[0x83, 0x80, 0, 0, 0, 0], 1002); // reserved opcode
+        expect_err(&[0x09, 0x80, 0, 0, 0, 0], 1002); // fragmented ping
+        let mut big_ping = vec![0x89, 0xfe, 0, 126, 0, 0, 0, 0];
+        big_ping.extend_from_slice(&[0; 126]);
+        expect_err(&big_ping, 1002);
+    }
+
+    #[test]
+    fn protocol_errors_more() {
+        let mut rsv = masked(0x81, b"hi");
+        rsv[0] |= 0x40;
+        expect_err(&rsv, 1002);
+        let mut rsv = masked(0x81, b"hi");
+        rsv[0] |= 0x20;
+        expect_err(&rsv, 1002);
+        expect_err(&masked(0x80, b"x"), 1002); // continuation without start
+        let mut two = masked(0x01, b"a");
+        two.extend(masked(0x81, b"b"));
+        expect_err(&two, 1002);
+        expect_err(&masked(0x88, &[3]), 1002);
+        expect_err(&masked(0x88, &[0x03, 0xed]), 1002);
+        expect_err(&masked(0x88, &[0x03, 0xe8, 0xff]), 1007);
+        expect_err(&masked(0x81, &[0xff]), 1007);
+        let mut frag = masked(0x01, &[0xce]);
+        frag.extend(masked(0x80, &[0xff]));
+        expect_err(&frag, 1007);
+        // Fragment ends with a truncated sequence.
+        let mut frag = masked(0x01, b"ok");
+        frag.extend(masked(0x80, &[0xce]));
+        expect_err(&frag, 1007);
+    }
+
+    #[test]
+    fn client_role_rejects_masked() {
+        let mut c = Connection::new(Role::Client, Config::default());
+        let (_, r) = feed(&mut c, &masked(0x81, b"hi"));
+        assert_eq!(r.unwrap_err(), Error::Protocol(ProtocolError::MaskedFrame));
+        // The client's close frame is masked.
+        let out = output(&mut c);
+        assert_eq!(out[0], 0x88);
+        assert_eq!(out[1] & 0x80, 0x80);
+    }
+
+    #[test]
+    fn prepared_frames_keep_order() {
+        let mut c = server();
+        let shared = encode_frame(OpCode::Text, b"broadcast");
+        c.writer().send_text("a");
+        c.writer().send_prepared(shared.clone());
+        c.writer().send_text("b");
+        c.writer().send_prepared(shared.clone());
+        assert_eq!(c.writer().output_len(), 3 + 11 + 3 + 11);
+        let mut out = Vec::new();
+        c.writer().take_output(&mut out);
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[1].as_ptr(), shared.as_ptr());
+        assert_eq!(
+            out.concat(),
+            b"\x81\x01a\x81\x09broadcast\x81\x01b\x81\x09broadcast"
+        );
+        assert!(!c.writer().has_output());
+        assert_eq!(c.buffer_capacity(), 0);
+    }
+
+    #[test]
+    fn idle_holds_no_buffers() {
+        let mut c = server();
+        let msg = masked(0x82, &[7u8; 300]);
+        // Partial frame: buffered.
+        let (ev, r) = feed(&mut c, &msg[..100]);
+        r.unwrap();
+        assert!(ev.is_empty());
+        assert!(c.buffered_len() > 0);
+        let (ev, r) = feed(&mut c, &msg[100..]);
+        r.unwrap();
+        assert_eq!(ev, vec![Ev::Binary(vec![7u8; 300])]);
+        assert_eq!(c.buffer_capacity(), 0);
+        // Fragmented message: buffered only while in progress.
+        let mut frag = masked(0x02, b"ab");
+        frag.extend(masked(0x80, b"cd"));
+        let (ev, _) = feed(&mut c, &frag);
+        assert_eq!(ev, vec![Ev::Binary(b"abcd".to_vec())]);
+        assert_eq!(c.buffer_capacity(), 0);
+    }
+
+    #[test]
+    fn huge_lengths_do_not_allocate() {
+        // 2^63: invalid length → 1002.
+        let mut h = vec![0x82, 0xff];
+        h.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        h.extend_from_slice(&[1, 2, 3, 4]);
+        expect_err(&h, 1002);
+        // 2^62: too big → 1009, before buffering.
+        let mut h = vec![0x82, 0xff];
+        h.extend_from_slice(&(1u64 << 62).to_be_bytes());
+        h.extend_from_slice(&[1, 2, 3, 4, 0, 0]);
+        expect_err(&h, 1009);
+        let mut c = server();
+        let (_, r) = feed(&mut c, &h[..5]);
+        r.unwrap();
+        let (_, r) = feed(&mut c, &h[5..]);
+        assert_eq!(r.unwrap_err().close_code(), CloseCode::TOO_BIG);
+        assert_eq!(c.buffered_len(), 0);
+        output(&mut c);
+        assert_eq!(c.buffer_capacity(), 0);
+    }
+
+    #[test]
+    fn speculative_utf8_fails_before_frame_end() {
+        let mut payload = b"valid text ".repeat(10);
+        payload.extend_from_slice(&[0xF4, 0x90]);
+        payload.extend_from_slice(&[b'a'; 1000]);
+        let frame = masked(0x81, &payload);
+        let mut c = server();
+        // Deliver only up to just past the invalid bytes.
+        let cut = frame.len() - 1000;
+        let (_, r) = feed(&mut c, &frame[..cut - 30]);
+        r.unwrap();
+        let (_, r) = feed(&mut c, &frame[cut - 30..cut]);
+        assert_eq!(r.unwrap_err().close_code(), CloseCode::INVALID_PAYLOAD);
+    }
+
+    #[test]
+    fn control_frames_interleaved_with_fragments() {
+        let mut c = server();
+        let mut d = masked(0x01, "héllo ".as_bytes());
+        d.extend(masked(0x89, b"p"));
+        d.extend(masked(0x80, "wörld".as_bytes()));
+        let (ev, r) = feed(&mut c, &d);
+        r.unwrap();
+        assert_eq!(
+            ev,
+            vec![Ev::Ping(b"p".to_vec()), Ev::Text("héllo wörld".into())]
+        );
+    }
+
+    #[test]
+    fn message_size_limits() {
+        let cfg = Config {
+            max_message_size: 10,
+            max_frame_size: 8,
+            deflate: None,
+        };
+        let mut c = Connection::new(Role::Server, cfg.clone());
+        let (_, r) = feed(&mut c, &masked(0x82, &[0; 9]));
+        assert_eq!(r.unwrap_err().close_code(), CloseCode::TOO_BIG);
+        let mut c = Connection::new(Role::Server, cfg);
+        let mut d = masked(0x02, &[0; 8]);
+        d.extend(masked(0x80, &[0; 3]));
+        let (_, r) = feed(&mut c, &d);
+        assert_eq!(r.unwrap_err().close_code(), CloseCode::TOO_BIG);
+    }
+
+    #[test]
+    fn client_writer_masks() {
+        let mut c = Connection::new(Role::Client, Config::default());
+        c.writer().send_text("hello");
+        let out = output(&mut c);
+        assert_eq!(out[0], 0x81);
+        assert_eq!(out[1], 0x85);
+        let mut s = server();
+        let (ev, r) = feed(&mut s, &out);
+        r.unwrap();
+        assert_eq!(ev, vec![Ev::Text("hello".into())]);
+    }
+
+    #[test]
+    fn client_sends_fragments() {
+        let mut c = Connection::new(Role::Client, Config::default());
+        c.writer()
+            .send_fragment(OpCode::Text, "ab€".as_bytes()[..3].as_ref(), false);
+        c.writer().ping(b"p");
+        c.writer()
+            .send_fragment(OpCode::Continuation, &"ab€".as_bytes()[3..], false);
+        c.writer().send(OpCode::Continuation, b"!");
+        let out = output(&mut c);
+        let mut s = server();
+        let (ev, r) = feed(&mut s, &out);
+        r.unwrap();
+        assert_eq!(ev, vec![Ev::Ping(b"p".to_vec()), Ev::Text("ab€!".into())]);
+    }
+
+    #[test]
+    fn deflate_roundtrip_and_rsv_rules() {
+        let params = DeflateParams::default();
+        let cfg = Config {
+            deflate: Some(params),
+            ..Config::default()
+        };
+        let mut client = Connection::new(Role::Client, cfg.clone());
+        let mut server = Connection::new(Role::Server, cfg);
+        assert!(client.writer().deflate_enabled());
+        for msg in ["Hello", "Hello", "", &"x".repeat(100_000)] {
+            client.writer().send_text(msg);
+            let out = output(&mut client);
+            assert_eq!(out[0], 0xc1, "RSV1 + FIN + text");
+            let (ev, r) = feed(&mut server, &out);
+            r.unwrap();
+            assert_eq!(ev, vec![Ev::Text(msg.into())]);
+            server.writer().send_binary(msg.as_bytes());
+            let out = output(&mut server);
+            assert_eq!(out[0], 0xc2);
+            let (ev, r) = feed(&mut client, &out);
+            r.unwrap();
+            assert_eq!(ev, vec![Ev::Binary(msg.as_bytes().to_vec())]);
+        }
+        // RSV1 on a control frame → 1002.
+        let mut c = Connection::new(
+            Role::Server,
+            Config {
+                deflate: Some(DeflateParams::default()),
+                ..Config::default()
+            },
+        );
+        let (_, r) = feed(&mut c, &masked(0xc9, b""));
+        assert_eq!(r.unwrap_err().close_code(), CloseCode::PROTOCOL);
+    }
+}

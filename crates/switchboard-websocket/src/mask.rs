@@ -1,0 +1,120 @@
+//! Payload masking (RFC 6455 §5.3): XOR with a 4-byte key, processed eight
+//! bytes at a time. Supports an offset so a payload can be unmasked in pieces.
+
+/// Masks or unmasks `buf` in place with `key`, starting at key position 0.
+///
+/// Masking is an involution: applying it twice restores the input.
+///
+/// ```
+/// use switchboard_websocket::apply_mask;
+/// let mut data = *b"Hello";
+/// apply_mask(&mut data, [0x37, 0xfa, 0x21, 0x3d]);
+/// assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+/// ```
+#[inline]
+pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+    apply_mask_offset(buf, key, 0)
+}
+
+/// Masks or unmasks `buf` in place as if it started `offset` bytes into the
+/// payload, i.e. `buf[i]` is XORed with `key[(offset + i) % 4]`.
+///
+/// This allows unmasking a payload incrementally as it arrives.
+#[inline]
+pub fn apply_mask_offset(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    let k = key;
+    let r = offset & 3;
+    // Rotate the key so that index 0 of `rot` applies to buf[0].
+    let rot = [k[r], k[(r + 1) & 3], k[(r + 2) & 3], k[(r + 3) & 3]];
+    if buf.len() < 8 {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b ^= rot[i & 3];
+        }
+        return;
+    }
+    // Native-endian load/store of the repeated key preserves byte order.
+    let k64 = u64::from_ne_bytes([
+        rot[0], rot[1], rot[2], rot[3], rot[0], rot[1], rot[2], rot[3],
+    ]);
+    let mut chunks = buf.chunks_exact_mut(32);
+    for c in &mut chunks {
+        for w in c.chunks_exact_mut(8) {
+            let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ k64;
+            w.copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+    let rest = chunks.into_remainder();
+    let mut words = rest.chunks_exact_mut(8);
+    for w in &mut words {
+        let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ k64;
+        w.copy_from_slice(&v.to_ne_bytes());
+    }
+    // Every processed chunk is a multiple of 4 bytes, so the key phase is intact.
+    for (i, b) in words.into_remainder().iter_mut().enumerate() {
+        *b ^= rot[i & 3];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(buf: &mut [u8], key: [u8; 4], offset: usize) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b ^= key[(offset + i) % 4];
+        }
+    }
+
+    #[test]
+    fn matches_naive_for_all_lengths_and_offsets() {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        let data: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in 0..data.len() {
+            for offset in 0..8 {
+                let mut a = data[..len].to_vec();
+                let mut b = a.clone();
+                apply_mask_offset(&mut a, key, offset);
+                naive(&mut b, key, offset);
+                assert_eq!(a, b, "len {len} offset {offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn unaligned_subslices() {
+        let key = [0xde, 0xad, 0xbe, 0xef];
+        let data: Vec<u8> = (0..100u8).collect();
+        for start in 0..9 {
+            let mut a = data.clone();
+            let mut b = data.clone();
+            apply_mask(&mut a[start..], key);
+            naive(&mut b[start..], key, 0);
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn streaming_in_pieces_equals_whole() {
+        let key = [1, 2, 3, 4];
+        let data: Vec<u8> = (0..97u8).collect();
+        let mut whole = data.clone();
+        apply_mask(&mut whole, key);
+        for split in 0..data.len() {
+            let mut parts = data.clone();
+            let (a, b) = parts.split_at_mut(split);
+            apply_mask_offset(a, key, 0);
+            apply_mask_offset(b, key, split);
+            assert_eq!(parts, whole);
+        }
+    }
+
+    #[test]
+    fn involution() {
+        let key = [9, 8, 7, 6];
+        let orig: Vec<u8> = (0..77u8).collect();
+        let mut d = orig.clone();
+        apply_mask(&mut d, key);
+        apply_mask(&mut d, key);
+        assert_eq!(d, orig);
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test of Switchboard on a fresh machine of this kind, installing
+# what the tests need first: Chromium (Debian), kosoku (PyPI, in a virtualenv),
+# the Node test clients (npm, from the lockfile). Steps:
+#   1. cargo tests (unit, integration, doc) of the whole workspace
+#   2. the Autobahn TestSuite server cases via kosoku against /ws/echo
+#   3. Node interop tests with the real npm clients, and the headless Chromium test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "install: system packages"
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+if ((${#need_apt[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+chromium --version
+
+step "install: kosoku (virtualenv)"
+VENV=$ROOT/target/venv
+if [ ! -x "$VENV/bin/kosoku" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/autobahn/requirements.txt
+fi
+
+step "install: node packages (lockfile)"
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+
+step "build"
+cargo build --release --locked --workspace --bins
+BIN=$ROOT/target/release/switchboard
+
+step "cargo test"
+cargo test --release --locked --workspace
+
+step "autobahn (kosoku)"
+python3 tests/autobahn/run.py "$BIN" "$VENV/bin/kosoku" "$ROOT/target/autobahn"
+
+step "node interop and browser tests"
+(cd tests/node && SWITCHBOARD_BIN="$BIN" CHROMIUM_PATH="$(command -v chromium)" node --test --test-concurrency=1)
+
+step "all tests passed"

@@ -1,0 +1,145 @@
+// The chat page in a real browser: playwright-core driving the system Chromium
+// (never a downloaded one). Two isolated contexts chat in one room.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { startServer, uniqueTopic } from './lib/harness.mjs';
+
+const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const skip = process.env.SWITCHBOARD_SKIP_BROWSER === '1' ? 'SWITCHBOARD_SKIP_BROWSER=1' : false;
+
+let server;
+let browser;
+before(async () => {
+  if (skip) return;
+  if (!existsSync(executablePath)) {
+    throw new Error(`Chromium not found at ${executablePath}: apt-get install -y chromium, or set CHROMIUM_PATH (or SWITCHBOARD_SKIP_BROWSER=1 to skip)`);
+  }
+  server = await startServer();
+  browser = await chromium.launch({
+    executablePath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: 30000,
+  });
+});
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  if (server) await server.stop();
+});
+
+/** Run fn(pages...); on failure save a screenshot of each page to a temp dir. */
+async function withScreenshots(t, pages, fn) {
+  try {
+    await fn();
+  } catch (err) {
+    const dir = mkdtempSync(join(tmpdir(), 'switchboard-browser-'));
+    for (const [name, page] of Object.entries(pages)) {
+      const file = join(dir, `${name}.png`);
+      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+      t.diagnostic(`screenshot: ${file}`);
+    }
+    err.message += `\n(screenshots in ${dir})`;
+    throw err;
+  }
+}
+
+async function openChat(name, room) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const logs = [];
+  page.on('console', (m) => logs.push(`[${name}] ${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`[${name}] pageerror: ${e.message}`));
+  page.logs = logs;
+  await page.goto(`${server.http}/?name=${encodeURIComponent(name)}&room=${encodeURIComponent(room)}`);
+  await page.locator('#status[data-state="open"]').waitFor({ timeout: 10000 });
+  return page;
+}
+
+async function say(page, text) {
+  await page.locator('#message').fill(text);
+  await page.locator('#send').click();
+}
+
+const message = (page, text) => page.locator('#messages li.message .text', { hasText: text });
+const member = (page, name) => page.locator(`#members li[data-name="${name}"]`);
+
+test('two browsers chat in one room and see each other', { skip, timeout: 60000 }, async (t) => {
+  const room = uniqueTopic('browser-room');
+  const alice = await openChat('alice-browser', room);
+  const bob = await openChat('bob-browser', room);
+  await withScreenshots(t, { alice, bob }, async () => {
+    // presence
+    await member(alice, 'bob-browser').waitFor({ timeout: 10000 });
+    await member(bob, 'alice-browser').waitFor({ timeout: 10000 });
+    await assertText(alice.locator('#member-count'), '2');
+    await assertText(bob.locator('#member-count'), '2');
+    assert.equal(await alice.locator('#current-room').textContent(), room);
+
+    // messages both ways
+    await say(alice, 'hello bob, from alice');
+    await message(bob, 'hello bob, from alice').waitFor({ timeout: 10000 });
+    await say(bob, 'hi alice 👋 — bob here');
+    await message(alice, 'hi alice 👋 — bob here').waitFor({ timeout: 10000 });
+    assert.equal(await bob.locator('#messages li.message[data-from="alice-browser"]').count(), 1);
+
+    // text is rendered as text, never as markup
+    const evil = '<img src=x onerror="window.__pwned=1"><b>bold?</b>';
+    await say(alice, evil);
+    await message(bob, 'bold?').waitFor({ timeout: 10000 });
+    assert.equal(await bob.locator('#messages img, #messages b').count(), 0, 'no HTML injected');
+    assert.equal(await bob.locator('#messages li.message .text').last().textContent(), evil);
+    assert.equal(await bob.evaluate(() => window.__pwned), undefined);
+
+    // reconnect: bob goes offline, alice talks, bob comes back and gets what he missed, once
+    await bob.evaluate(() => {
+      const t = window.Switchboard.app.transport;
+      t.realUrl = t.url;
+      t.url = 'ws://127.0.0.1:1'; // nothing listens there: reconnects fail until restored
+      t.ws.close(4001, 'test: going offline');
+    });
+    await bob.locator('#status[data-state="reconnecting"]').waitFor({ timeout: 5000 });
+    await member(alice, 'bob-browser').waitFor({ state: 'detached', timeout: 10000 });
+    await say(alice, 'while you were away 1');
+    await say(alice, 'while you were away 2');
+    await message(alice, 'while you were away 2').waitFor({ timeout: 10000 });
+    await bob.evaluate(() => {
+      const t = window.Switchboard.app.transport;
+      t.url = t.realUrl;
+      t.reconnectNow();
+    });
+    await bob.locator('#status[data-state="open"]').waitFor({ timeout: 10000 });
+    await message(bob, 'while you were away 2').waitFor({ timeout: 10000 });
+    assert.equal(await message(bob, 'while you were away 1').count(), 1, 'missed message replayed exactly once');
+    assert.equal(await message(bob, 'hello bob, from alice').count(), 1, 'no duplicate after replay');
+    await member(alice, 'bob-browser').waitFor({ timeout: 10000 });
+    await assertText(bob.locator('#member-count'), '2');
+
+    // messages are in seq order on both pages
+    for (const page of [alice, bob]) {
+      const seqs = await page.locator('#messages li.message').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+      assert.equal(new Set(seqs).size, seqs.length);
+    }
+    await alice.close();
+    await member(bob, 'alice-browser').waitFor({ state: 'detached', timeout: 10000 });
+    await assertText(bob.locator('#member-count'), '1');
+  }).catch((err) => {
+    for (const l of [...alice.logs, ...bob.logs]) t.diagnostic(l);
+    throw err;
+  });
+});
+
+async function assertText(locator, expected, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = (await locator.textContent())?.trim();
+    if (last === expected) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(last, expected, `text of ${locator}`);
+}
