@@ -32,6 +32,10 @@ pub struct ClientInfo {
     pub name: Arc<str>,
     /// Protocol it speaks, e.g. `"websocket"`, `"socket.io"`, `"sockjs"`, `"stomp"`.
     pub protocol: &'static str,
+    /// Whether it receives presence events (join/leave) of its topics. Raw
+    /// endpoints that cannot show them say no, which spares the O(subscribers)
+    /// fan-out of every join and leave.
+    pub presence_events: bool,
 }
 
 impl ClientInfo {
@@ -40,6 +44,7 @@ impl ClientInfo {
         ClientInfo {
             name: name.into(),
             protocol,
+            presence_events: true,
         }
     }
 }

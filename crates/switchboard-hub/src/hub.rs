@@ -139,10 +139,14 @@ impl Hub {
     pub fn connect(&self, info: ClientInfo) -> Client {
         let inner = &self.inner;
         let id = ClientId(inner.next_client_id.fetch_add(1, Ordering::Relaxed));
-        let mailbox = Arc::new(Mailbox::new(
+        let mut mailbox = Mailbox::new(
             inner.config.mailbox_max_messages,
             inner.config.mailbox_max_bytes,
-        ));
+        );
+        if !info.presence_events {
+            mailbox = mailbox.without_presence();
+        }
+        let mailbox = Arc::new(mailbox);
         inner.clients.fetch_add(1, Ordering::Relaxed);
         Client::new(id, info, self.clone(), mailbox)
     }

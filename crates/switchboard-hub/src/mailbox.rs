@@ -126,6 +126,8 @@ pub struct Mailbox {
     state: AtomicU8,
     max_messages: u32,
     max_bytes: u32,
+    /// Whether presence events are delivered here (see [`ClientInfo::presence`](crate::ClientInfo)).
+    wants_presence: bool,
     dropped: AtomicU64,
 }
 
@@ -140,8 +142,21 @@ impl Mailbox {
             state: AtomicU8::new(0),
             max_messages: clamp(max_messages),
             max_bytes: clamp(max_bytes),
+            wants_presence: true,
             dropped: AtomicU64::new(0),
         }
+    }
+
+    /// This mailbox's owner does not want presence events (raw endpoints that
+    /// could not show them): the hub skips it when fanning them out.
+    pub fn without_presence(mut self) -> Self {
+        self.wants_presence = false;
+        self
+    }
+
+    /// Whether presence events are delivered to this mailbox.
+    pub fn wants_presence(&self) -> bool {
+        self.wants_presence
     }
 
     /// Queues a delivery. Returns `false` if it was dropped: the mailbox is

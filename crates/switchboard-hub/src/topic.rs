@@ -129,6 +129,9 @@ impl TopicState {
             if except == Some(i as u32) {
                 continue;
             }
+            if matches!(delivery, Delivery::Presence(_)) && !s.mailbox.wants_presence() {
+                continue;
+            }
             match s.mailbox.push_outcome(delivery.clone()) {
                 PushOutcome::Queued => f.delivered += 1,
                 PushOutcome::Overflowed => {

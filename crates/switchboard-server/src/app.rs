@@ -23,7 +23,7 @@ pub struct AppState {
     /// Handshake options derived from `config`.
     pub ws_options: ServerOptions,
     /// Timers and back-pressure of WebSocket connections.
-    pub driver_config: DriverConfig,
+    pub driver_config: Arc<DriverConfig>,
 }
 
 /// A Switchboard instance: build it from a [`Config`], mount its router.
@@ -55,27 +55,38 @@ impl Switchboard {
     /// the rest of the application, or with another backplane).
     pub fn with_hub(config: Config, hub: Hub) -> Self {
         let allowed = config.websocket.allowed_origins.clone();
-        let origin_allowed: Option<Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>> = if allowed.is_empty() {
-            None
-        } else {
-            Some(Arc::new(move |origin: Option<&str>| match origin {
-                Some(o) => allowed.iter().any(|a| a.eq_ignore_ascii_case(o)),
-                // Non-browser clients send no Origin; the allow-list is about browsers.
-                None => true,
-            }))
-        };
+        let origin_allowed: Option<Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>> =
+            if allowed.is_empty() {
+                None
+            } else {
+                Some(Arc::new(move |origin: Option<&str>| match origin {
+                    Some(o) => allowed.iter().any(|a| a.eq_ignore_ascii_case(o)),
+                    // Non-browser clients send no Origin; the allow-list is about browsers.
+                    None => true,
+                }))
+            };
         let ws_options = ServerOptions {
             protocols: Vec::new(),
-            deflate: config.websocket.compression.then(DeflateConfig::default),
+            deflate: config.websocket.compression.then(|| DeflateConfig {
+                compression_level: config.websocket.compression_level.min(9),
+                min_size: config.websocket.compression_min_size,
+                ..DeflateConfig::default()
+            }),
             origin_allowed,
         };
-        let driver_config = DriverConfig {
+        let driver_config = Arc::new(DriverConfig {
             ping_interval: config.websocket.ping_interval(),
             ping_timeout: std::time::Duration::from_secs(config.websocket.ping_timeout_secs),
             ..DriverConfig::default()
-        };
+        });
         Switchboard {
-            state: Arc::new(AppState { config, hub, shutdown: Shutdown::new(), ws_options, driver_config }),
+            state: Arc::new(AppState {
+                config,
+                hub,
+                shutdown: Shutdown::new(),
+                ws_options,
+                driver_config,
+            }),
         }
     }
 

@@ -14,10 +14,17 @@ use tokio::net::TcpListener;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves `sb` on `listener` until `signal` completes, then shuts down gracefully.
-pub async fn serve(listener: TcpListener, sb: Switchboard, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    sb: Switchboard,
+    signal: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let service = TowerToHyperService::new(sb.router());
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .keep_alive(true);
     tokio::pin!(signal);
     loop {
         tokio::select! {
@@ -37,7 +44,7 @@ pub async fn serve(listener: TcpListener, sb: Switchboard, signal: impl Future<O
                 tokio::spawn(async move {
                     tokio::pin!(conn);
                     let stop = std::future::poll_fn(|cx| {
-                        if guard.poll_triggered(cx) { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+                        if guard.poll_shutdown(cx) { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
                     });
                     let result = tokio::select! {
                         r = conn.as_mut() => r,

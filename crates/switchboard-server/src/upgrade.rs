@@ -11,11 +11,17 @@ use hyper_util::rt::TokioIo;
 use switchboard_transport::{drive, WsHandler};
 use switchboard_websocket::handshake::server::accept;
 use switchboard_websocket::{Config as WsConfig, Connection, Role};
+use tokio::net::TcpStream;
 
 /// Answers `req` with an HTTP error or a 101, and on success runs `make_handler`'s
 /// handler on the upgraded connection in a task of its own.
 pub fn upgrade<H: WsHandler>(state: &AppState, mut req: Request, handler: H) -> Response {
-    let accepted = match accept(req.method(), req.version(), req.headers(), &state.ws_options) {
+    let accepted = match accept(
+        req.method(),
+        req.version(),
+        req.headers(),
+        &state.ws_options,
+    ) {
         Ok(a) => a,
         Err(e) => {
             let mut resp = text_response(e.status, e.reason);
@@ -24,7 +30,10 @@ pub fn upgrade<H: WsHandler>(state: &AppState, mut req: Request, handler: H) -> 
         }
     };
     let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
-        return text_response(StatusCode::UPGRADE_REQUIRED, "connection cannot be upgraded");
+        return text_response(
+            StatusCode::UPGRADE_REQUIRED,
+            "connection cannot be upgraded",
+        );
     };
     let config = WsConfig {
         max_message_size: state.config.websocket.max_message_size,
@@ -33,13 +42,44 @@ pub fn upgrade<H: WsHandler>(state: &AppState, mut req: Request, handler: H) -> 
     };
     let driver_config = state.driver_config.clone();
     let shutdown = state.shutdown.clone();
+    // A short task waits for hyper to hand over the socket, then spawns the
+    // connection's long-lived task: the driver alone, so nothing else sits in
+    // every idle connection's memory.
     tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let conn = Connection::new(Role::Server, config);
-                drive(TokioIo::new(upgraded), conn, handler, driver_config, &shutdown).await;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+        };
+        let mut conn = Connection::new(Role::Server, config);
+        let mut handler = handler;
+        // Served by our accept loop, the socket is a plain TcpStream: drive it
+        // directly (no boxed I/O object, no rewind buffer). Behind another
+        // server (a Rust app's own `axum::serve`), drive whatever it is.
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let (io, read_buf) = (parts.io, parts.read_buf);
+                if !read_buf.is_empty() {
+                    // Frames the client sent right behind its handshake.
+                    let mut early = read_buf.to_vec();
+                    let _ = conn.receive(&mut early, |ev, w| handler.on_event(ev, w));
+                }
+                // Even empty, it pins hyper's whole read buffer: let it go now.
+                drop(read_buf);
+                spawn_driver(drive(
+                    io.into_inner(),
+                    conn,
+                    handler,
+                    driver_config,
+                    &shutdown,
+                ));
             }
-            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+            Err(upgraded) => spawn_driver(drive(
+                TokioIo::new(upgraded),
+                conn,
+                handler,
+                driver_config,
+                &shutdown,
+            )),
         }
     });
     let mut resp = Response::new(Body::empty());
@@ -48,11 +88,18 @@ pub fn upgrade<H: WsHandler>(state: &AppState, mut req: Request, handler: H) -> 
     resp
 }
 
+fn spawn_driver<F: std::future::Future<Output = ()> + Send + 'static>(driver: F) {
+    tracing::trace!(bytes = std::mem::size_of::<F>(), "websocket task size");
+    tokio::spawn(driver);
+}
+
 /// A plain-text response whose body is `reason` and a newline.
 pub fn text_response(status: StatusCode, reason: &str) -> Response {
     let mut resp = Response::new(Body::from(format!("{reason}\n")));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }

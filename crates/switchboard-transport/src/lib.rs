@@ -3,8 +3,8 @@
 //! back-pressure. Protocol rules live in the cores, routing in the hub.
 
 pub mod buffer_pool;
-pub mod shutdown;
+pub mod registry;
 pub mod websocket;
 
-pub use shutdown::Shutdown;
-pub use websocket::{drive, DriverConfig, WsHandler};
+pub use registry::{ConnectionGuard, Registry, Shutdown};
+pub use websocket::{drive, Driver, DriverConfig, WsHandler};

@@ -7,7 +7,7 @@
 //! module only moves bytes, runs the timers and applies back-pressure.
 
 use crate::buffer_pool::PooledBuffer;
-use crate::shutdown::{Shutdown, ShutdownGuard};
+use crate::registry::{ConnectionGuard, Registry};
 use bytes::{Buf, Bytes};
 use std::future::Future;
 use std::io::IoSlice;
@@ -18,7 +18,7 @@ use std::time::Duration;
 use switchboard_hub::{Delivery, Mailbox};
 use switchboard_websocket::{CloseCode, Connection, Event, Writer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 /// What a WebSocket endpoint does with a connection's traffic.
 pub trait WsHandler: Send + Unpin + 'static {
@@ -70,8 +70,15 @@ thread_local! {
     static DELIVERIES: std::cell::RefCell<Vec<Delivery>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Runs a WebSocket connection to completion.
-pub async fn drive<IO, H>(io: IO, conn: Connection, handler: H, config: DriverConfig, shutdown: &Shutdown)
+/// The future that runs a WebSocket connection to completion (it is the
+/// whole per-connection task: keep it small).
+pub fn drive<IO, H>(
+    io: IO,
+    conn: Connection,
+    handler: H,
+    config: Arc<DriverConfig>,
+    registry: &Registry,
+) -> Driver<IO, H>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
     H: WsHandler,
@@ -81,10 +88,9 @@ where
         io,
         conn,
         handler,
-        guard: shutdown.register(),
+        guard: registry.register(),
         out: Vec::new(),
         front_partial: false,
-        timer: None,
         last_rx: Instant::now(),
         close_deadline: None,
         ping_sent: false,
@@ -93,20 +99,19 @@ where
         io_done: false,
         config,
     }
-    .await
 }
 
-struct Driver<IO, H> {
+/// A WebSocket connection's task; see [`drive`].
+pub struct Driver<IO, H> {
     io: IO,
     conn: Connection,
     handler: H,
     mailbox: Option<Arc<Mailbox>>,
-    guard: ShutdownGuard,
+    guard: ConnectionGuard,
     /// Bytes produced but not yet accepted by the socket, in order.
     out: Vec<Bytes>,
     /// The first chunk of `out` was partly written (it cannot be discarded).
     front_partial: bool,
-    timer: Option<Pin<Box<Sleep>>>,
     last_rx: Instant,
     close_deadline: Option<Instant>,
     ping_sent: bool,
@@ -115,7 +120,7 @@ struct Driver<IO, H> {
     paused: bool,
     /// The socket failed or reached EOF: nothing more can be read or written.
     io_done: bool,
-    config: DriverConfig,
+    config: Arc<DriverConfig>,
 }
 
 impl<IO, H> Driver<IO, H>
@@ -126,7 +131,8 @@ where
     /// Whether output waiting for the socket is above the high-water mark;
     /// remembers that a source was paused so the poll loop retries it.
     fn backlogged(&mut self) -> bool {
-        let backlog = self.out.iter().map(Bytes::len).sum::<usize>() + self.conn.writer().output_len();
+        let backlog =
+            self.out.iter().map(Bytes::len).sum::<usize>() + self.conn.writer().output_len();
         let high = backlog >= self.config.output_high_water;
         self.paused |= high;
         high
@@ -157,7 +163,10 @@ where
                     self.last_rx = Instant::now();
                     self.ping_sent = false;
                     let handler = &mut self.handler;
-                    if let Err(e) = self.conn.receive(&mut buf[..n], |ev, w| handler.on_event(ev, w)) {
+                    if let Err(e) = self
+                        .conn
+                        .receive(&mut buf[..n], |ev, w| handler.on_event(ev, w))
+                    {
                         tracing::debug!(error = %e, "websocket protocol error");
                     }
                 }
@@ -174,7 +183,9 @@ where
             return;
         }
         let backlogged = self.backlogged();
-        let Some(mailbox) = self.mailbox.clone() else { return };
+        let Some(mailbox) = self.mailbox.clone() else {
+            return;
+        };
         if backlogged {
             // Not taking deliveries now, but an overflow must still wake us.
             mailbox.register_waker(cx.waker());
@@ -198,7 +209,9 @@ where
         if mailbox.is_overflowed() {
             self.drop_slow_consumer();
         } else if mailbox.is_closed() {
-            self.conn.writer().close(CloseCode::GOING_AWAY, "server shutting down");
+            self.conn
+                .writer()
+                .close(CloseCode::GOING_AWAY, "server shutting down");
         }
     }
 
@@ -208,7 +221,9 @@ where
         tracing::debug!("closing slow consumer");
         self.conn.writer().take_output(&mut self.out);
         self.out.truncate(usize::from(self.front_partial));
-        self.conn.writer().close(CloseCode::TRY_AGAIN_LATER, "slow consumer");
+        self.conn
+            .writer()
+            .close(CloseCode::TRY_AGAIN_LATER, "slow consumer");
     }
 
     /// Writes pending output. Ready(()) when all was written or the socket is gone.
@@ -256,46 +271,44 @@ where
         Poll::Ready(())
     }
 
-    /// Heartbeat and close timers. Returns true when the connection must be dropped now.
-    ///
-    /// The sleep is re-armed only when it fires or must fire earlier, never on
-    /// every read: reads just move `last_rx`, and an early wake-up re-computes.
-    fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Heartbeat and close timers. Returns true when the connection must be
+    /// dropped now. The wake-up comes from the registry's shared ticker: reads
+    /// only move `last_rx`, and a wake-up re-computes the real deadline.
+    fn poll_timers(&mut self) -> bool {
         loop {
             let now = Instant::now();
             let deadline = if self.conn.close_sent() {
-                *self.close_deadline.get_or_insert(now + self.config.close_timeout)
+                *self
+                    .close_deadline
+                    .get_or_insert(now + self.config.close_timeout)
             } else if let Some(interval) = self.config.ping_interval {
-                let idle = if self.ping_sent { interval + self.config.ping_timeout } else { interval };
+                let idle = if self.ping_sent {
+                    interval + self.config.ping_timeout
+                } else {
+                    interval
+                };
                 self.last_rx + idle
             } else {
+                self.guard.set_deadline(None);
                 return false;
             };
-            if now >= deadline {
-                if self.conn.close_sent() {
-                    tracing::debug!("websocket close timeout");
-                    return true;
-                }
-                if self.ping_sent {
-                    tracing::debug!("websocket ping timeout");
-                    self.conn.writer().close(CloseCode::GOING_AWAY, "ping timeout");
-                    return true;
-                }
-                self.conn.writer().ping(b"");
-                self.ping_sent = true;
-                continue;
-            }
-            match self.timer.as_mut() {
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                Some(t) if t.deadline() > deadline => t.as_mut().reset(deadline),
-                Some(_) => {}
-            }
-            let timer = self.timer.as_mut().expect("armed above");
-            if timer.as_mut().poll(cx).is_pending() {
+            if now < deadline {
+                self.guard.set_deadline(Some(deadline));
                 return false;
             }
-            // Fired early (activity moved the deadline): re-arm for the real one.
-            timer.as_mut().reset(deadline);
+            if self.conn.close_sent() {
+                tracing::debug!("websocket close timeout");
+                return true;
+            }
+            if self.ping_sent {
+                tracing::debug!("websocket ping timeout");
+                self.conn
+                    .writer()
+                    .close(CloseCode::GOING_AWAY, "ping timeout");
+                return true;
+            }
+            self.conn.writer().ping(b"");
+            self.ping_sent = true;
         }
     }
 }
@@ -310,13 +323,15 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         loop {
-            if !this.shutting_down && this.guard.poll_triggered(cx) {
+            if this.guard.poll_shutdown(cx) && !this.shutting_down {
                 this.shutting_down = true;
-                this.conn.writer().close(CloseCode::GOING_AWAY, "server shutting down");
+                this.conn
+                    .writer()
+                    .close(CloseCode::GOING_AWAY, "server shutting down");
             }
             this.poll_read_side(cx);
             this.poll_mailbox(cx);
-            let drop_now = this.poll_timers(cx);
+            let drop_now = this.poll_timers();
             let flushed = this.poll_flush(cx).is_ready();
             if this.io_done || drop_now || (this.conn.is_closed() && flushed) {
                 if !this.io_done && flushed {

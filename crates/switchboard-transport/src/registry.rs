@@ -1,0 +1,306 @@
+//! The live-connection registry: one small slot per connection holding its
+//! task waker and its next coarse deadline.
+//!
+//! It replaces two per-connection costs with shared ones: shutdown is one
+//! `trigger` that wakes every slot, and heartbeat/close timers are one ticker
+//! task per registry that wakes the slots whose deadline passed (one-second
+//! resolution, ample for 30-second pings and 5-second close timeouts), instead
+//! of a timer entry per connection.
+
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Waker};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const SHARDS: usize = 32;
+/// How often the ticker looks for passed deadlines.
+pub const TICK: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Slot {
+    waker: Option<Waker>,
+    /// Seconds since the registry's epoch; 0 means no deadline.
+    deadline: u32,
+}
+
+#[derive(Default)]
+struct Shard {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+struct Inner {
+    epoch: Instant,
+    triggered: AtomicBool,
+    live: AtomicUsize,
+    next_shard: AtomicUsize,
+    ticker_started: AtomicBool,
+    shards: [Mutex<Shard>; SHARDS],
+    idle: tokio::sync::Notify,
+}
+
+/// Cloneable handle to a server's registry of live connections.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+/// The name the shutdown role of the registry goes by in the server.
+pub type Shutdown = Registry;
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// An empty registry, not shut down.
+    pub fn new() -> Self {
+        Registry {
+            inner: Arc::new(Inner {
+                epoch: Instant::now(),
+                triggered: AtomicBool::new(false),
+                live: AtomicUsize::new(0),
+                next_shard: AtomicUsize::new(0),
+                ticker_started: AtomicBool::new(false),
+                shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
+                idle: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    /// Registers a connection; the guard unregisters it on drop. Starts the
+    /// ticker on first use (must be called inside a tokio runtime).
+    pub fn register(&self) -> ConnectionGuard {
+        if !self.inner.ticker_started.swap(true, Ordering::AcqRel) {
+            tokio::spawn(ticker(Arc::downgrade(&self.inner)));
+        }
+        self.inner.live.fetch_add(1, Ordering::AcqRel);
+        let shard = self.inner.next_shard.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        let slot = {
+            let mut s = self.inner.shards[shard].lock();
+            match s.free.pop() {
+                Some(i) => i,
+                None => {
+                    s.slots.push(Slot::default());
+                    (s.slots.len() - 1) as u32
+                }
+            }
+        };
+        ConnectionGuard {
+            inner: self.inner.clone(),
+            shard: shard as u32,
+            slot,
+            armed: 0,
+        }
+    }
+
+    /// Asks every registered connection to shut down.
+    pub fn trigger(&self) {
+        self.inner.triggered.store(true, Ordering::Release);
+        for shard in &self.inner.shards {
+            let wakers: Vec<Waker> = shard
+                .lock()
+                .slots
+                .iter_mut()
+                .filter_map(|s| s.waker.take())
+                .collect();
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    /// Whether `trigger` was called.
+    pub fn is_triggered(&self) -> bool {
+        self.inner.triggered.load(Ordering::Acquire)
+    }
+
+    /// Number of registered connections.
+    pub fn live(&self) -> usize {
+        self.inner.live.load(Ordering::Acquire)
+    }
+
+    /// Waits until every registered connection is gone or `timeout` passes.
+    /// Returns the number still alive.
+    pub async fn wait_idle(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.inner.idle.notified();
+            if self.live() == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.live();
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn now_secs(&self) -> u32 {
+        self.epoch.elapsed().as_secs() as u32
+    }
+
+    /// Wakes every slot whose deadline passed (and clears the deadline).
+    fn tick(&self) {
+        let now = self.now_secs();
+        for shard in &self.shards {
+            let due: Vec<Waker> = {
+                let mut s = shard.lock();
+                s.slots
+                    .iter_mut()
+                    .filter(|slot| slot.deadline != 0 && slot.deadline <= now)
+                    .filter_map(|slot| {
+                        slot.deadline = 0;
+                        slot.waker.clone()
+                    })
+                    .collect()
+            };
+            due.into_iter().for_each(Waker::wake);
+        }
+    }
+}
+
+async fn ticker(registry: Weak<Inner>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        match registry.upgrade() {
+            Some(inner) => inner.tick(),
+            None => return,
+        }
+    }
+}
+
+/// A connection's slot in the [`Registry`].
+pub struct ConnectionGuard {
+    inner: Arc<Inner>,
+    shard: u32,
+    slot: u32,
+    /// The deadline last written to the slot, to skip rewriting it.
+    armed: u32,
+}
+
+impl ConnectionGuard {
+    /// Stores the task's waker (so shutdown and deadlines can wake it) and
+    /// tells whether shutdown was triggered.
+    pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> bool {
+        if self.inner.triggered.load(Ordering::Acquire) {
+            return true;
+        }
+        {
+            let mut s = self.inner.shards[self.shard as usize].lock();
+            let w = &mut s.slots[self.slot as usize].waker;
+            match w {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *w = Some(cx.waker().clone()),
+            }
+        }
+        // Re-check: trigger may have run between the first check and the store.
+        self.inner.triggered.load(Ordering::Acquire)
+    }
+
+    /// Asks for a wake-up at `deadline` (rounded up to the next tick); None
+    /// cancels. Call [`poll_shutdown`](Self::poll_shutdown) in the same poll
+    /// so the slot has the current waker.
+    ///
+    /// The slot is only written when the deadline changes; the ticker clears
+    /// it when it fires, and a woken connection always finds its deadline
+    /// passed (it is rounded up), so it arms a new one.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        let secs = match deadline {
+            // +1: a wake-up may come up to one tick late, never early.
+            Some(d) => {
+                (d.saturating_duration_since(self.inner.epoch).as_secs() as u32).saturating_add(1)
+            }
+            None => 0,
+        };
+        if secs != self.armed {
+            self.armed = secs;
+            self.inner.shards[self.shard as usize].lock().slots[self.slot as usize].deadline = secs;
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        {
+            let mut s = self.inner.shards[self.shard as usize].lock();
+            s.slots[self.slot as usize] = Slot::default();
+            s.free.push(self.slot);
+        }
+        if self.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inner.idle.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct Counter(AtomicUsize);
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn trigger_wakes_registered_connections_once() {
+        let reg = Registry::new();
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let guards: Vec<_> = (0..10).map(|_| reg.register()).collect();
+        for g in &guards {
+            assert!(!g.poll_shutdown(&mut cx));
+        }
+        assert_eq!(reg.live(), 10);
+        reg.trigger();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 10);
+        assert!(guards[0].poll_shutdown(&mut cx));
+        drop(guards);
+        assert_eq!(reg.live(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_wake_only_when_due() {
+        let reg = Registry::new();
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut soon = reg.register();
+        let mut later = reg.register();
+        let never = reg.register();
+        for g in [&soon, &later, &never] {
+            g.poll_shutdown(&mut cx);
+        }
+        soon.set_deadline(Some(Instant::now() + Duration::from_secs(2)));
+        later.set_deadline(Some(Instant::now() + Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "only the 2 s deadline is due"
+        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(counter.0.load(Ordering::SeqCst), 2, "a deadline fires once");
+    }
+
+    #[tokio::test]
+    async fn wait_idle_returns_when_last_guard_drops() {
+        let reg = Registry::new();
+        let g = reg.register();
+        let reg2 = reg.clone();
+        let t = tokio::spawn(async move { reg2.wait_idle(Duration::from_secs(5)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(g);
+        assert_eq!(t.await.unwrap(), 0);
+    }
+}
