@@ -31,6 +31,10 @@ pub struct WebSocketConfig {
     pub max_message_size: usize,
     /// Offer permessage-deflate (RFC 7692) to clients that ask for it.
     pub compression: bool,
+    /// zlib level for outgoing messages (0–9); 1 favours latency and CPU.
+    pub compression_level: u32,
+    /// Outgoing messages shorter than this many bytes are not compressed.
+    pub compression_min_size: usize,
     /// Seconds without traffic before the server pings (0: never).
     pub ping_interval_secs: u64,
     /// Seconds to wait for any traffic after a ping before dropping the peer.
@@ -67,6 +71,8 @@ impl Default for WebSocketConfig {
         WebSocketConfig {
             max_message_size: 16 << 20,
             compression: false,
+            compression_level: 1,
+            compression_min_size: 64,
             ping_interval_secs: 30,
             ping_timeout_secs: 30,
             allowed_origins: Vec::new(),
@@ -76,7 +82,11 @@ impl Default for WebSocketConfig {
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { history_size: 100, mailbox_max_messages: 1024, mailbox_max_bytes: 4 << 20 }
+        HubConfig {
+            history_size: 100,
+            mailbox_max_messages: 1024,
+            mailbox_max_bytes: 4 << 20,
+        }
     }
 }
 
@@ -118,7 +128,9 @@ impl Config {
             None => toml::Table::new(),
         };
         for (key, value) in env {
-            let Some(path) = key.strip_prefix("SWITCHBOARD_") else { continue };
+            let Some(path) = key.strip_prefix("SWITCHBOARD_") else {
+                continue;
+            };
             let path: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
             // Other tools' SWITCHBOARD_* variables (e.g. SWITCHBOARD_BIN in the
             // test harness) are not ours; a typo inside a section still fails.
@@ -148,7 +160,9 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
             Ok(())
         }
         [first, rest @ ..] => {
-            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
             match entry {
                 toml::Value::Table(t) => set_path(t, rest, value),
                 _ => Err(format!("{first} is not a section")),
@@ -162,7 +176,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -178,11 +195,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\n[websocket]\ncompression = true\nmax_message_size = 10\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\n[websocket]\ncompression = true\nmax_message_size = 10\n",
+        )
+        .unwrap();
         let c = Config::load(
             Some(&path),
-            env(&[("SWITCHBOARD_WEBSOCKET__MAX_MESSAGE_SIZE", "20"), ("SWITCHBOARD_LOG", "debug")]),
+            env(&[
+                ("SWITCHBOARD_WEBSOCKET__MAX_MESSAGE_SIZE", "20"),
+                ("SWITCHBOARD_LOG", "debug"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.listen.port(), 9000);

@@ -7,7 +7,11 @@ use switchboard_server::serve::{serve, stop_signal};
 use switchboard_server::{Config, Switchboard};
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Real-time server: WebSocket endpoints and a pub/sub hub")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Real-time server: WebSocket endpoints and a pub/sub hub"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,7 +49,10 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(l) => l,

@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use switchboard_hub::{
-    Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind, Presence, PresenceEvent, PresenceKind,
-    Publication,
+    Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind, Presence,
+    PresenceEvent, PresenceKind, Publication,
 };
 use switchboard_transport::WsHandler;
 use switchboard_websocket::{encode_frame, Event, OpCode, Writer};
@@ -30,13 +30,24 @@ pub struct ChatQuery {
 static ANON: AtomicU64 = AtomicU64::new(1);
 
 /// The envelope endpoint.
-pub async fn chat(State(state): State<Arc<AppState>>, Query(q): Query<ChatQuery>, req: Request) -> Response {
+pub async fn chat(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ChatQuery>,
+    req: Request,
+) -> Response {
     let name = match q.name {
-        Some(n) if !n.is_empty() && n.chars().count() <= 64 && !n.chars().any(char::is_control) => n,
-        Some(_) => return text_response(StatusCode::BAD_REQUEST, "name must be 1 to 64 printable characters"),
+        Some(n) if !n.is_empty() && n.chars().count() <= 64 && !n.chars().any(char::is_control) => {
+            n
+        }
+        Some(_) => {
+            return text_response(
+                StatusCode::BAD_REQUEST,
+                "name must be 1 to 64 printable characters",
+            )
+        }
         None => format!("anon-{}", ANON.fetch_add(1, Ordering::Relaxed)),
     };
-    let client = state.hub.connect(ClientInfo { name: name.into(), protocol: "websocket" });
+    let client = state.hub.connect(ClientInfo::new(name, "websocket"));
     upgrade(&state, req, ChatSocket { client })
 }
 
@@ -63,7 +74,10 @@ struct Request_<'a> {
 }
 
 impl<'a> Request_<'a> {
-    fn field<T: Deserialize<'a>>(raw: Option<&'a RawValue>, name: &str) -> Result<Option<T>, Failure> {
+    fn field<T: Deserialize<'a>>(
+        raw: Option<&'a RawValue>,
+        name: &str,
+    ) -> Result<Option<T>, Failure> {
         raw.map(|r| serde_json::from_str::<T>(r.get()))
             .transpose()
             .map_err(|_| Failure("bad_request", format!("invalid \"{name}\"")))
@@ -95,9 +109,11 @@ impl WsHandler for ChatSocket {
     fn on_event(&mut self, event: Event<'_>, out: &mut Writer) {
         match event {
             Event::Text(text) => self.on_request(text, out),
-            Event::Binary(_) => {
-                reply_error(out, None, &Failure("binary_unsupported", "send JSON text messages".into()))
-            }
+            Event::Binary(_) => reply_error(
+                out,
+                None,
+                &Failure("binary_unsupported", "send JSON text messages".into()),
+            ),
             _ => {}
         }
     }
@@ -130,7 +146,9 @@ impl ChatSocket {
         let id = req.id.map(RawValue::get);
         let op = match Request_::field::<&str>(req.op, "op") {
             Ok(Some(op)) => op,
-            Ok(None) => return reply_error(out, id, &Failure("bad_request", "missing \"op\"".into())),
+            Ok(None) => {
+                return reply_error(out, id, &Failure("bad_request", "missing \"op\"".into()))
+            }
             Err(f) => return reply_error(out, id, &f),
         };
         if let Err(f) = self.dispatch(op, &req, id, out) {
@@ -138,7 +156,13 @@ impl ChatSocket {
         }
     }
 
-    fn dispatch(&mut self, op: &str, req: &Request_, id: Option<&str>, out: &mut Writer) -> Result<(), Failure> {
+    fn dispatch(
+        &mut self,
+        op: &str,
+        req: &Request_,
+        id: Option<&str>,
+        out: &mut Writer,
+    ) -> Result<(), Failure> {
         match op {
             "subscribe" => {
                 let topic = &*req.topic()?;
@@ -168,7 +192,9 @@ impl ChatSocket {
             }
             "publish" => {
                 let topic = &*req.topic()?;
-                let data = req.data.ok_or_else(|| Failure("bad_request", "missing \"data\"".into()))?;
+                let data = req
+                    .data
+                    .ok_or_else(|| Failure("bad_request", "missing \"data\"".into()))?;
                 let payload = Payload::json_or_text(Bytes::copy_from_slice(data.get().as_bytes()));
                 let seq = self.client.publish(topic, payload)?;
                 let mut r = ok_head("publish", id);
@@ -180,7 +206,12 @@ impl ChatSocket {
                 switchboard_hub::validate_topic(topic)?;
                 let presence = self.client.hub().presence(topic);
                 let mut r = ok_head("presence", id);
-                let _ = write!(r, ",\"topic\":{},\"presence\":{}}}", json_str(topic), presence_json(&presence));
+                let _ = write!(
+                    r,
+                    ",\"topic\":{},\"presence\":{}}}",
+                    json_str(topic),
+                    presence_json(&presence)
+                );
                 out.send_text(&r);
             }
             "history" => {
@@ -188,7 +219,12 @@ impl ChatSocket {
                 switchboard_hub::validate_topic(topic)?;
                 let h = self.client.hub().history(topic, req.since()?.unwrap_or(0));
                 let mut r = ok_head("history", id);
-                let _ = write!(r, ",\"topic\":{},\"complete\":{},\"messages\":[", json_str(topic), h.complete);
+                let _ = write!(
+                    r,
+                    ",\"topic\":{},\"complete\":{},\"messages\":[",
+                    json_str(topic),
+                    h.complete
+                );
                 for (i, p) in h.messages.iter().enumerate() {
                     if i > 0 {
                         r.push(',');
@@ -206,7 +242,12 @@ impl ChatSocket {
                 r.push('}');
                 out.send_text(&r);
             }
-            other => return Err(Failure("unknown_op", format!("unknown op {}", json_str(other)))),
+            other => {
+                return Err(Failure(
+                    "unknown_op",
+                    format!("unknown op {}", json_str(other)),
+                ))
+            }
         }
         Ok(())
     }
@@ -235,7 +276,11 @@ fn json_str(s: &str) -> String {
 
 fn presence_json(p: &Presence) -> String {
     let members: Vec<&str> = p.members.iter().map(|m| &**m).collect();
-    format!("{{\"count\":{},\"members\":{}}}", p.count, serde_json::to_string(&members).expect("serializes"))
+    format!(
+        "{{\"count\":{},\"members\":{}}}",
+        p.count,
+        serde_json::to_string(&members).expect("serializes")
+    )
 }
 
 fn presence_event_json(ev: &PresenceEvent) -> String {
@@ -291,6 +336,8 @@ fn send_publication(p: &Arc<Publication>, out: &mut Writer) {
     if out.deflate_enabled() {
         out.send_text(&json());
     } else {
-        out.send_prepared(p.encoded.get_or_init(Encoding::WsEnvelope, || encode_frame(OpCode::Text, json().as_bytes())));
+        out.send_prepared(p.encoded.get_or_init(Encoding::WsEnvelope, || {
+            encode_frame(OpCode::Text, json().as_bytes())
+        }));
     }
 }

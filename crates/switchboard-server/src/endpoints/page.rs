@@ -10,7 +10,10 @@ mod embedded {
 }
 
 fn find(name: &str) -> Option<&'static [u8]> {
-    embedded::ASSETS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    embedded::ASSETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
 }
 
 fn content_type(name: &str) -> &'static str {
@@ -30,7 +33,10 @@ fn serve(name: &str) -> Response {
     match find(name) {
         Some(body) => (
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static(content_type(name))),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(content_type(name)),
+                ),
                 (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
             ],
             body,

@@ -14,8 +14,16 @@ use switchboard_transport::WsHandler;
 use switchboard_websocket::{encode_frame, Event, OpCode, Writer};
 
 /// The topic endpoint.
-pub async fn topic(State(state): State<Arc<AppState>>, Path(name): Path<String>, req: Request) -> Response {
-    let client = state.hub.connect(ClientInfo { name: "anonymous".into(), protocol: "websocket" });
+pub async fn topic(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    let client = state.hub.connect(ClientInfo {
+        name: "anonymous".into(),
+        protocol: "websocket",
+        presence_events: false,
+    });
     if let Err(e) = client.subscribe(&name, None) {
         let status = match e {
             HubError::InvalidTopic => StatusCode::BAD_REQUEST,
@@ -50,7 +58,9 @@ impl WsHandler for TopicSocket {
     }
 
     fn on_delivery(&mut self, delivery: Delivery, out: &mut Writer) {
-        let Delivery::Message(p) = delivery else { return };
+        let Delivery::Message(p) = delivery else {
+            return;
+        };
         let opcode = match p.payload.kind {
             PayloadKind::Binary => OpCode::Binary,
             _ => OpCode::Text,
@@ -58,7 +68,10 @@ impl WsHandler for TopicSocket {
         if out.deflate_enabled() {
             out.send(opcode, &p.payload.data);
         } else {
-            out.send_prepared(p.encoded.get_or_init(Encoding::WsRaw, || encode_frame(opcode, &p.payload.data)));
+            out.send_prepared(
+                p.encoded
+                    .get_or_init(Encoding::WsRaw, || encode_frame(opcode, &p.payload.data)),
+            );
         }
     }
 }

@@ -21,7 +21,11 @@ pub struct Server {
 impl Server {
     /// Starts the binary with extra `SWITCHBOARD_*` variables and waits for /healthz.
     pub fn start(env: &[(&str, &str)]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         cmd.args(["serve", "--listen", &addr.to_string()])
@@ -36,7 +40,8 @@ impl Server {
         while Instant::now() < deadline {
             if let Ok(mut s) = std::net::TcpStream::connect(addr) {
                 use std::io::{Read, Write};
-                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let _ =
+                    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
                 let mut resp = String::new();
                 let _ = s.read_to_string(&mut resp);
                 if resp.starts_with("HTTP/1.1 200") {
@@ -52,7 +57,12 @@ impl Server {
     pub fn rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
     }
 
     /// Whether the process is still running.
@@ -99,12 +109,18 @@ impl Client {
             let n = stream.read(&mut chunk).await.unwrap();
             assert!(n > 0, "server closed during the handshake");
             buf.extend_from_slice(&chunk[..n]);
-            if let Some((_accepted, used)) = handshake.parse_response(&buf).expect("handshake accepted") {
+            if let Some((_accepted, used)) =
+                handshake.parse_response(&buf).expect("handshake accepted")
+            {
                 break buf.split_off(used);
             }
         };
-        let mut client =
-            Client { stream, conn: Connection::new(Role::Client, Config::default()), inbox: VecDeque::new(), eof: false };
+        let mut client = Client {
+            stream,
+            conn: Connection::new(Role::Client, Config::default()),
+            inbox: VecDeque::new(),
+            eof: false,
+        };
         if !leftover.is_empty() {
             client.feed(leftover);
         }
