@@ -1,0 +1,241 @@
+//! `echo`: N connections, each keeping `in_flight` messages pipelined; the send
+//! time of each in-flight message is kept per connection in a FIFO (replies come
+//! back in order), so the payload is a constant buffer and nothing is allocated
+//! per message.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::stats::{new_hist, Latency, Report};
+use crate::util::{now_ns, parse_url, Target};
+use crate::ws::{tcp_connect, WsConn};
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct EchoArgs {
+    /// ws://host:port/path of the echo endpoint (with --raw-tcp: the TCP echo server's address)
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws/echo")]
+    pub url: String,
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// payload bytes per message
+    #[arg(long, default_value_t = 32)]
+    pub size: usize,
+    /// messages kept in flight per connection
+    #[arg(long, default_value_t = 16)]
+    pub in_flight: usize,
+    #[arg(long, default_value = "10s", value_parser = crate::util::parse_duration)]
+    pub duration: Duration,
+    #[arg(long, default_value = "2s", value_parser = crate::util::parse_duration)]
+    pub warmup: Duration,
+    /// speak plain TCP echo (same sizes): the ceiling reference
+    #[arg(long)]
+    pub raw_tcp: bool,
+}
+
+const WARMUP: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+struct Shared {
+    phase: Cell<u8>,
+    count: Cell<u64>,
+    errors: Cell<u64>,
+    ready: Cell<usize>,
+    hist: RefCell<Histogram<u64>>,
+}
+
+impl Shared {
+    #[inline]
+    fn completed(&self, fifo: &mut VecDeque<u64>, n: usize, now: u64) {
+        if self.phase.get() == MEASURE {
+            let mut h = self.hist.borrow_mut();
+            for _ in 0..n {
+                let sent = fifo.pop_front().unwrap_or(now);
+                h.saturating_record(now.saturating_sub(sent).max(1));
+            }
+            self.count.set(self.count.get() + n as u64);
+        } else {
+            for _ in 0..n {
+                fifo.pop_front();
+            }
+        }
+    }
+    fn error(&self, what: &str) {
+        if self.phase.get() != STOP {
+            if self.errors.get() < 3 {
+                eprintln!("echo: connection error: {what}");
+            }
+            self.errors.set(self.errors.get() + 1);
+        }
+    }
+}
+
+pub fn run(a: EchoArgs) -> Result<Report, String> {
+    let target = parse_url(&a.url)?;
+    if a.size == 0 || a.in_flight == 0 || a.connections == 0 {
+        return Err("--size, --in-flight and --connections must be positive".into());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let sh = Rc::new(Shared {
+            phase: Cell::new(WARMUP),
+            count: Cell::new(0),
+            errors: Cell::new(0),
+            ready: Cell::new(0),
+            hist: RefCell::new(new_hist()),
+        });
+        let (start_tx, start_rx) = watch::channel(false);
+        for _ in 0..a.connections {
+            let (sh, t, rx) = (sh.clone(), target.clone(), start_rx.clone());
+            let (size, inf) = (a.size, a.in_flight);
+            if a.raw_tcp {
+                tokio::task::spawn_local(tcp_conn(t, sh, size, inf, rx));
+            } else {
+                tokio::task::spawn_local(ws_conn(t, sh, size, inf, rx));
+            }
+        }
+        // all connected (or failed) before the clock starts
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sh.ready.get() + (sh.errors.get() as usize) < a.connections
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if sh.ready.get() == 0 {
+            return Err(format!("no connection to {} could be opened", a.url));
+        }
+        let _ = start_tx.send(true);
+        tokio::time::sleep(a.warmup).await;
+        sh.phase.set(MEASURE);
+        let t0 = Instant::now();
+        tokio::time::sleep(a.duration).await;
+        sh.phase.set(STOP);
+        let secs = t0.elapsed().as_secs_f64();
+        let hist = sh.hist.borrow();
+        Ok(Report {
+            scenario: if a.raw_tcp {
+                "echo-tcp".into()
+            } else {
+                "echo".into()
+            },
+            rate: sh.count.get() as f64 / secs,
+            latency: Latency::from_hist(&hist),
+            errors: sh.errors.get(),
+            connections: sh.ready.get() as u64,
+            seconds: secs,
+            ..Default::default()
+        })
+    })
+}
+
+async fn ws_conn(
+    t: Target,
+    sh: Rc<Shared>,
+    size: usize,
+    inf: usize,
+    mut start: watch::Receiver<bool>,
+) {
+    let payload = "x".repeat(size);
+    let mut c = match WsConn::connect(&t, None).await {
+        Ok(c) => c,
+        Err(e) => return sh.error(&e.to_string()),
+    };
+    sh.ready.set(sh.ready.get() + 1);
+    let _ = start.wait_for(|v| *v).await;
+    let mut fifo: VecDeque<u64> = VecDeque::with_capacity(inf + 1);
+    let now = now_ns();
+    for _ in 0..inf {
+        c.send_text(&payload);
+        fifo.push_back(now);
+    }
+    if let Err(e) = c.flush().await {
+        return sh.error(&e.to_string());
+    }
+    loop {
+        match c.read().await {
+            Ok(0) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
+            Ok(_) => {}
+        }
+        if sh.phase.get() == STOP {
+            return;
+        }
+        let now = now_ns();
+        let mut n = 0usize;
+        let mut bad = 0usize;
+        let alive = c.process(|p| {
+            n += 1;
+            bad += (p.len() != size) as usize;
+        });
+        if bad > 0 {
+            return sh.error("echoed payload of the wrong size");
+        }
+        sh.completed(&mut fifo, n, now);
+        for _ in 0..n {
+            c.send_text(&payload);
+            fifo.push_back(now);
+        }
+        if let Err(e) = c.flush().await {
+            return sh.error(&e.to_string());
+        }
+        if !alive {
+            return sh.error("closed by server");
+        }
+    }
+}
+
+async fn tcp_conn(
+    t: Target,
+    sh: Rc<Shared>,
+    size: usize,
+    inf: usize,
+    mut start: watch::Receiver<bool>,
+) {
+    let out = vec![b'x'; size * inf];
+    let mut s = match tcp_connect(t.addr, None).await {
+        Ok(s) => s,
+        Err(e) => return sh.error(&e.to_string()),
+    };
+    sh.ready.set(sh.ready.get() + 1);
+    let _ = start.wait_for(|v| *v).await;
+    let mut fifo: VecDeque<u64> = VecDeque::with_capacity(inf + 1);
+    let now = now_ns();
+    fifo.extend(std::iter::repeat(now).take(inf));
+    if let Err(e) = s.write_all(&out).await {
+        return sh.error(&e.to_string());
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut partial = 0usize; // bytes of a message not yet complete
+    loop {
+        let got = match s.read(&mut buf).await {
+            Ok(0) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
+            Ok(n) => n,
+        };
+        if sh.phase.get() == STOP {
+            return;
+        }
+        let now = now_ns();
+        partial += got;
+        let n = partial / size;
+        partial %= size;
+        if n == 0 {
+            continue;
+        }
+        sh.completed(&mut fifo, n, now);
+        fifo.extend(std::iter::repeat(now).take(n));
+        if let Err(e) = s.write_all(&out[..n * size]).await {
+            return sh.error(&e.to_string());
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `switchboard-bench`: load generator for WebSocket servers (echo, fan-out,
+//! idle memory) and the `suite` that measures Switchboard against peer servers
+//! on the same machine in the same run. The client runs on a tokio
+//! current-thread runtime (it is meant to be pinned to one core) and frames
+//! with Switchboard's own sans-IO core in client role.
+
+mod echo;
+mod fanout;
+mod idle;
+mod stats;
+mod suite;
+mod util;
+mod ws;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard-bench",
+    version,
+    about = "Load generator for WebSocket servers, with peers to compare against"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Pipelined echo: messages/s and round-trip latency
+    Echo {
+        #[command(flatten)]
+        args: echo::EchoArgs,
+        /// print the report as one JSON line
+        #[arg(long)]
+        json: bool,
+    },
+    /// One publisher, many subscribers: deliveries/s, delivery latency, losses
+    Fanout {
+        #[command(flatten)]
+        args: fanout::FanoutArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Many idle connections: server memory per connection
+    Idle {
+        #[command(flatten)]
+        args: idle::IdleArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every scenario against every server, pinned, repeated; markdown tables of medians and ratios
+    Suite {
+        #[command(flatten)]
+        args: suite::SuiteArgs,
+    },
+}
+
+fn main() {
+    util::init_clock();
+    let cli = Cli::parse();
+    let (report, json) = match cli.cmd {
+        Cmd::Echo { args, json } => (echo::run(args), json),
+        Cmd::Fanout { args, json } => (fanout::run(args), json),
+        Cmd::Idle { args, json } => (idle::run(args), json),
+        Cmd::Suite { args } => {
+            if let Err(e) = suite::run(args) {
+                eprintln!("switchboard-bench: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+    };
+    match report {
+        Ok(r) if json => println!("{}", serde_json::to_string(&r).unwrap()),
+        Ok(r) => r.print_human(),
+        Err(e) => {
+            eprintln!("switchboard-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Latency histograms and the result record every scenario prints.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+pub fn new_hist() -> Histogram<u64> {
+    // 1 ns .. 100 s, 3 significant figures.
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("histogram bounds")
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Latency {
+    pub samples: u64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+impl Latency {
+    pub fn from_hist(h: &Histogram<u64>) -> Self {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Latency {
+            samples: h.len(),
+            p50_us: us(h.value_at_quantile(0.50)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        }
+    }
+}
+
+/// What one scenario run reports (printed as one JSON line with `--json`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub scenario: String,
+    /// messages/s (echo) or deliveries/s (fan-out)
+    #[serde(default)]
+    pub rate: f64,
+    #[serde(default)]
+    pub latency: Latency,
+    /// fan-out: publications sent in the measured window
+    #[serde(default)]
+    pub published: u64,
+    /// fan-out: deliveries of publications of the measured window
+    #[serde(default)]
+    pub delivered: u64,
+    /// fan-out: expected - delivered deliveries of the measured window
+    #[serde(default)]
+    pub lost: u64,
+    /// connections that failed or were closed by the server during the run
+    #[serde(default)]
+    pub errors: u64,
+    /// idle: server RSS before/after and bytes per connection
+    #[serde(default)]
+    pub rss_before: u64,
+    #[serde(default)]
+    pub rss_after: u64,
+    #[serde(default)]
+    pub bytes_per_conn: f64,
+    #[serde(default)]
+    pub connections: u64,
+    #[serde(default)]
+    pub seconds: f64,
+    /// suite repetition (1-based) this run belongs to; 0 outside the suite
+    #[serde(default)]
+    pub rep: u32,
+}
+
+impl Report {
+    pub fn print_human(&self) {
+        match self.scenario.as_str() {
+            "idle" => println!(
+                "idle: {} connections, server RSS {:.1} MiB -> {:.1} MiB, {:.0} bytes/connection, errors {}",
+                self.connections,
+                self.rss_before as f64 / 1048576.0,
+                self.rss_after as f64 / 1048576.0,
+                self.bytes_per_conn,
+                self.errors
+            ),
+            s => {
+                let what = if s == "fanout" { "deliveries/s" } else { "msgs/s" };
+                println!(
+                    "{s}: {:.0} {what} over {:.1}s, latency p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, max {:.0} us ({} samples), errors {}",
+                    self.rate,
+                    self.seconds,
+                    self.latency.p50_us,
+                    self.latency.p99_us,
+                    self.latency.p999_us,
+                    self.latency.max_us,
+                    self.latency.samples,
+                    self.errors
+                );
+                if s == "fanout" {
+                    println!(
+                        "fanout: {} published in window, {} delivered, {} lost ({:.3}%)",
+                        self.published,
+                        self.delivered,
+                        self.lost,
+                        if self.published > 0 {
+                            100.0 * self.lost as f64 / (self.delivered + self.lost).max(1) as f64
+                        } else {
+                            0.0
+                        }
+                    );
+                }
+            }
+        }
+    }
+}

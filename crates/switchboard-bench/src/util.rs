@@ -1,0 +1,175 @@
+//! Small helpers: durations, URLs, the shared clock, RLIMIT_NOFILE, /proc.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// One process-local epoch: publisher and subscribers live in the same process,
+/// so nanoseconds since this instant are a clock shared through the payload.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+pub fn init_clock() {
+    EPOCH.get_or_init(Instant::now);
+}
+
+#[inline]
+pub fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// `10s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mul) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}"))?;
+    if !(v >= 0.0) {
+        return Err(format!("bad duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(v * mul))
+}
+
+/// A parsed `ws://host:port/path` (or `tcp://host:port`).
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// `host:port` as written, for the Host header.
+    pub host: String,
+    pub addr: SocketAddr,
+    pub path: String,
+}
+
+pub fn parse_url(url: &str) -> Result<Target, String> {
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url}: only ws:// (or tcp://) URLs are supported"))?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let hostport_full = if hostport.contains(':') && !hostport.ends_with(']') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:80")
+    };
+    let addr = hostport_full
+        .to_socket_addrs()
+        .map_err(|e| format!("{url}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{url}: no address"))?;
+    Ok(Target {
+        host: hostport.to_owned(),
+        addr,
+        path: path.to_owned(),
+    })
+}
+
+/// Raises this process' soft RLIMIT_NOFILE to its hard limit; returns the new soft limit.
+pub fn raise_nofile() -> u64 {
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 0;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur as u64;
+            }
+        }
+        r.rlim_cur as u64
+    }
+}
+
+/// VmRSS of a process in bytes, from /proc/PID/status.
+pub fn rss_bytes(pid: u32) -> io::Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    for line in s.lines() {
+        if let Some(v) = line.strip_prefix("VmRSS:") {
+            let kb: u64 = v
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .map_err(|_| io::Error::other("VmRSS"))?;
+            return Ok(kb * 1024);
+        }
+    }
+    Err(io::Error::other("no VmRSS"))
+}
+
+/// Sum of VmRSS of a process and all its descendants (a server started through a
+/// wrapper such as `taskset` or `node` is measured whole).
+pub fn rss_tree_bytes(pid: u32) -> io::Result<u64> {
+    let mut total = rss_bytes(pid)?;
+    if let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+        for c in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            total += rss_tree_bytes(c).unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// Local source address number `i` of `n` in 127.0.0.1 ..= 127.0.0.n (for more ephemeral ports).
+pub fn source_ip(i: usize, n: usize) -> Option<IpAddr> {
+    if n <= 1 {
+        return None;
+    }
+    Some(IpAddr::from([127, 0, 0, 1 + (i % n) as u8]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        let t = parse_url("ws://127.0.0.1:8080/ws/topic/bench").unwrap();
+        assert_eq!(t.host, "127.0.0.1:8080");
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(t.path, "/ws/topic/bench");
+        assert_eq!(parse_url("tcp://127.0.0.1:9").unwrap().path, "/");
+        assert!(parse_url("wss://x:1/").is_err());
+    }
+
+    #[test]
+    fn source_ips() {
+        assert_eq!(source_ip(5, 1), None);
+        assert_eq!(source_ip(5, 4), Some(IpAddr::from([127, 0, 0, 2])));
+    }
+
+    #[test]
+    fn own_rss() {
+        assert!(rss_tree_bytes(std::process::id()).unwrap() > 0);
+    }
+}
