@@ -42,12 +42,19 @@ pub struct Switchboard {
 impl Switchboard {
     /// Builds the hub and the endpoint settings from `config`.
     pub fn new(config: Config) -> Self {
-        let hub = Hub::new(switchboard_hub::HubConfig {
+        let mut hub_config = switchboard_hub::HubConfig {
             history_size: config.hub.history_size,
             mailbox_max_messages: config.hub.mailbox_max_messages,
             mailbox_max_bytes: config.hub.mailbox_max_bytes,
             ..Default::default()
-        });
+        };
+        if !config.permissions.is_empty() {
+            let rules = config.permissions.clone();
+            hub_config = hub_config.with_authorize(move |client, topic, action| {
+                crate::permissions::allowed(&rules, client, topic, action)
+            });
+        }
+        let hub = Hub::new(hub_config);
         Self::with_hub(config, hub)
     }
 

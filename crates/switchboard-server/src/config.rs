@@ -21,6 +21,8 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     /// Hub settings.
     pub hub: HubConfig,
+    /// Topic permission rules, first match wins (`[[permissions]]`).
+    pub permissions: Vec<crate::permissions::TopicRule>,
 }
 
 /// Raw WebSocket endpoint settings.
@@ -62,6 +64,7 @@ impl Default for Config {
             log: "info".into(),
             websocket: WebSocketConfig::default(),
             hub: HubConfig::default(),
+            permissions: Vec::new(),
         }
     }
 }
@@ -110,7 +113,7 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The top-level keys an environment variable may set.
-const TOP_LEVEL_KEYS: &[&str] = &["listen", "log", "websocket", "hub"];
+const TOP_LEVEL_KEYS: &[&str] = &["listen", "log", "websocket", "hub", "permissions"];
 
 impl Config {
     /// Loads the defaults, then `file` if given, then `SWITCHBOARD_*` variables from `env`.

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod config;
 pub mod endpoints;
+pub mod permissions;
 pub mod serve;
 pub mod upgrade;
 
