@@ -48,6 +48,10 @@ def main():
     env = dict(os.environ)
     env.update({
         "SWITCHBOARD_WEBSOCKET__COMPRESSION": "true",
+        # Compress every message, however small: kosoku 0.1.0 hashes an
+        # uncompressed echo of a compression case as str and errors out
+        # (a runner bug), so let the 12.*/13.* cases exercise deflate throughout.
+        "SWITCHBOARD_WEBSOCKET__COMPRESSION_MIN_SIZE": "0",
         "SWITCHBOARD_WEBSOCKET__MAX_MESSAGE_SIZE": str(64 << 20),
         "SWITCHBOARD_LOG": "warn",
     })
