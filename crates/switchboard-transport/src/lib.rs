@@ -3,8 +3,12 @@
 //! back-pressure. Protocol rules live in the cores, routing in the hub.
 
 pub mod buffer_pool;
+pub mod engineio;
 pub mod registry;
 pub mod websocket;
 
+pub use engineio::{
+    Cors, EngineHandler, EngineIo, EngineIoConfig, EngineSocket, RequestFilter, SocketClosed,
+};
 pub use registry::{ConnectionGuard, Registry, Shutdown};
 pub use websocket::{drive, Driver, DriverConfig, WsHandler};

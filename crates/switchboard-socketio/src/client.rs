@@ -1,0 +1,276 @@
+//! One Engine.IO session (Node's `Client`): decodes packets, connects
+//! namespaces, routes packets to sockets, and closes everything together.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use switchboard_engineio::{Message, Utf8Bytes};
+use switchboard_socketio_proto::{
+    encode, DecodeError, Decoder, Encoded, Packet, PacketType, Value,
+};
+
+use crate::engine::{Closed, EngineConn};
+use crate::error::{ConnectError, DisconnectReason};
+use crate::handshake::{Handshake, RequestInfo};
+use crate::io::IoInner;
+use crate::namespace::{Middleware, Namespace};
+use crate::socket::{Socket, SocketRef};
+
+pub(crate) fn to_messages(enc: Encoded) -> Vec<Message> {
+    let mut out = Vec::with_capacity(1 + enc.attachments.len());
+    out.push(Message::Text(Utf8Bytes::from(enc.text)));
+    out.extend(enc.attachments.into_iter().map(Message::Binary));
+    out
+}
+
+pub(crate) struct Client {
+    pub(crate) conn: Arc<dyn EngineConn>,
+    io: Weak<IoInner>,
+    req: RequestInfo,
+    state: Mutex<State>,
+}
+
+struct State {
+    decoder: Decoder,
+    /// namespace name → socket
+    sockets: HashMap<String, SocketRef>,
+    closed: bool,
+    timer: Option<tokio::task::AbortHandle>,
+}
+
+impl Client {
+    pub(crate) fn new(
+        conn: Arc<dyn EngineConn>,
+        io: &Arc<IoInner>,
+        req: RequestInfo,
+    ) -> Arc<Client> {
+        let client = Arc::new(Client {
+            conn,
+            io: Arc::downgrade(io),
+            req,
+            state: Mutex::new(State {
+                decoder: Decoder::with_config(io.config.decoder),
+                sockets: HashMap::new(),
+                closed: false,
+                timer: None,
+            }),
+        });
+        let timeout = io.config.connect_timeout;
+        if !timeout.is_zero() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let weak = Arc::downgrade(&client);
+                let task = rt.spawn(async move {
+                    tokio::time::sleep(timeout).await;
+                    if let Some(c) = weak.upgrade() {
+                        if c.state.lock().sockets.is_empty() {
+                            tracing::debug!(sid = c.conn.sid(), "no namespace joined in time");
+                            c.shutdown(DisconnectReason::ForcedClose, true);
+                        }
+                    }
+                });
+                client.state.lock().timer = Some(task.abort_handle());
+            }
+        }
+        client
+    }
+
+    pub(crate) fn send_messages(&self, mut messages: Vec<Message>) -> Result<(), Closed> {
+        if messages.len() == 1 {
+            self.conn.send(messages.pop().expect("one message"))
+        } else {
+            self.conn.send_many(messages)
+        }
+    }
+
+    pub(crate) fn send_encoded(&self, enc: Encoded) -> Result<(), Closed> {
+        if enc.attachments.is_empty() {
+            self.conn.send(Message::Text(Utf8Bytes::from(enc.text)))
+        } else {
+            self.conn.send_many(to_messages(enc))
+        }
+    }
+
+    fn send_packet(&self, packet: &Packet) {
+        let _ = self.send_encoded(encode(packet));
+    }
+
+    pub(crate) fn on_message(self: &Arc<Self>, message: Message) {
+        let res = {
+            let mut st = self.state.lock();
+            if st.closed {
+                return;
+            }
+            match message {
+                Message::Text(t) => st.decoder.feed_text(t.as_str()),
+                Message::Binary(b) => st.decoder.feed_binary(b),
+            }
+        };
+        match res {
+            Ok(Some(packet)) => self.on_packet(packet),
+            Ok(None) => {}
+            Err(e) => self.on_decode_error(e),
+        }
+    }
+
+    fn on_decode_error(&self, e: DecodeError) {
+        tracing::debug!(sid = self.conn.sid(), error = %e, "parse error");
+        self.shutdown(DisconnectReason::ParseError, true);
+    }
+
+    fn on_packet(self: &Arc<Self>, packet: Packet) {
+        if packet.kind == PacketType::Connect {
+            let auth = match packet.data {
+                Some(v @ Value::Object(_)) => v,
+                _ => Value::Object(Vec::new()),
+            };
+            self.connect(packet.nsp, auth);
+            return;
+        }
+        let socket = self.state.lock().sockets.get(&packet.nsp).cloned();
+        match socket {
+            Some(s) => s.on_packet(packet),
+            None => tracing::debug!(nsp = %packet.nsp, "no socket for namespace"),
+        }
+    }
+
+    fn connect(self: &Arc<Self>, nsp: String, auth: Value) {
+        let Some(io) = self.io.upgrade() else { return };
+        let Some(ns) = io.namespace_for(&nsp, &auth) else {
+            let err = ConnectError::new("Invalid namespace");
+            self.send_packet(
+                &Packet::new(PacketType::ConnectError)
+                    .with_nsp(&nsp)
+                    .with_data(err.to_value()),
+            );
+            return;
+        };
+        // A second CONNECT for a namespace this connection is already in
+        // replaces the old socket.
+        let old = self.state.lock().sockets.get(&nsp).cloned();
+        if let Some(old) = old {
+            old.close(DisconnectReason::ClientNamespaceDisconnect);
+        }
+        let socket = Socket::new(
+            io.next_sid(),
+            ns.clone(),
+            self.clone(),
+            Handshake::new(&self.req, auth),
+        );
+        let middlewares = ns.hooks().middlewares.read().clone();
+        let mut i = 0;
+        while i < middlewares.len() {
+            match &middlewares[i] {
+                Middleware::Sync(f) => {
+                    if let Err(e) = f(&socket) {
+                        socket.discard();
+                        self.refuse(&ns, e);
+                        return;
+                    }
+                }
+                Middleware::Async(_) => break,
+            }
+            i += 1;
+        }
+        if i == middlewares.len() {
+            self.finish_connect(ns, socket);
+            return;
+        }
+        let client = self.clone();
+        tokio::spawn(async move {
+            for mw in &middlewares[i..] {
+                let res = match mw {
+                    Middleware::Sync(f) => f(&socket),
+                    Middleware::Async(f) => f(socket.clone()).await,
+                };
+                if let Err(e) = res {
+                    socket.discard();
+                    client.refuse(&ns, e);
+                    return;
+                }
+            }
+            client.finish_connect(ns, socket);
+        });
+    }
+
+    fn refuse(&self, ns: &Namespace, e: ConnectError) {
+        if self.state.lock().closed {
+            return;
+        }
+        self.send_packet(
+            &Packet::new(PacketType::ConnectError)
+                .with_nsp(ns.name())
+                .with_data(e.to_value()),
+        );
+    }
+
+    fn finish_connect(&self, ns: Namespace, socket: SocketRef) {
+        {
+            let mut st = self.state.lock();
+            if st.closed {
+                drop(st);
+                socket.discard();
+                return;
+            }
+            socket.set_connected();
+            st.sockets.insert(ns.name().to_owned(), socket.clone());
+            if let Some(t) = st.timer.take() {
+                t.abort();
+            }
+        }
+        ns.insert_socket(socket.clone());
+        let sid = vec![("sid".to_owned(), Value::from(socket.id()))];
+        self.send_packet(
+            &Packet::new(PacketType::Connect)
+                .with_nsp(ns.name())
+                .with_data(Value::Object(sid)),
+        );
+        let handler = ns.hooks().on_connection.read().clone();
+        if let Some(h) = handler {
+            h(socket);
+        }
+    }
+
+    pub(crate) fn remove_socket(&self, nsp: &str, sid: &str) {
+        let mut st = self.state.lock();
+        if st.sockets.get(nsp).is_some_and(|s| s.id() == sid) {
+            st.sockets.remove(nsp);
+        }
+    }
+
+    /// `disconnect(true)`: every socket leaves with a DISCONNECT packet,
+    /// then the session closes.
+    pub(crate) fn disconnect_all(&self) {
+        let sockets: Vec<SocketRef> = self.state.lock().sockets.values().cloned().collect();
+        for s in sockets {
+            s.disconnect(false);
+        }
+        self.shutdown(DisconnectReason::ForcedServerClose, true);
+    }
+
+    /// Marks the connection closed, disconnects its sockets with `reason`,
+    /// forgets it, and closes the Engine.IO session if `close_conn`.
+    pub(crate) fn shutdown(&self, reason: DisconnectReason, close_conn: bool) {
+        let sockets = {
+            let mut st = self.state.lock();
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            st.decoder.reset();
+            if let Some(t) = st.timer.take() {
+                t.abort();
+            }
+            std::mem::take(&mut st.sockets)
+        };
+        if let Some(io) = self.io.upgrade() {
+            io.remove_client(self.conn.sid());
+        }
+        for s in sockets.into_values() {
+            s.close(reason);
+        }
+        if close_conn {
+            self.conn.close();
+        }
+    }
+}

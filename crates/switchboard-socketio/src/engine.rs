@@ -1,0 +1,79 @@
+//! The seam to the Engine.IO transport: what this crate needs from one
+//! Engine.IO session ([`EngineConn`]).
+
+use std::fmt;
+
+pub use switchboard_engineio::{CloseReason, Message};
+
+/// The Engine.IO session is closed: the message was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("engine.io session closed")
+    }
+}
+
+impl std::error::Error for Closed {}
+
+/// One Engine.IO session, as seen by the Socket.IO layer.
+///
+/// The tokio transport's `EngineSocket` implements it; tests implement it
+/// with an in-memory recorder. Implementations must not call back into
+/// [`SocketIo`](crate::SocketIo) synchronously from [`send`](Self::send);
+/// calling [`SocketIo::engine_close`](crate::SocketIo::engine_close) from
+/// [`close`](Self::close) is fine (the layer holds no lock there).
+pub trait EngineConn: Send + Sync + 'static {
+    /// The Engine.IO session id.
+    fn sid(&self) -> &str;
+    /// Queues one message.
+    fn send(&self, message: Message) -> Result<(), Closed>;
+    /// Queues several messages back to back (a binary packet: its text part
+    /// then its attachments), ideally in one write.
+    fn send_many(&self, messages: Vec<Message>) -> Result<(), Closed> {
+        for m in messages {
+            self.send(m)?;
+        }
+        Ok(())
+    }
+    /// Closes the session (the transport then reports the close, which the
+    /// layer ignores when it closed the session itself).
+    fn close(&self);
+}
+
+use switchboard_transport::engineio::{EngineHandler, EngineSocket};
+
+impl EngineConn for EngineSocket {
+    fn sid(&self) -> &str {
+        EngineSocket::sid(self)
+    }
+
+    fn send(&self, message: Message) -> Result<(), Closed> {
+        EngineSocket::send(self, message).map_err(|_| Closed)
+    }
+
+    fn send_many(&self, messages: Vec<Message>) -> Result<(), Closed> {
+        EngineSocket::send_many(self, messages).map_err(|_| Closed)
+    }
+
+    fn close(&self) {
+        EngineSocket::close(self)
+    }
+}
+
+/// Mount a [`SocketIo`](crate::SocketIo) on the tokio Engine.IO transport:
+/// `EngineIo::new(io.clone(), config, registry)`.
+impl EngineHandler for crate::SocketIo {
+    fn on_open(&self, socket: EngineSocket, req: &http::request::Parts) {
+        self.engine_open(std::sync::Arc::new(socket), req);
+    }
+
+    fn on_message(&self, socket: &EngineSocket, message: Message) {
+        self.engine_message(EngineSocket::sid(socket), message);
+    }
+
+    fn on_close(&self, socket: &EngineSocket, reason: CloseReason) {
+        self.engine_close(EngineSocket::sid(socket), reason);
+    }
+}

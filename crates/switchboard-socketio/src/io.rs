@@ -1,0 +1,336 @@
+//! [`SocketIo`]: the server (Node's `Server`): namespaces, connections,
+//! and the entry points the Engine.IO transport calls.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use switchboard_engineio::{CloseReason, Message, SidGenerator};
+use switchboard_socketio_proto::{DecoderConfig, Value};
+
+use crate::adapter::{Adapter, IntoRooms, LocalAdapter};
+use crate::broadcast::{BroadcastAckFuture, BroadcastOperator};
+use crate::client::Client;
+use crate::engine::EngineConn;
+use crate::error::{ConnectError, DisconnectReason, EmitError};
+use crate::handshake::RequestInfo;
+use crate::namespace::{Hooks, Namespace};
+use crate::socket::SocketRef;
+
+/// Makes the adapter of each namespace (given its name).
+pub type AdapterFactory = Arc<dyn Fn(&str) -> Arc<dyn Adapter> + Send + Sync>;
+
+/// Server options.
+#[derive(Clone)]
+pub struct Config {
+    /// Close an Engine.IO session that joined no namespace within this
+    /// long (Node's `connectTimeout`, 45 s). Zero disables it. Needs a
+    /// tokio runtime at [`SocketIo::engine_open`]; without one there is no
+    /// timeout.
+    pub connect_timeout: Duration,
+    /// Limits of the packet decoder.
+    pub decoder: DecoderConfig,
+    /// The adapter of each namespace; [`LocalAdapter`] by default.
+    pub adapter: AdapterFactory,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            connect_timeout: Duration::from_secs(45),
+            decoder: DecoderConfig::default(),
+            adapter: Arc::new(|_| Arc::new(LocalAdapter::new())),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("decoder", &self.decoder)
+            .finish_non_exhaustive()
+    }
+}
+
+type Predicate = Arc<dyn Fn(&str, &Value) -> bool + Send + Sync>;
+
+pub(crate) struct IoInner {
+    pub(crate) config: Config,
+    nsps: RwLock<HashMap<String, Namespace>>,
+    dynamic: RwLock<Vec<(Predicate, Arc<Hooks>)>>,
+    clients: RwLock<HashMap<String, Arc<Client>>>,
+    sids: Mutex<SidGenerator>,
+}
+
+impl IoInner {
+    pub(crate) fn next_sid(&self) -> String {
+        self.sids.lock().next_sid()
+    }
+
+    pub(crate) fn remove_client(&self, sid: &str) {
+        self.clients.write().remove(sid);
+    }
+
+    fn of(&self, name: &str, hooks: Option<Arc<Hooks>>) -> Namespace {
+        if let Some(ns) = self.nsps.read().get(name) {
+            return ns.clone();
+        }
+        let mut nsps = self.nsps.write();
+        nsps.entry(name.to_owned())
+            .or_insert_with(|| {
+                Namespace::new(
+                    name.to_owned(),
+                    hooks.unwrap_or_default(),
+                    (self.config.adapter)(name),
+                )
+            })
+            .clone()
+    }
+
+    /// The namespace a CONNECT to `name` reaches: an existing one, or a new
+    /// child of the first dynamic namespace whose predicate accepts it.
+    pub(crate) fn namespace_for(&self, name: &str, auth: &Value) -> Option<Namespace> {
+        if let Some(ns) = self.nsps.read().get(name) {
+            return Some(ns.clone());
+        }
+        let dynamic = self.dynamic.read().clone();
+        for (pred, hooks) in dynamic {
+            if pred(name, auth) {
+                return Some(self.of(name, Some(hooks)));
+            }
+        }
+        None
+    }
+}
+
+/// The Socket.IO server. Cheap to clone; every clone is the same server.
+///
+/// The main namespace `"/"` always exists. Feed it Engine.IO sessions with
+/// [`engine_open`](Self::engine_open), [`engine_message`](Self::engine_message)
+/// and [`engine_close`](Self::engine_close) (the tokio transport's
+/// `EngineHandler` adapter does this).
+#[derive(Clone)]
+pub struct SocketIo(Arc<IoInner>);
+
+impl fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketIo")
+            .field("namespaces", &self.0.nsps.read().len())
+            .field("connections", &self.0.clients.read().len())
+            .finish()
+    }
+}
+
+impl Default for SocketIo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn normalize(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_owned()
+    } else {
+        format!("/{name}")
+    }
+}
+
+impl SocketIo {
+    /// A server with the default [`Config`].
+    pub fn new() -> Self {
+        Self::with_config(Config::default())
+    }
+
+    /// A server with `config`.
+    pub fn with_config(config: Config) -> Self {
+        let io = SocketIo(Arc::new(IoInner {
+            config,
+            nsps: RwLock::default(),
+            dynamic: RwLock::default(),
+            clients: RwLock::default(),
+            sids: Mutex::new(SidGenerator::new()),
+        }));
+        io.of("/");
+        io
+    }
+
+    /// The options.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// The namespace `name` (a leading `/` is added if missing), created
+    /// if needed (Node's `io.of(name)`).
+    pub fn of(&self, name: &str) -> Namespace {
+        self.0.of(&normalize(name), None)
+    }
+
+    /// The namespace `name` with `handler` as its connection handler.
+    pub fn ns<F>(&self, name: &str, handler: F) -> Namespace
+    where
+        F: Fn(SocketRef) + Send + Sync + 'static,
+    {
+        let ns = self.of(name);
+        ns.on_connection(handler);
+        ns
+    }
+
+    /// The namespace `name` if it exists.
+    pub fn get_ns(&self, name: &str) -> Option<Namespace> {
+        self.0.nsps.read().get(&normalize(name)).cloned()
+    }
+
+    /// Every namespace.
+    pub fn namespaces(&self) -> Vec<Namespace> {
+        self.0.nsps.read().values().cloned().collect()
+    }
+
+    /// Dynamic namespaces (Node's `io.of(regex | fn)`): a CONNECT to an
+    /// unknown namespace for which `accept(name, auth)` is true creates
+    /// that namespace, sharing `handler` and the middlewares of the
+    /// returned [`DynamicNamespace`]. Created namespaces stay.
+    pub fn dynamic_ns<P, F>(&self, accept: P, handler: F) -> DynamicNamespace
+    where
+        P: Fn(&str, &Value) -> bool + Send + Sync + 'static,
+        F: Fn(SocketRef) + Send + Sync + 'static,
+    {
+        let hooks = Arc::new(Hooks::default());
+        *hooks.on_connection.write() = Some(Arc::new(handler));
+        self.0
+            .dynamic
+            .write()
+            .push((Arc::new(accept), hooks.clone()));
+        DynamicNamespace { hooks }
+    }
+
+    /// A broadcast over the main namespace.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        self.of("/").broadcast()
+    }
+
+    /// `io.to(rooms)` on the main namespace.
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().to(rooms)
+    }
+
+    /// `io.in(rooms)` on the main namespace.
+    pub fn in_(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// `io.except(rooms)` on the main namespace.
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().except(rooms)
+    }
+
+    /// `io.timeout(d)` on the main namespace.
+    pub fn timeout(&self, d: Duration) -> BroadcastOperator {
+        self.broadcast().timeout(d)
+    }
+
+    /// `io.emit(event, data)`: every socket of the main namespace.
+    pub fn emit(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
+        self.broadcast().emit(event, data)
+    }
+
+    /// `io.emitWithAck(...)` on the main namespace.
+    pub fn emit_with_ack<T>(&self, event: &str, data: impl Serialize) -> BroadcastAckFuture<T> {
+        self.broadcast().emit_with_ack(event, data)
+    }
+
+    /// `io.fetchSockets()` on the main namespace.
+    pub fn fetch_sockets(&self) -> Vec<SocketRef> {
+        self.broadcast().fetch_sockets()
+    }
+
+    /// `io.socketsJoin(rooms)` on the main namespace.
+    pub fn sockets_join(&self, rooms: impl IntoRooms) {
+        self.broadcast().sockets_join(rooms)
+    }
+
+    /// `io.socketsLeave(rooms)` on the main namespace.
+    pub fn sockets_leave(&self, rooms: impl IntoRooms) {
+        self.broadcast().sockets_leave(rooms)
+    }
+
+    /// `io.disconnectSockets(close)` on the main namespace.
+    pub fn disconnect_sockets(&self, close: bool) {
+        self.broadcast().disconnect_sockets(close)
+    }
+
+    /// How many Engine.IO sessions are attached.
+    pub fn connection_count(&self) -> usize {
+        self.0.clients.read().len()
+    }
+
+    /// Disconnects every socket (reason `server shutting down`) and closes
+    /// every Engine.IO session.
+    pub fn close(&self) {
+        let clients: Vec<_> = self.0.clients.read().values().cloned().collect();
+        for c in clients {
+            c.shutdown(DisconnectReason::ServerShuttingDown, true);
+        }
+    }
+
+    /// A new Engine.IO session: starts the `connect_timeout`.
+    pub fn engine_open(&self, conn: Arc<dyn EngineConn>, req: &http::request::Parts) {
+        let sid = conn.sid().to_owned();
+        let client = Client::new(conn, &self.0, RequestInfo::from_parts(req));
+        self.0.clients.write().insert(sid, client);
+    }
+
+    /// A message of session `sid`.
+    pub fn engine_message(&self, sid: &str, message: Message) {
+        let client = self.0.clients.read().get(sid).cloned();
+        match client {
+            Some(c) => c.on_message(message),
+            None => tracing::debug!(sid, "message for an unknown session"),
+        }
+    }
+
+    /// Session `sid` closed: its sockets disconnect with `reason`.
+    pub fn engine_close(&self, sid: &str, reason: CloseReason) {
+        let client = self.0.clients.read().get(sid).cloned();
+        if let Some(c) = client {
+            c.shutdown(reason.into(), false);
+        }
+    }
+}
+
+/// The template of dynamically created namespaces (Node's
+/// `ParentNamespace`): its middlewares apply to every child.
+#[derive(Clone)]
+pub struct DynamicNamespace {
+    hooks: Arc<Hooks>,
+}
+
+impl fmt::Debug for DynamicNamespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DynamicNamespace").finish_non_exhaustive()
+    }
+}
+
+impl DynamicNamespace {
+    /// See [`Namespace::middleware`].
+    pub fn middleware<F>(&self, f: F) -> &Self
+    where
+        F: Fn(&SocketRef) -> Result<(), ConnectError> + Send + Sync + 'static,
+    {
+        self.hooks.add_sync(f);
+        self
+    }
+
+    /// See [`Namespace::async_middleware`].
+    pub fn async_middleware<F, Fut>(&self, f: F) -> &Self
+    where
+        F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.hooks.add_async(f);
+        self
+    }
+}

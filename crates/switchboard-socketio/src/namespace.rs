@@ -1,0 +1,231 @@
+//! [`Namespace`]: a connection handler, middlewares, its sockets and an
+//! [`Adapter`] for rooms.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::adapter::{Adapter, IntoRooms};
+use crate::broadcast::{BroadcastAckFuture, BroadcastOperator};
+use crate::error::{ConnectError, EmitError};
+use crate::socket::SocketRef;
+
+pub(crate) type ConnFn = Arc<dyn Fn(SocketRef) + Send + Sync>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+type SyncMiddleware = Arc<dyn Fn(&SocketRef) -> Result<(), ConnectError> + Send + Sync>;
+
+#[derive(Clone)]
+pub(crate) enum Middleware {
+    Sync(SyncMiddleware),
+    Async(Arc<dyn Fn(SocketRef) -> BoxFuture<Result<(), ConnectError>> + Send + Sync>),
+}
+
+/// The connection handler and middlewares; shared by the children of a
+/// dynamic namespace.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub on_connection: RwLock<Option<ConnFn>>,
+    pub middlewares: RwLock<Vec<Middleware>>,
+}
+
+impl Hooks {
+    pub(crate) fn add_sync<F>(&self, f: F)
+    where
+        F: Fn(&SocketRef) -> Result<(), ConnectError> + Send + Sync + 'static,
+    {
+        self.middlewares.write().push(Middleware::Sync(Arc::new(f)));
+    }
+
+    pub(crate) fn add_async<F, Fut>(&self, f: F)
+    where
+        F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.middlewares
+            .write()
+            .push(Middleware::Async(Arc::new(move |s| Box::pin(f(s)))));
+    }
+}
+
+/// A Socket.IO namespace (Node's `Namespace`). Cheap to clone.
+#[derive(Clone)]
+pub struct Namespace(Arc<NsInner>);
+
+struct NsInner {
+    name: String,
+    hooks: Arc<Hooks>,
+    sockets: RwLock<HashMap<String, SocketRef>>,
+    adapter: Arc<dyn Adapter>,
+    ids: AtomicU64,
+}
+
+impl fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Namespace")
+            .field("name", &self.0.name)
+            .field("sockets", &self.0.sockets.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Namespace {
+    pub(crate) fn new(name: String, hooks: Arc<Hooks>, adapter: Arc<dyn Adapter>) -> Self {
+        Namespace(Arc::new(NsInner {
+            name,
+            hooks,
+            sockets: RwLock::default(),
+            adapter,
+            ids: AtomicU64::new(0),
+        }))
+    }
+
+    /// The name, e.g. `"/"` or `"/chat"`.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The room adapter.
+    pub fn adapter(&self) -> &Arc<dyn Adapter> {
+        &self.0.adapter
+    }
+
+    pub(crate) fn hooks(&self) -> &Arc<Hooks> {
+        &self.0.hooks
+    }
+
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.0.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sets the connection handler, called with each socket right after
+    /// the client got its CONNECT answer (Node's `on("connection")`).
+    pub fn on_connection<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(SocketRef) + Send + Sync + 'static,
+    {
+        *self.0.hooks.on_connection.write() = Some(Arc::new(handler));
+        self
+    }
+
+    /// Adds a synchronous middleware (Node's `use`), run in order on every
+    /// connecting socket before it connects; an `Err` refuses the
+    /// connection with CONNECT_ERROR. The socket is not connected yet: it
+    /// can read its handshake, fill its extensions and register handlers.
+    pub fn middleware<F>(&self, f: F) -> &Self
+    where
+        F: Fn(&SocketRef) -> Result<(), ConnectError> + Send + Sync + 'static,
+    {
+        self.0.hooks.add_sync(f);
+        self
+    }
+
+    /// Adds an async middleware. The chain runs inline until the first
+    /// async middleware; from there it continues on a spawned tokio task
+    /// (packets the client sends to this namespace meanwhile are dropped,
+    /// as in Node).
+    pub fn async_middleware<F, Fut>(&self, f: F) -> &Self
+    where
+        F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        self.0.hooks.add_async(f);
+        self
+    }
+
+    /// The connected sockets of this namespace on this server.
+    pub fn sockets(&self) -> Vec<SocketRef> {
+        self.0.sockets.read().values().cloned().collect()
+    }
+
+    /// The connected socket with id `sid`.
+    pub fn get_socket(&self, sid: &str) -> Option<SocketRef> {
+        self.0.sockets.read().get(sid).cloned()
+    }
+
+    pub(crate) fn insert_socket(&self, socket: SocketRef) {
+        self.0
+            .adapter
+            .add_all(socket.id(), &[socket.id().to_owned()]);
+        self.0
+            .sockets
+            .write()
+            .insert(socket.id().to_owned(), socket);
+    }
+
+    pub(crate) fn remove_socket(&self, sid: &str) {
+        self.0.sockets.write().remove(sid);
+    }
+
+    /// A broadcast operator over the whole namespace.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone())
+    }
+
+    /// A broadcast to `rooms`.
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().to(rooms)
+    }
+
+    /// Same as [`to`](Self::to).
+    pub fn in_(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// A broadcast to every socket outside `rooms`.
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().except(rooms)
+    }
+
+    /// See [`BroadcastOperator::volatile`].
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.broadcast().volatile()
+    }
+
+    /// See [`BroadcastOperator::local`].
+    pub fn local(&self) -> BroadcastOperator {
+        self.broadcast().local()
+    }
+
+    /// See [`BroadcastOperator::timeout`].
+    pub fn timeout(&self, d: Duration) -> BroadcastOperator {
+        self.broadcast().timeout(d)
+    }
+
+    /// Sends `event` to every socket of the namespace.
+    pub fn emit(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
+        self.broadcast().emit(event, data)
+    }
+
+    /// Sends `event` to every socket and collects their answers.
+    pub fn emit_with_ack<T>(&self, event: &str, data: impl Serialize) -> BroadcastAckFuture<T> {
+        self.broadcast().emit_with_ack(event, data)
+    }
+
+    /// The connected sockets (Node's `fetchSockets`, local only).
+    pub fn fetch_sockets(&self) -> Vec<SocketRef> {
+        self.broadcast().fetch_sockets()
+    }
+
+    /// Makes every socket join `rooms`.
+    pub fn sockets_join(&self, rooms: impl IntoRooms) {
+        self.broadcast().sockets_join(rooms)
+    }
+
+    /// Makes every socket leave `rooms`.
+    pub fn sockets_leave(&self, rooms: impl IntoRooms) {
+        self.broadcast().sockets_leave(rooms)
+    }
+
+    /// Disconnects every socket (see [`Socket::disconnect`](crate::Socket::disconnect)).
+    pub fn disconnect_sockets(&self, close: bool) {
+        self.broadcast().disconnect_sockets(close)
+    }
+}

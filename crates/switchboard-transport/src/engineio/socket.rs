@@ -1,0 +1,288 @@
+//! [`EngineSocket`]: the shared per-session state (core session under a
+//! lock, parked GET, WebSocket outboxes, undelivered events) and the
+//! application's handle to it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use switchboard_engineio::{Event, ReadyState, Session, Transmit, WsId, WsMessage};
+use tokio::sync::{oneshot, Notify};
+
+use super::{Message, TransportKind};
+
+/// The clock the sessions run on (tokio's, so paused-time tests work).
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// [`EngineSocket::send`] on a session that is closing or closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketClosed;
+
+impl fmt::Display for SocketClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("engine.io session closed")
+    }
+}
+
+impl std::error::Error for SocketClosed {}
+
+/// Cheap-to-clone handle to one Engine.IO session; usable from any
+/// task/thread. Equality is identity (same session).
+#[derive(Clone)]
+pub struct EngineSocket {
+    pub(crate) inner: Arc<SocketInner>,
+}
+
+pub(crate) struct SocketInner {
+    sid: String,
+    pub(crate) state: Mutex<State>,
+    /// Set once the core session is closed (fast path of `send`).
+    closed: AtomicBool,
+    /// Wakes the session task: timers changed, events to deliver, closed.
+    pub(crate) task: Notify,
+}
+
+/// The parked polling GET.
+pub(crate) struct ParkedPoll {
+    pub(crate) id: u64,
+    pub(crate) tx: oneshot::Sender<Bytes>,
+}
+
+pub(crate) struct State {
+    pub(crate) session: Session,
+    /// Events taken from the core, not yet handed to the handler.
+    pub(crate) events: VecDeque<Event>,
+    /// Someone is delivering events (outside the lock).
+    pub(crate) delivering: bool,
+    pub(crate) poll: Option<ParkedPoll>,
+    pub(crate) next_poll_id: u64,
+    /// Outboxes of this session's WebSocket connections.
+    pub(crate) ws: Vec<(WsId, Arc<WsOutbox>)>,
+    /// The deadline the session task sleeps until.
+    pub(crate) armed: Option<Instant>,
+}
+
+impl State {
+    /// Routes the core's output after an input: transmits to the parked GET
+    /// and the WebSocket outboxes (in order), events to the queue; wakes
+    /// the session task when its deadline moved earlier or the session
+    /// closed. Returns whether events wait for delivery.
+    pub(crate) fn flush(&mut self, inner: &SocketInner) -> bool {
+        while let Some(t) = self.session.poll_transmit() {
+            match t {
+                Transmit::PollResponse(body) => match self.poll.take() {
+                    Some(p) => {
+                        let _ = p.tx.send(body);
+                    }
+                    None => tracing::debug!(sid = %inner.sid, "poll response without a parked GET"),
+                },
+                Transmit::Ws { ws, message } => {
+                    if let Some((_, out)) = self.ws.iter().find(|(id, _)| *id == ws) {
+                        out.push(message);
+                    }
+                }
+                Transmit::WsClose(ws) => {
+                    if let Some(i) = self.ws.iter().position(|(id, _)| *id == ws) {
+                        let (_, out) = self.ws.swap_remove(i);
+                        out.close();
+                    }
+                }
+            }
+        }
+        while let Some(e) = self.session.poll_event() {
+            self.events.push_back(e);
+        }
+        let timeout = self.session.poll_timeout();
+        let mut wake = match (timeout, self.armed) {
+            (Some(t), Some(a)) => t < a,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if self.session.is_closed() && !inner.closed.swap(true, Ordering::AcqRel) {
+            // A GET still parked (the core answers it with `1` on every
+            // close path, so this is a safety net) completes with `1`.
+            self.poll = None;
+            for (_, out) in self.ws.drain(..) {
+                out.close();
+            }
+            wake = true;
+        }
+        if wake {
+            inner.task.notify_one();
+        }
+        !self.events.is_empty()
+    }
+}
+
+impl EngineSocket {
+    pub(crate) fn new(session: Session) -> Self {
+        let sid = session.sid().to_owned();
+        EngineSocket {
+            inner: Arc::new(SocketInner {
+                sid,
+                state: Mutex::new(State {
+                    session,
+                    events: VecDeque::new(),
+                    // on_open goes first: nothing is delivered before it.
+                    delivering: true,
+                    poll: None,
+                    next_poll_id: 0,
+                    ws: Vec::new(),
+                    armed: None,
+                }),
+                closed: AtomicBool::new(false),
+                task: Notify::new(),
+            }),
+        }
+    }
+
+    /// The session id.
+    pub fn sid(&self) -> &str {
+        &self.inner.sid
+    }
+
+    /// Queues a message; `Err` if the session is closing or closed. Never
+    /// blocks. Over polling it answers a parked GET at once, otherwise it
+    /// waits for the next GET; over WebSocket it is written by the
+    /// connection's task.
+    pub fn send(&self, message: Message) -> Result<(), SocketClosed> {
+        self.send_many(std::iter::once(message))
+    }
+
+    /// Queues several messages atomically: no other send interleaves with
+    /// them (e.g. a Socket.IO binary packet and its attachments).
+    pub fn send_many(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<(), SocketClosed> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(SocketClosed);
+        }
+        let mut st = self.inner.state.lock();
+        if st.session.ready_state() != ReadyState::Open {
+            return Err(SocketClosed);
+        }
+        for m in messages {
+            st.session.send_message(m);
+        }
+        if st.flush(&self.inner) && !st.delivering {
+            self.inner.task.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Closes the session (reason `forced close`). Over WebSocket the
+    /// connection closes now; over polling a parked GET gets `1`, or the
+    /// next GET gets the queued packets then `6␞1`. `on_close` follows,
+    /// from the session task (never from inside this call).
+    pub fn close(&self) {
+        let mut st = self.inner.state.lock();
+        st.session.close(now());
+        if st.flush(&self.inner) {
+            self.inner.task.notify_one();
+        }
+    }
+
+    /// Whether the session is closed (`on_close` was or is about to be
+    /// called). A closing session (after [`close`](Self::close), while the
+    /// polling transport delivers its last packets) is not closed yet, but
+    /// [`send`](Self::send) already fails.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// The current transport (polling until an upgrade completes).
+    pub fn transport(&self) -> TransportKind {
+        self.inner.state.lock().session.transport()
+    }
+
+    /// Whether both handles are the same session.
+    pub fn ptr_eq(&self, other: &EngineSocket) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl PartialEq for EngineSocket {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr_eq(other)
+    }
+}
+
+impl Eq for EngineSocket {}
+
+impl fmt::Debug for EngineSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineSocket")
+            .field("sid", &self.inner.sid)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// What the session has for one WebSocket connection's task.
+pub(crate) struct WsOutbox {
+    q: Mutex<OutboxQueue>,
+}
+
+#[derive(Default)]
+pub(crate) struct OutboxQueue {
+    pub(crate) messages: VecDeque<WsMessage>,
+    pub(crate) close: bool,
+    waker: Option<Waker>,
+}
+
+impl WsOutbox {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(WsOutbox {
+            q: Mutex::new(OutboxQueue::default()),
+        })
+    }
+
+    fn push(&self, message: WsMessage) {
+        let waker = {
+            let mut q = self.q.lock();
+            if q.close {
+                return;
+            }
+            q.messages.push_back(message);
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        let waker = {
+            let mut q = self.q.lock();
+            q.close = true;
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Moves the queued messages to `into`, stores `waker` for the next
+    /// push, and tells whether the connection must close after them.
+    pub(crate) fn drain(&self, into: &mut VecDeque<WsMessage>, waker: &Waker) -> bool {
+        let mut q = self.q.lock();
+        if into.is_empty() {
+            std::mem::swap(into, &mut q.messages);
+        } else {
+            into.append(&mut q.messages);
+        }
+        match &q.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => q.waker = Some(waker.clone()),
+        }
+        q.close
+    }
+}

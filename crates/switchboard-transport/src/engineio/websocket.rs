@@ -1,0 +1,435 @@
+//! Engine.IO over WebSocket: the direct WebSocket handshake, the upgrade of
+//! a polling session, and the task that drives one WebSocket connection
+//! (frames in → `ws_message`; the session's outbox → frames out).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Buf, Bytes};
+use http::{header, HeaderValue, Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use switchboard_engineio::{Session, Utf8Bytes, WsId, WsMessage};
+use switchboard_websocket::handshake::{accept, HandshakeError};
+use switchboard_websocket::{CloseCode, Config as WsConfig, Connection, Event, Role};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::server::{deliver, open_session, set_cookie, Shared};
+use super::socket::{now, EngineSocket, WsOutbox};
+use super::EngineHandler;
+use crate::buffer_pool::PooledBuffer;
+use crate::registry::ConnectionGuard;
+
+/// Reads per poll before yielding to other tasks.
+const READS_PER_POLL: usize = 16;
+/// Chunks handed to one vectored write.
+const MAX_IOSLICES: usize = 64;
+/// Output not yet accepted by the socket above which reading pauses.
+const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+/// How long to wait for the peer's close frame after sending ours.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `transport=websocket` without a sid: a session born on a WebSocket.
+pub(crate) fn handshake<H: EngineHandler>(
+    shared: &Arc<Shared<H>>,
+    parts: &mut http::request::Parts,
+    b64: bool,
+) -> Response<Body> {
+    let (ws_config, on_upgrade, resp) = match accept_upgrade(shared, parts) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let sid = shared.sids_next();
+    let (session, ws) = Session::new_websocket(sid, shared.config.engine.clone(), now(), b64);
+    let socket = EngineSocket::new(session);
+    let outbox = WsOutbox::new();
+    {
+        let mut st = socket.inner.state.lock();
+        st.ws.push((ws, outbox.clone()));
+        st.flush(&socket.inner); // the open packet, into the outbox
+    }
+    spawn_connection(
+        shared.clone(),
+        Some((socket.clone(), ws)),
+        outbox,
+        on_upgrade,
+        ws_config,
+    );
+    let resp = set_cookie(shared, resp, socket.sid());
+    open_session(shared, socket, parts);
+    resp
+}
+
+/// `transport=websocket` with the sid of a polling session (checked): the
+/// upgrade. A connection the core refuses (already upgrading or upgraded)
+/// is accepted and closed at once, as Node does.
+pub(crate) fn upgrade<H: EngineHandler>(
+    shared: &Arc<Shared<H>>,
+    socket: &EngineSocket,
+    parts: &mut http::request::Parts,
+    b64: bool,
+) -> Response<Body> {
+    let (ws_config, on_upgrade, resp) = match accept_upgrade(shared, parts) {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    let outbox = WsOutbox::new();
+    let ws = {
+        let mut st = socket.inner.state.lock();
+        let ws = st.session.ws_open(now(), b64);
+        if let Some(ws) = ws {
+            st.ws.push((ws, outbox.clone()));
+        }
+        st.flush(&socket.inner); // the upgrade timeout is a new deadline
+        ws
+    };
+    let link = match ws {
+        Some(ws) => Some((socket.clone(), ws)),
+        None => {
+            outbox.close();
+            None
+        }
+    };
+    spawn_connection(shared.clone(), link, outbox, on_upgrade, ws_config);
+    resp
+}
+
+/// The WebSocket handshake proper; `Err` is the response refusing it.
+#[allow(clippy::result_large_err)]
+fn accept_upgrade<H>(
+    shared: &Shared<H>,
+    parts: &mut http::request::Parts,
+) -> Result<(WsConfig, OnUpgrade, Response<Body>), Response<Body>> {
+    let accepted = accept(
+        &parts.method,
+        parts.version,
+        &parts.headers,
+        &shared.ws_options,
+    )
+    .map_err(|e| handshake_error(&e))?;
+    let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
+        let mut resp = Response::new(Body::from("connection cannot be upgraded\n"));
+        *resp.status_mut() = StatusCode::UPGRADE_REQUIRED;
+        resp
+    })?;
+    let max = shared.config.engine.max_payload;
+    let ws_config = WsConfig {
+        max_message_size: max,
+        max_frame_size: max,
+        deflate: accepted.deflate.clone(),
+    };
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    resp.headers_mut().extend(accepted.response_headers());
+    Ok((ws_config, on_upgrade, resp))
+}
+
+fn handshake_error(e: &HandshakeError) -> Response<Body> {
+    let mut resp = Response::new(Body::from(format!("{}\n", e.reason)));
+    *resp.status_mut() = e.status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut().extend(e.extra_headers());
+    resp
+}
+
+/// Waits for hyper to hand over the socket, then runs the connection.
+fn spawn_connection<H: EngineHandler>(
+    shared: Arc<Shared<H>>,
+    link: Option<(EngineSocket, WsId)>,
+    outbox: Arc<WsOutbox>,
+    on_upgrade: OnUpgrade,
+    config: WsConfig,
+) {
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "engine.io websocket upgrade failed");
+                if let Some((socket, ws)) = link {
+                    let events = {
+                        let mut st = socket.inner.state.lock();
+                        st.session.ws_error(now(), ws);
+                        st.flush(&socket.inner)
+                    };
+                    if events {
+                        deliver(&shared, &socket);
+                    }
+                }
+                return;
+            }
+        };
+        let guard = shared.registry.register();
+        // Served by a plain accept loop the socket is a TcpStream: drive it
+        // directly. Otherwise drive whatever hyper gives.
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let mut driver =
+                    WsDriver::new(parts.io.into_inner(), config, shared, link, outbox, guard);
+                if !parts.read_buf.is_empty() {
+                    // Frames the client sent right behind its handshake.
+                    let mut early = parts.read_buf.to_vec();
+                    drop(parts.read_buf);
+                    driver.receive(&mut early);
+                }
+                driver.await
+            }
+            Err(upgraded) => {
+                WsDriver::new(TokioIo::new(upgraded), config, shared, link, outbox, guard).await
+            }
+        }
+    });
+}
+
+/// One Engine.IO WebSocket connection's task.
+struct WsDriver<IO, H: EngineHandler> {
+    io: IO,
+    conn: Connection,
+    shared: Arc<Shared<H>>,
+    /// The session and this connection's id in it; `None` for a connection
+    /// refused by the core (closed at once).
+    link: Option<(EngineSocket, WsId)>,
+    outbox: Arc<WsOutbox>,
+    _guard: ConnectionGuard,
+    /// Messages taken from the outbox, not yet framed.
+    pending: VecDeque<WsMessage>,
+    /// Messages read, not yet given to the session.
+    incoming: Vec<WsMessage>,
+    /// Bytes produced but not yet accepted by the socket, in order.
+    out: Vec<Bytes>,
+    close_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    peer_closed: bool,
+    failed: bool,
+    io_done: bool,
+    /// The session was told this connection is gone.
+    reported: bool,
+    paused: bool,
+}
+
+impl<IO, H> WsDriver<IO, H>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    H: EngineHandler,
+{
+    fn new(
+        io: IO,
+        config: WsConfig,
+        shared: Arc<Shared<H>>,
+        link: Option<(EngineSocket, WsId)>,
+        outbox: Arc<WsOutbox>,
+        guard: ConnectionGuard,
+    ) -> Self {
+        WsDriver {
+            io,
+            conn: Connection::new(Role::Server, config),
+            shared,
+            link,
+            outbox,
+            _guard: guard,
+            pending: VecDeque::new(),
+            incoming: Vec::new(),
+            out: Vec::new(),
+            close_timer: None,
+            peer_closed: false,
+            failed: false,
+            io_done: false,
+            reported: false,
+            paused: false,
+        }
+    }
+
+    /// Feeds received bytes to the WebSocket core.
+    fn receive(&mut self, data: &mut [u8]) {
+        let incoming = &mut self.incoming;
+        let peer_closed = &mut self.peer_closed;
+        let result = self.conn.receive(data, |event, _| match event {
+            Event::Text(t) => incoming.push(WsMessage::Text(Utf8Bytes::from(t))),
+            Event::Binary(b) => incoming.push(WsMessage::Binary(Bytes::copy_from_slice(b))),
+            Event::Close(_) => *peer_closed = true,
+            Event::Ping(_) | Event::Pong(_) => {}
+        });
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "engine.io websocket protocol error");
+            self.failed = true;
+        }
+    }
+
+    fn backlog(&mut self) -> usize {
+        self.out.iter().map(Bytes::len).sum::<usize>() + self.conn.writer().output_len()
+    }
+
+    fn poll_read_side(&mut self, cx: &mut Context<'_>) {
+        for _ in 0..READS_PER_POLL {
+            if self.io_done || self.conn.is_closed() {
+                return;
+            }
+            if self.backlog() >= OUTPUT_HIGH_WATER {
+                self.paused = true;
+                return;
+            }
+            let mut buf = PooledBuffer::take();
+            let mut rb = ReadBuf::new(&mut buf);
+            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                Poll::Pending => return,
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "engine.io websocket read failed");
+                    self.io_done = true;
+                    return;
+                }
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    if n == 0 {
+                        self.io_done = true;
+                        return;
+                    }
+                    self.receive(&mut buf[..n]);
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+    }
+
+    /// Gives what was read to the session (and tells it when the connection
+    /// is gone), then delivers the resulting events.
+    fn report(&mut self) {
+        let gone = self.failed || self.peer_closed || self.io_done || self.conn.is_closed();
+        let Some((socket, ws)) = &self.link else {
+            self.incoming.clear();
+            return;
+        };
+        if self.reported || (self.incoming.is_empty() && !gone) {
+            self.incoming.clear();
+            return;
+        }
+        let events = {
+            let mut st = socket.inner.state.lock();
+            let t = now();
+            for m in self.incoming.drain(..) {
+                st.session.ws_message(t, *ws, m);
+            }
+            if self.failed {
+                st.session.ws_error(t, *ws);
+                self.reported = true;
+            } else if gone {
+                st.session.ws_closed(t, *ws);
+                self.reported = true;
+            }
+            st.flush(&socket.inner)
+        };
+        if events {
+            deliver(&self.shared, socket);
+        }
+    }
+
+    /// Frames what the session queued for this connection.
+    fn poll_outbox(&mut self, cx: &mut Context<'_>) {
+        let close = self.outbox.drain(&mut self.pending, cx.waker());
+        let w = self.conn.writer();
+        for m in self.pending.drain(..) {
+            match m {
+                WsMessage::Text(t) => w.send_text(t.as_str()),
+                WsMessage::Binary(b) => w.send_binary(&b),
+            }
+        }
+        if close && !w.close_sent() {
+            w.close(CloseCode::NORMAL, "");
+        }
+    }
+
+    /// Writes pending output. Ready when all was written or the socket is
+    /// gone.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.conn.writer().has_output() {
+            self.conn.writer().take_output(&mut self.out);
+        }
+        while !self.out.is_empty() && !self.io_done {
+            let result = if self.out.len() == 1 || !self.io.is_write_vectored() {
+                Pin::new(&mut self.io).poll_write(cx, &self.out[0])
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_IOSLICES];
+                let n = self.out.len().min(MAX_IOSLICES);
+                for (s, b) in slices.iter_mut().zip(&self.out[..n]) {
+                    *s = IoSlice::new(b);
+                }
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
+            };
+            match ready!(result) {
+                Ok(0) | Err(_) => self.io_done = true,
+                Ok(mut n) => {
+                    let mut done = 0;
+                    while n > 0 {
+                        let first = &mut self.out[done];
+                        if n >= first.len() {
+                            n -= first.len();
+                            done += 1;
+                        } else {
+                            first.advance(n);
+                            n = 0;
+                        }
+                    }
+                    self.out.drain(..done);
+                }
+            }
+        }
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
+        Poll::Ready(())
+    }
+
+    fn finish(&mut self) {
+        self.io_done = true;
+        self.report();
+    }
+}
+
+impl<IO, H> Future for WsDriver<IO, H>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    H: EngineHandler,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            this.poll_read_side(cx);
+            this.report();
+            // After the report: replies the handler queued go out in this
+            // same write.
+            this.poll_outbox(cx);
+            let flushed = this.poll_flush(cx).is_ready();
+            if this.io_done {
+                this.finish();
+                return Poll::Ready(());
+            }
+            if this.conn.is_closed() && flushed {
+                let _ = Pin::new(&mut this.io).poll_shutdown(cx);
+                this.finish();
+                return Poll::Ready(());
+            }
+            if this.conn.close_sent() && flushed {
+                let timer = this
+                    .close_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_TIMEOUT)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    this.finish();
+                    return Poll::Ready(());
+                }
+            }
+            if !(this.paused && flushed) {
+                return Poll::Pending;
+            }
+            this.paused = false;
+        }
+    }
+}
