@@ -13,6 +13,8 @@
 //! Binary: [`bytes::Bytes`] (or `serde_bytes`) serializes to an attachment;
 //! an incoming attachment deserializes into `Bytes` or `Vec<u8>`. A plain
 //! `Vec<u8>` is sent as an array of numbers, as in JS.
+//!
+//! Any number of arguments, raw: [`Args`] (JS `(...args)`), both ways.
 
 use std::fmt;
 
@@ -166,6 +168,62 @@ impl ser::Serializer for Probe {
     }
 }
 
+/// The whole argument list, raw (JS `...args`): incoming, every argument
+/// (however many); outgoing, one argument per element (binary kept).
+///
+/// ```
+/// use switchboard_socketio::{args::Args, AckSender, SocketRef};
+/// fn echo(s: SocketRef, Args(args): Args, ack: Option<AckSender>) {
+///     match ack {
+///         Some(ack) => { let _ = ack.send(Args(args)); }
+///         None => { let _ = s.emit("echo", Args(args)); }
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Args(pub Vec<Value>);
+
+/// The newtype name [`ArgsDe`] recognizes to hand over every argument.
+const ARGS_TOKEN: &str = "$switchboard_socketio::Args";
+
+impl Serialize for Args {
+    fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use ser::SerializeTuple;
+        // A tuple: spread into one argument per element by `to_args`.
+        let mut t = s.serialize_tuple(self.0.len())?;
+        for v in &self.0 {
+            t.serialize_element(v)?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Args {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Args;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an argument list")
+            }
+            fn visit_newtype_struct<D: de::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Args, D::Error> {
+                <Vec<Value> as de::Deserialize>::deserialize(d).map(Args)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Args, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element()? {
+                    out.push(v);
+                }
+                Ok(Args(out))
+            }
+        }
+        d.deserialize_newtype_struct(ARGS_TOKEN, V)
+    }
+}
+
 /// A deserializer over an argument list.
 struct ArgsDe(Vec<Value>);
 
@@ -208,7 +266,6 @@ impl<'de> de::Deserializer<'de> for ArgsDe {
         deserialize_byte_buf();
         deserialize_option();
         deserialize_unit_struct(name: &'static str);
-        deserialize_newtype_struct(name: &'static str);
         deserialize_seq();
         deserialize_tuple_struct(name: &'static str, len: usize);
         deserialize_map();
@@ -220,6 +277,18 @@ impl<'de> de::Deserializer<'de> for ArgsDe {
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, serde_json::Error> {
         visitor.visit_unit()
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, serde_json::Error> {
+        if name == ARGS_TOKEN {
+            // `Args`: every argument.
+            return visitor.visit_newtype_struct(Value::Array(self.0));
+        }
+        de::Deserializer::deserialize_newtype_struct(self.first(), name, visitor)
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(
@@ -277,5 +346,24 @@ mod tests {
             from_args::<Vec<u8>>(vec![Value::Binary(Bytes::from_static(b"hi"))]).unwrap(),
             b"hi"
         );
+    }
+
+    #[test]
+    fn all_args_raw() {
+        let b = Value::Binary(Bytes::from_static(b"\x01\x02"));
+        let args = vec![
+            Value::from("a"),
+            Value::Null,
+            b.clone(),
+            Value::Array(vec![b]),
+        ];
+        let got: Args = from_args(args.clone()).unwrap();
+        assert_eq!(got.0, args);
+        assert_eq!(to_args(&got).unwrap(), args);
+        assert_eq!(from_args::<Args>(vec![]).unwrap(), Args::default());
+        assert_eq!(to_args(&Args::default()).unwrap(), vec![]);
+        // Outside an argument list it reads an array.
+        let v: Args = switchboard_socketio_proto::from_value(Value::Array(vec![1.into()])).unwrap();
+        assert_eq!(v.0, vec![Value::from(1)]);
     }
 }

@@ -228,6 +228,23 @@ impl Socket {
         self.send_packet(&packet)
     }
 
+    /// Sends a packet already encoded as text, e.g. by
+    /// [`encode_event_raw`](switchboard_socketio_proto::encode_event_raw) for
+    /// this socket's namespace: the way to encode a broadcast once and hand
+    /// the same bytes to every recipient. It must be a complete non-binary
+    /// packet; nothing checks it.
+    pub fn emit_encoded(
+        &self,
+        packet_text: switchboard_engineio::Utf8Bytes,
+    ) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Closed);
+        }
+        self.client
+            .send_messages(vec![crate::Message::Text(packet_text)])
+            .map_err(|_| EmitError::Closed)
+    }
+
     /// Sends `event` with an acknowledgement id; the returned future
     /// resolves to the client's answer (its arguments read into `T` by the
     /// [`args`](crate::args) rule). The event is sent right away; the
