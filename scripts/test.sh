@@ -4,7 +4,8 @@
 # the Node test clients (npm, from the lockfile). Steps:
 #   1. cargo tests (unit, integration, doc) of the whole workspace
 #   2. the Autobahn TestSuite server cases via kosoku against /ws/echo
-#   3. Node interop tests with the real npm clients, and the headless Chromium test
+#   3. Node interop tests with the real npm clients (ws, socket.io-client), and
+#      the headless Chromium tests of the chat page
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -30,10 +31,13 @@ fi
 
 step "install: node packages (lockfile)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+# The chat page's browser client libraries, embedded by the server's build.
+(cd crates/switchboard-server/web && npm ci --no-audit --no-fund --loglevel=error)
 
 step "build"
-cargo build --release --locked --workspace --bins
+cargo build --release --locked --workspace --bins --examples
 BIN=$ROOT/target/release/switchboard
+EXAMPLES=$ROOT/target/release/examples
 
 step "cargo test"
 cargo test --release --locked --workspace
@@ -42,6 +46,8 @@ step "autobahn (kosoku)"
 python3 tests/autobahn/run.py "$BIN" "$VENV/bin/kosoku" "$ROOT/target/autobahn"
 
 step "node interop and browser tests"
-(cd tests/node && SWITCHBOARD_BIN="$BIN" CHROMIUM_PATH="$(command -v chromium)" node --test --test-concurrency=1)
+(cd tests/node && SWITCHBOARD_BIN="$BIN" \
+  SOCKETIO_PROTOCOL_SERVER_BIN="$EXAMPLES/socketio_protocol_server" \
+  CHROMIUM_PATH="$(command -v chromium)" node --test --test-concurrency=1)
 
 step "all tests passed"

@@ -47,14 +47,15 @@ async function withScreenshots(t, pages, fn) {
   }
 }
 
-async function openChat(name, room) {
+async function openChat(name, room, protocol) {
   const context = await browser.newContext();
   const page = await context.newPage();
   const logs = [];
   page.on('console', (m) => logs.push(`[${name}] ${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`[${name}] pageerror: ${e.message}`));
   page.logs = logs;
-  await page.goto(`${server.http}/?name=${encodeURIComponent(name)}&room=${encodeURIComponent(room)}`);
+  const proto = protocol ? `&protocol=${encodeURIComponent(protocol)}` : '';
+  await page.goto(`${server.http}/?name=${encodeURIComponent(name)}&room=${encodeURIComponent(room)}${proto}`);
   await page.locator('#status[data-state="open"]').waitFor({ timeout: 10000 });
   return page;
 }
@@ -143,3 +144,18 @@ async function assertText(locator, expected, timeout = 10000) {
   }
   assert.equal(last, expected, `text of ${locator}`);
 }
+
+test('a Socket.IO page and a WebSocket page chat in one room', { skip, timeout: 60000 }, async (t) => {
+  const room = uniqueTopic('mixed-room');
+  const sio = await openChat('sio-browser', room, 'socketio');
+  const ws = await openChat('ws-browser', room, 'websocket');
+  await withScreenshots(t, { sio, ws }, async () => {
+    assert.equal(await sio.locator('#protocol').inputValue(), 'socketio', 'the Socket.IO option is offered and chosen');
+    await member(sio, 'ws-browser').waitFor({ timeout: 10000 });
+    await member(ws, 'sio-browser').waitFor({ timeout: 10000 });
+    await say(sio, 'hello from socket.io');
+    await say(ws, 'hello from websocket');
+    await message(ws, 'hello from socket.io').waitFor({ timeout: 10000 });
+    await message(sio, 'hello from websocket').waitFor({ timeout: 10000 });
+  });
+});

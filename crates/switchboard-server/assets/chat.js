@@ -368,7 +368,8 @@
   function messageText(m) {
     if (m.binary) {
       let n = 0;
-      try { n = atob(m.data).length; } catch { /* not base64 */ }
+      if (m.data instanceof ArrayBuffer) n = m.data.byteLength;
+      else try { n = atob(m.data).length; } catch { /* not base64 */ }
       return `[binary, ${n} bytes]`;
     }
     if (typeof m.data === 'string') return m.data;
@@ -547,7 +548,9 @@
     join();
   }
 
-  window.Switchboard = { registerTransport, transports, WebSocketEnvelopeTransport, Backoff, app };
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
-  else init();
+  window.Switchboard = { registerTransport, transports, WebSocketEnvelopeTransport, Backoff, Emitter, app };
+  // Deferred scripts after this one (other protocols' transports) run before
+  // DOMContentLoaded: start once they have registered.
+  if (document.readyState === 'complete') init();
+  else document.addEventListener('DOMContentLoaded', init);
 })();

@@ -112,11 +112,20 @@ impl Switchboard {
         &self.state
     }
 
-    /// Every endpoint: the chat page, health, and the WebSocket endpoints.
+    /// Every endpoint: the chat page, health, the WebSocket endpoints and Socket.IO.
     pub fn router(&self) -> Router {
+        let (_io, engine) = endpoints::socketio::socket_io(&self.state);
         Router::new()
+            .route(
+                "/socket.io/",
+                any(move |req: axum::extract::Request| {
+                    let engine = engine.clone();
+                    async move { engine.handle(req).await }
+                }),
+            )
             .route("/", get(endpoints::page::index))
             .route("/assets/{file}", get(endpoints::page::asset))
+            .route("/assets/vendor/{file}", get(endpoints::page::vendor))
             .route("/healthz", get(endpoints::health::healthz))
             .route("/ws", any(endpoints::chat::chat))
             .route("/ws/echo", any(endpoints::echo::echo))

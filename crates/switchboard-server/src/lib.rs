@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod permissions;
 pub mod serve;
 pub mod upgrade;
+pub mod wire;
 
 pub use app::{AppState, Switchboard};
 pub use config::Config;

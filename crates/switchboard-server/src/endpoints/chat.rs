@@ -7,19 +7,19 @@ use crate::upgrade::{text_response, upgrade};
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::Engine as _;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use switchboard_hub::{
-    Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind, Presence,
-    PresenceEvent, PresenceKind, Publication,
-};
+use switchboard_hub::{Client, ClientInfo, Delivery, Encoding, HubError, Payload, Publication};
 use switchboard_transport::WsHandler;
 use switchboard_websocket::{encode_frame, Event, OpCode, Writer};
+
+use crate::wire::{
+    json_str, message_fields_json, message_json, presence_event_json, presence_json,
+};
 
 /// Query parameters of `/ws`.
 #[derive(Deserialize)]
@@ -229,7 +229,7 @@ impl ChatSocket {
                     if i > 0 {
                         r.push(',');
                     }
-                    write_message_fields(&mut r, p);
+                    r.push_str(&message_fields_json(p));
                 }
                 r.push_str("]}");
                 out.send_text(&r);
@@ -270,68 +270,12 @@ fn reply_error(out: &mut Writer, id: Option<&str>, f: &Failure) {
     out.send_text(&r);
 }
 
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).expect("strings always serialize")
-}
-
-fn presence_json(p: &Presence) -> String {
-    let members: Vec<&str> = p.members.iter().map(|m| &**m).collect();
-    format!(
-        "{{\"count\":{},\"members\":{}}}",
-        p.count,
-        serde_json::to_string(&members).expect("serializes")
-    )
-}
-
-fn presence_event_json(ev: &PresenceEvent) -> String {
-    let kind = match ev.kind {
-        PresenceKind::Join => "join",
-        PresenceKind::Leave => "leave",
-    };
-    format!(
-        "{{\"type\":\"presence\",\"topic\":{},\"event\":\"{kind}\",\"name\":{},\"count\":{}}}",
-        json_str(&ev.topic),
-        json_str(&ev.name),
-        ev.count
-    )
-}
-
-/// Appends `{"seq":..,"from":..,"data":..,"ts":..}`.
-fn write_message_fields(r: &mut String, p: &Publication) {
-    let _ = write!(r, "{{\"seq\":{}", p.seq);
-    if let Some(from) = &p.from {
-        let _ = write!(r, ",\"from\":{}", json_str(from));
-    }
-    match p.payload.kind {
-        PayloadKind::Text => {
-            let text = std::str::from_utf8(&p.payload.data).unwrap_or_default();
-            let _ = write!(r, ",\"data\":{}", json_str(text));
-        }
-        PayloadKind::Json => {
-            r.push_str(",\"data\":");
-            r.push_str(std::str::from_utf8(&p.payload.data).unwrap_or("null"));
-        }
-        PayloadKind::Binary => {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(&p.payload.data);
-            let _ = write!(r, ",\"binary\":true,\"data\":\"{b64}\"");
-        }
-    }
-    let _ = write!(r, ",\"ts\":{}}}", p.timestamp_ms);
-}
-
 /// The `message` event of a publication, encoded once and shared by every
 /// `/ws` subscriber without compression.
 fn send_publication(p: &Arc<Publication>, out: &mut Writer) {
     let json = || {
-        let mut r = String::with_capacity(p.payload.data.len() + 96);
-        r.push_str("{\"type\":\"message\",\"topic\":");
-        r.push_str(&json_str(&p.topic));
-        r.push(',');
-        // Splice the shared fields in after the opening brace.
-        let mut fields = String::new();
-        write_message_fields(&mut fields, p);
-        r.push_str(&fields[1..]);
-        r
+        let object = message_json(p);
+        format!("{{\"type\":\"message\",{}", &object[1..])
     };
     if out.deflate_enabled() {
         out.send_text(&json());

@@ -4,4 +4,5 @@ pub mod chat;
 pub mod echo;
 pub mod health;
 pub mod page;
+pub mod socketio;
 pub mod topic;

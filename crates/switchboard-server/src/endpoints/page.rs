@@ -1,5 +1,6 @@
 //! The chat page (`/`) and its assets (`/assets/{file}`), embedded in the
-//! binary at build time from `crates/switchboard-server/assets/`.
+//! binary at build time from `crates/switchboard-server/assets/`, and the
+//! client libraries it loads (`/assets/vendor/{file}`, from npm by lockfile).
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -54,4 +55,9 @@ pub async fn index() -> Response {
 /// `GET /assets/{file}`.
 pub async fn asset(Path(file): Path<String>) -> Response {
     serve(&file)
+}
+
+/// `GET /assets/vendor/{file}`: the browser client libraries (npm, by lockfile).
+pub async fn vendor(Path(file): Path<String>) -> Response {
+    serve(&format!("vendor/{file}"))
 }

@@ -1,0 +1,267 @@
+//! `/socket.io/`: Socket.IO clients on the hub. Topics are rooms every
+//! protocol shares: built-in events subscribe, leave and publish
+//! (docs/socketio-events.md); hub publications reach the socket as `message`
+//! events encoded once per publication, presence changes as `presence`.
+
+use crate::app::AppState;
+use crate::wire::{
+    json_str, message_fields_json, message_json, presence_event_json, presence_json,
+};
+use bytes::Bytes;
+use serde::Deserialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use switchboard_engineio::Utf8Bytes;
+use switchboard_hub::{
+    Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind, Publication,
+};
+use switchboard_socketio::{AckSender, DisconnectReason, SocketIo, SocketRef, Value};
+use switchboard_socketio_proto::encode_event_raw;
+use switchboard_transport::engineio::{Cors, EngineIo, EngineIoConfig};
+
+static ANON: AtomicU64 = AtomicU64::new(1);
+
+/// Builds the Socket.IO server bound to `state`'s hub and its Engine.IO endpoint.
+pub fn socket_io(state: &Arc<AppState>) -> (SocketIo, EngineIo<SocketIo>) {
+    let io = SocketIo::new();
+    let hub_state = state.clone();
+    io.ns("/", move |socket: SocketRef| {
+        on_connection(&hub_state, socket)
+    });
+    let mut config = EngineIoConfig::default();
+    config.cors = Cors::Reflect;
+    let engine = EngineIo::new(io.clone(), config, state.shutdown.clone());
+    (io, engine)
+}
+
+#[derive(Deserialize, Default)]
+struct Auth {
+    name: Option<String>,
+}
+
+/// `subscribe` takes a topic name or `{topic, since}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SubscribeArg {
+    Topic(String),
+    Full { topic: String, since: Option<u64> },
+}
+
+#[derive(Deserialize)]
+struct PublishArg {
+    topic: String,
+    data: Value,
+}
+
+#[derive(Deserialize)]
+struct HistoryArg {
+    topic: String,
+    since: Option<u64>,
+}
+
+fn display_name(socket: &SocketRef) -> Result<String, &'static str> {
+    let name = socket
+        .handshake()
+        .auth_as::<Auth>()
+        .ok()
+        .and_then(|a| a.name)
+        .or_else(|| socket.handshake().query_param("name").map(str::to_owned));
+    match name {
+        Some(n) if !n.is_empty() && n.chars().count() <= 64 && !n.chars().any(char::is_control) => {
+            Ok(n)
+        }
+        Some(_) => Err("name must be 1 to 64 printable characters"),
+        None => Ok(format!("anon-{}", ANON.fetch_add(1, Ordering::Relaxed))),
+    }
+}
+
+fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
+    let name = match display_name(&socket) {
+        Ok(n) => n,
+        Err(reason) => {
+            let _ = socket.emit("error", reason);
+            socket.disconnect(false);
+            return;
+        }
+    };
+    let client = Arc::new(state.hub.connect(ClientInfo::new(name, "socket.io")));
+    let pump = tokio::spawn(pump(client.clone(), socket.clone()));
+
+    let c = client.clone();
+    socket.on(
+        "subscribe",
+        move |_s: SocketRef, arg: SubscribeArg, ack: Option<AckSender>| {
+            let (topic, since) = match arg {
+                SubscribeArg::Topic(t) => (t, None),
+                SubscribeArg::Full { topic, since } => (topic, since),
+            };
+            let reply = match c.subscribe(&topic, since) {
+                Ok(sub) => {
+                    // The replay goes out before the ack and before live messages.
+                    for p in &sub.replay {
+                        send_publication(&_s, p);
+                    }
+                    format!(
+                        "{{\"ok\":true,\"topic\":{},\"seq\":{},\"recovered\":{},\"presence\":{}}}",
+                        json_str(&topic),
+                        sub.last_seq,
+                        since.is_none() || sub.recovered,
+                        presence_json(&sub.presence)
+                    )
+                }
+                Err(e) => error_json(e),
+            };
+            ack_raw(ack, &reply);
+        },
+    );
+
+    let c = client.clone();
+    socket.on(
+        "unsubscribe",
+        move |_s: SocketRef, topic: String, ack: Option<AckSender>| {
+            let was = c.unsubscribe(&topic);
+            ack_raw(
+                ack,
+                &format!(
+                    "{{\"ok\":true,\"topic\":{},\"was_subscribed\":{was}}}",
+                    json_str(&topic)
+                ),
+            );
+        },
+    );
+
+    let c = client.clone();
+    socket.on(
+        "publish",
+        move |_s: SocketRef, arg: PublishArg, ack: Option<AckSender>| {
+            let payload = match arg.data {
+                Value::Binary(b) => Payload::binary(b),
+                other => Payload::json_or_text(Bytes::from(other.to_json_string())),
+            };
+            let reply = match c.publish(&arg.topic, payload) {
+                Ok(seq) => format!(
+                    "{{\"ok\":true,\"topic\":{},\"seq\":{seq}}}",
+                    json_str(&arg.topic)
+                ),
+                Err(e) => error_json(e),
+            };
+            ack_raw(ack, &reply);
+        },
+    );
+
+    let c = client.clone();
+    socket.on(
+        "presence",
+        move |_s: SocketRef, topic: String, ack: Option<AckSender>| {
+            let reply = match switchboard_hub::validate_topic(&topic) {
+                Ok(()) => format!(
+                    "{{\"ok\":true,\"topic\":{},\"presence\":{}}}",
+                    json_str(&topic),
+                    presence_json(&c.hub().presence(&topic))
+                ),
+                Err(e) => error_json(e),
+            };
+            ack_raw(ack, &reply);
+        },
+    );
+
+    let c = client.clone();
+    socket.on(
+        "history",
+        move |_s: SocketRef, arg: HistoryArg, ack: Option<AckSender>| {
+            let reply = match switchboard_hub::validate_topic(&arg.topic) {
+                Ok(()) => {
+                    let h = c.hub().history(&arg.topic, arg.since.unwrap_or(0));
+                    let messages: Vec<String> =
+                        h.messages.iter().map(|p| message_fields_json(p)).collect();
+                    format!(
+                        "{{\"ok\":true,\"topic\":{},\"complete\":{},\"messages\":[{}]}}",
+                        json_str(&arg.topic),
+                        h.complete,
+                        messages.join(",")
+                    )
+                }
+                Err(e) => error_json(e),
+            };
+            ack_raw(ack, &reply);
+        },
+    );
+
+    socket.on_disconnect(move |_s: SocketRef, _reason: DisconnectReason| {
+        pump.abort();
+        // Dropping the last handle leaves every topic (presence leave events).
+        let _ = &client;
+    });
+}
+
+fn error_json(e: HubError) -> String {
+    let code = match e {
+        HubError::Forbidden => "forbidden",
+        HubError::InvalidTopic => "invalid_topic",
+    };
+    format!(
+        "{{\"ok\":false,\"code\":\"{code}\",\"message\":{}}}",
+        json_str(&e.to_string())
+    )
+}
+
+fn ack_raw(ack: Option<AckSender>, json: &str) {
+    if let Some(ack) = ack {
+        let value = Value::from_json_str(json).expect("replies are built as valid JSON");
+        let _ = ack.send(value);
+    }
+}
+
+/// Moves hub deliveries to the socket until it goes away.
+async fn pump(client: Arc<Client>, socket: SocketRef) {
+    let mailbox = client.mailbox().clone();
+    drop(client);
+    let mut batch = Vec::new();
+    loop {
+        mailbox.ready().await;
+        if mailbox.is_overflowed() {
+            tracing::debug!(socket = socket.id(), "closing slow socket.io consumer");
+            socket.disconnect(true);
+            return;
+        }
+        if mailbox.drain(&mut batch) == 0 && mailbox.is_closed() {
+            return;
+        }
+        for d in batch.drain(..) {
+            match d {
+                Delivery::Message(p) => send_publication(&socket, &p),
+                Delivery::Presence(ev) => {
+                    let text = encode_event_raw("/", "presence", &[&presence_event_json(&ev)]);
+                    let _ = socket.emit_encoded(Utf8Bytes::from(text));
+                }
+            }
+        }
+    }
+}
+
+/// A publication as the `message` event, encoded once for every Socket.IO
+/// subscriber; binary payloads travel as a binary attachment instead.
+fn send_publication(socket: &SocketRef, p: &Arc<Publication>) {
+    if p.payload.kind == PayloadKind::Binary {
+        let mut fields = vec![
+            ("topic".to_owned(), Value::String(p.topic.to_string())),
+            ("seq".to_owned(), Value::from(p.seq)),
+        ];
+        if let Some(from) = &p.from {
+            fields.push(("from".to_owned(), Value::String(from.to_string())));
+        }
+        fields.push(("data".to_owned(), Value::Binary(p.payload.data.clone())));
+        fields.push(("ts".to_owned(), Value::from(p.timestamp_ms)));
+        let _ = socket.emit("message", Value::Object(fields));
+        return;
+    }
+    let encoded = p.encoded.get_or_init(Encoding::SocketIo, || {
+        Bytes::from(encode_event_raw("/", "message", &[&message_json(p)]))
+    });
+    match Utf8Bytes::try_from_bytes(encoded) {
+        Ok(text) => {
+            let _ = socket.emit_encoded(text);
+        }
+        Err(_) => tracing::warn!("socket.io encoding of a publication is not UTF-8"),
+    }
+}
