@@ -6,6 +6,7 @@ pub mod buffer_pool;
 pub mod engineio;
 pub mod registry;
 pub mod websocket;
+pub mod write_queue;
 
 pub use engineio::{
     Cors, EngineHandler, EngineIo, EngineIoConfig, EngineSocket, RequestFilter, SocketClosed,

@@ -8,9 +8,8 @@
 
 use crate::buffer_pool::PooledBuffer;
 use crate::registry::{ConnectionGuard, Registry};
-use bytes::{Buf, Bytes};
+use crate::write_queue::WriteQueue;
 use std::future::Future;
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -63,8 +62,6 @@ impl Default for DriverConfig {
 
 /// Reads per poll before yielding to other tasks.
 const READS_PER_POLL: usize = 16;
-/// Chunks handed to one vectored write.
-const MAX_IOSLICES: usize = 64;
 
 thread_local! {
     static DELIVERIES: std::cell::RefCell<Vec<Delivery>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -89,8 +86,7 @@ where
         conn,
         handler,
         guard: registry.register(),
-        out: Vec::new(),
-        front_partial: false,
+        out: WriteQueue::new(),
         last_rx: Instant::now(),
         close_deadline: None,
         ping_sent: false,
@@ -109,9 +105,7 @@ pub struct Driver<IO, H> {
     mailbox: Option<Arc<Mailbox>>,
     guard: ConnectionGuard,
     /// Bytes produced but not yet accepted by the socket, in order.
-    out: Vec<Bytes>,
-    /// The first chunk of `out` was partly written (it cannot be discarded).
-    front_partial: bool,
+    out: WriteQueue,
     last_rx: Instant,
     close_deadline: Option<Instant>,
     ping_sent: bool,
@@ -131,8 +125,7 @@ where
     /// Whether output waiting for the socket is above the high-water mark;
     /// remembers that a source was paused so the poll loop retries it.
     fn backlogged(&mut self) -> bool {
-        let backlog =
-            self.out.iter().map(Bytes::len).sum::<usize>() + self.conn.writer().output_len();
+        let backlog = self.out.len() + self.conn.writer().output_len();
         let high = backlog >= self.config.output_high_water;
         self.paused |= high;
         high
@@ -219,8 +212,8 @@ where
     /// discarded, so the close 1013 goes out right after the frame in flight.
     fn drop_slow_consumer(&mut self) {
         tracing::debug!("closing slow consumer");
-        self.conn.writer().take_output(&mut self.out);
-        self.out.truncate(usize::from(self.front_partial));
+        self.out.take_from(self.conn.writer());
+        self.out.discard_unstarted();
         self.conn
             .writer()
             .close(CloseCode::TRY_AGAIN_LATER, "slow consumer");
@@ -228,45 +221,13 @@ where
 
     /// Writes pending output. Ready(()) when all was written or the socket is gone.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.conn.writer().has_output() {
-            self.conn.writer().take_output(&mut self.out);
+        self.out.take_from(self.conn.writer());
+        if self.io_done {
+            return Poll::Ready(());
         }
-        while !self.out.is_empty() && !self.io_done {
-            let result = if self.out.len() == 1 || !self.io.is_write_vectored() {
-                Pin::new(&mut self.io).poll_write(cx, &self.out[0])
-            } else {
-                let mut slices = [IoSlice::new(&[]); MAX_IOSLICES];
-                let n = self.out.len().min(MAX_IOSLICES);
-                for (s, b) in slices.iter_mut().zip(&self.out[..n]) {
-                    *s = IoSlice::new(b);
-                }
-                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
-            };
-            match ready!(result) {
-                Ok(0) | Err(_) => self.io_done = true,
-                Ok(mut n) => {
-                    let mut done = 0;
-                    while n > 0 {
-                        let first = &mut self.out[done];
-                        if n >= first.len() {
-                            n -= first.len();
-                            done += 1;
-                            self.front_partial = false;
-                        } else {
-                            first.advance(n);
-                            self.front_partial = true;
-                            n = 0;
-                        }
-                    }
-                    self.out.drain(..done);
-                }
-            }
-        }
-        if self.out.is_empty() {
-            // Free the chunk list of a connection going idle.
-            self.out = Vec::new();
-        } else {
-            self.out.clear();
+        match ready!(self.out.poll_write_to(&mut self.io, cx)) {
+            Ok(()) => {}
+            Err(_) => self.io_done = true,
         }
         Poll::Ready(())
     }

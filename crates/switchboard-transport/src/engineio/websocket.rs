@@ -4,14 +4,13 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -26,11 +25,10 @@ use super::socket::{now, EngineSocket, WsOutbox};
 use super::EngineHandler;
 use crate::buffer_pool::PooledBuffer;
 use crate::registry::ConnectionGuard;
+use crate::write_queue::WriteQueue;
 
 /// Reads per poll before yielding to other tasks.
 const READS_PER_POLL: usize = 16;
-/// Chunks handed to one vectored write.
-const MAX_IOSLICES: usize = 64;
 /// Output not yet accepted by the socket above which reading pauses.
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 /// How long to wait for the peer's close frame after sending ours.
@@ -205,7 +203,7 @@ struct WsDriver<IO, H: EngineHandler> {
     /// Messages read, not yet given to the session.
     incoming: Vec<WsMessage>,
     /// Bytes produced but not yet accepted by the socket, in order.
-    out: Vec<Bytes>,
+    out: WriteQueue,
     close_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     peer_closed: bool,
     failed: bool,
@@ -237,7 +235,7 @@ where
             _guard: guard,
             pending: VecDeque::new(),
             incoming: Vec::new(),
-            out: Vec::new(),
+            out: WriteQueue::new(),
             close_timer: None,
             peer_closed: false,
             failed: false,
@@ -264,7 +262,7 @@ where
     }
 
     fn backlog(&mut self) -> usize {
-        self.out.iter().map(Bytes::len).sum::<usize>() + self.conn.writer().output_len()
+        self.out.len() + self.conn.writer().output_len()
     }
 
     fn poll_read_side(&mut self, cx: &mut Context<'_>) {
@@ -348,40 +346,12 @@ where
     /// Writes pending output. Ready when all was written or the socket is
     /// gone.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.conn.writer().has_output() {
-            self.conn.writer().take_output(&mut self.out);
+        self.out.take_from(self.conn.writer());
+        if self.io_done {
+            return Poll::Ready(());
         }
-        while !self.out.is_empty() && !self.io_done {
-            let result = if self.out.len() == 1 || !self.io.is_write_vectored() {
-                Pin::new(&mut self.io).poll_write(cx, &self.out[0])
-            } else {
-                let mut slices = [IoSlice::new(&[]); MAX_IOSLICES];
-                let n = self.out.len().min(MAX_IOSLICES);
-                for (s, b) in slices.iter_mut().zip(&self.out[..n]) {
-                    *s = IoSlice::new(b);
-                }
-                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
-            };
-            match ready!(result) {
-                Ok(0) | Err(_) => self.io_done = true,
-                Ok(mut n) => {
-                    let mut done = 0;
-                    while n > 0 {
-                        let first = &mut self.out[done];
-                        if n >= first.len() {
-                            n -= first.len();
-                            done += 1;
-                        } else {
-                            first.advance(n);
-                            n = 0;
-                        }
-                    }
-                    self.out.drain(..done);
-                }
-            }
-        }
-        if self.out.is_empty() {
-            self.out = Vec::new();
+        if ready!(self.out.poll_write_to(&mut self.io, cx)).is_err() {
+            self.io_done = true;
         }
         Poll::Ready(())
     }
