@@ -29,6 +29,30 @@ impl PooledBuffer {
     }
 }
 
+/// Reads once from `io` into a pooled buffer and hands the bytes read to
+/// `on_data` before the buffer goes back to the pool: `Ready(Ok(n))` with
+/// `n == 0` at end of stream, `Pending` (waker registered, nothing held) when
+/// the socket has nothing.
+pub fn poll_read_pooled<IO: tokio::io::AsyncRead + Unpin>(
+    io: &mut IO,
+    cx: &mut std::task::Context<'_>,
+    on_data: impl FnOnce(&mut [u8]),
+) -> std::task::Poll<std::io::Result<usize>> {
+    let mut buf = PooledBuffer::take();
+    let mut rb = tokio::io::ReadBuf::new(&mut buf);
+    match std::pin::Pin::new(io).poll_read(cx, &mut rb) {
+        std::task::Poll::Pending => std::task::Poll::Pending,
+        std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+        std::task::Poll::Ready(Ok(())) => {
+            let n = rb.filled().len();
+            if n > 0 {
+                on_data(&mut buf[..n]);
+            }
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+}
+
 impl std::ops::Deref for PooledBuffer {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

@@ -6,7 +6,7 @@
 //! vectored write. The protocol rules live in `switchboard_websocket`; this
 //! module only moves bytes, runs the timers and applies back-pressure.
 
-use crate::buffer_pool::PooledBuffer;
+use crate::buffer_pool::poll_read_pooled;
 use crate::registry::{ConnectionGuard, Registry};
 use crate::write_queue::WriteQueue;
 use std::future::Future;
@@ -16,7 +16,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use switchboard_hub::{Delivery, Mailbox};
 use switchboard_websocket::{CloseCode, Connection, Event, Writer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 /// What a WebSocket endpoint does with a connection's traffic.
@@ -138,30 +138,26 @@ where
             if self.io_done || self.conn.is_closed() || self.backlogged() {
                 return;
             }
-            let mut buf = PooledBuffer::take();
-            let mut rb = ReadBuf::new(&mut buf);
-            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+            let (conn, handler) = (&mut self.conn, &mut self.handler);
+            let read = poll_read_pooled(&mut self.io, cx, |data| {
+                if let Err(e) = conn.receive(data, |ev, w| handler.on_event(ev, w)) {
+                    tracing::debug!(error = %e, "websocket protocol error");
+                }
+            });
+            match read {
                 Poll::Pending => return,
+                Poll::Ready(Ok(0)) => {
+                    self.io_done = true;
+                    return;
+                }
                 Poll::Ready(Err(e)) => {
                     tracing::debug!(error = %e, "websocket read failed");
                     self.io_done = true;
                     return;
                 }
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    if n == 0 {
-                        self.io_done = true;
-                        return;
-                    }
+                Poll::Ready(Ok(_)) => {
                     self.last_rx = Instant::now();
                     self.ping_sent = false;
-                    let handler = &mut self.handler;
-                    if let Err(e) = self
-                        .conn
-                        .receive(&mut buf[..n], |ev, w| handler.on_event(ev, w))
-                    {
-                        tracing::debug!(error = %e, "websocket protocol error");
-                    }
                 }
             }
         }

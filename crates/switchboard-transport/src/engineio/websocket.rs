@@ -17,13 +17,13 @@ use hyper_util::rt::TokioIo;
 use switchboard_engineio::{Session, Utf8Bytes, WsId, WsMessage};
 use switchboard_websocket::handshake::{accept, HandshakeError};
 use switchboard_websocket::{CloseCode, Config as WsConfig, Connection, Event, Role};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::server::{deliver, open_session, set_cookie, Shared};
 use super::socket::{now, EngineSocket, WsOutbox};
 use super::EngineHandler;
-use crate::buffer_pool::PooledBuffer;
+use crate::buffer_pool::poll_read_pooled;
 use crate::registry::ConnectionGuard;
 use crate::write_queue::WriteQueue;
 
@@ -171,14 +171,23 @@ fn spawn_connection<H: EngineHandler>(
         // directly. Otherwise drive whatever hyper gives.
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
+                let (io, read_buf) = (parts.io, parts.read_buf);
                 let mut driver =
-                    WsDriver::new(parts.io.into_inner(), config, shared, link, outbox, guard);
-                if !parts.read_buf.is_empty() {
+                    WsDriver::new(io.into_inner(), config, shared, link, outbox, guard);
+                if !read_buf.is_empty() {
                     // Frames the client sent right behind its handshake.
-                    let mut early = parts.read_buf.to_vec();
-                    drop(parts.read_buf);
-                    driver.receive(&mut early);
+                    let mut early = read_buf.to_vec();
+                    WsDriver::<TcpStream, H>::receive(
+                        &mut driver.conn,
+                        &mut early,
+                        &mut driver.incoming,
+                        &mut driver.peer_closed,
+                        &mut driver.failed,
+                    );
                 }
+                // Even empty, it pins hyper's whole read buffer: let it go
+                // before the connection's long wait.
+                drop(read_buf);
                 driver.await
             }
             Err(upgraded) => {
@@ -246,10 +255,16 @@ where
     }
 
     /// Feeds received bytes to the WebSocket core.
-    fn receive(&mut self, data: &mut [u8]) {
-        let incoming = &mut self.incoming;
-        let peer_closed = &mut self.peer_closed;
-        let result = self.conn.receive(data, |event, _| match event {
+    /// Frames `data`: messages go to `incoming`, a close frame sets
+    /// `peer_closed`, a protocol error sets `failed`.
+    fn receive(
+        conn: &mut Connection,
+        data: &mut [u8],
+        incoming: &mut Vec<WsMessage>,
+        peer_closed: &mut bool,
+        failed: &mut bool,
+    ) {
+        let result = conn.receive(data, |event, _| match event {
             Event::Text(t) => incoming.push(WsMessage::Text(Utf8Bytes::from(t))),
             Event::Binary(b) => incoming.push(WsMessage::Binary(Bytes::copy_from_slice(b))),
             Event::Close(_) => *peer_closed = true,
@@ -257,7 +272,7 @@ where
         });
         if let Err(e) = result {
             tracing::debug!(error = %e, "engine.io websocket protocol error");
-            self.failed = true;
+            *failed = true;
         }
     }
 
@@ -274,23 +289,23 @@ where
                 self.paused = true;
                 return;
             }
-            let mut buf = PooledBuffer::take();
-            let mut rb = ReadBuf::new(&mut buf);
-            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+            let (conn, incoming) = (&mut self.conn, &mut self.incoming);
+            let (peer_closed, failed) = (&mut self.peer_closed, &mut self.failed);
+            let read = poll_read_pooled(&mut self.io, cx, |data| {
+                Self::receive(conn, data, incoming, peer_closed, failed)
+            });
+            match read {
                 Poll::Pending => return,
+                Poll::Ready(Ok(0)) => {
+                    self.io_done = true;
+                    return;
+                }
                 Poll::Ready(Err(e)) => {
                     tracing::debug!(error = %e, "engine.io websocket read failed");
                     self.io_done = true;
                     return;
                 }
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    if n == 0 {
-                        self.io_done = true;
-                        return;
-                    }
-                    self.receive(&mut buf[..n]);
-                }
+                Poll::Ready(Ok(_)) => {}
             }
         }
         cx.waker().wake_by_ref();
