@@ -48,6 +48,7 @@ python3 tests/autobahn/run.py "$BIN" "$VENV/bin/kosoku" "$ROOT/target/autobahn"
 step "node interop and browser tests"
 (cd tests/node && SWITCHBOARD_BIN="$BIN" \
   SOCKETIO_PROTOCOL_SERVER_BIN="$EXAMPLES/socketio_protocol_server" \
+  SOCKETIO_CHAT_BIN="$EXAMPLES/chat" \
   CHROMIUM_PATH="$(command -v chromium)" node --test --test-concurrency=1)
 
 step "all tests passed"

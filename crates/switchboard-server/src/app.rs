@@ -62,7 +62,7 @@ impl Switchboard {
     /// the rest of the application, or with another backplane).
     pub fn with_hub(config: Config, hub: Hub) -> Self {
         let allowed = config.websocket.allowed_origins.clone();
-        let origin_allowed: Option<Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>> =
+        let origin_allowed: Option<switchboard_websocket::handshake::OriginCheck> =
             if allowed.is_empty() {
                 None
             } else {

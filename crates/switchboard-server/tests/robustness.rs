@@ -154,7 +154,7 @@ async fn a_million_one_byte_fragments_neither_crash_nor_bloat() {
         1_000_000
     );
     assert!(
-        server.rss() < before + 64 << 20,
+        server.rss() < before + (64 << 20),
         "RSS grew by {}",
         server.rss() - before
     );

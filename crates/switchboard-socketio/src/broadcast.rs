@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::adapter::{BroadcastOptions, IntoRooms};
 use crate::args::from_args;
 use crate::client::to_messages;
+use crate::engine::Message;
 use crate::error::{AckError, EmitError};
 use crate::namespace::Namespace;
 use crate::socket::{event_packet, AckSlot, SocketRef};
@@ -102,11 +103,29 @@ impl BroadcastOperator {
     /// Sends `event` to every selected socket. The packet is encoded once
     /// and the same bytes (text and attachments) are queued to each
     /// recipient. `data` follows the [`args`](crate::args) rule.
+    ///
+    /// With connection state recovery on, a non-volatile emit also gets an
+    /// offset as its last argument and is kept for sockets that come back.
     pub fn emit(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
-        let packet = event_packet(self.ns.name(), event, &data)?;
-        let messages = to_messages(encode(&packet));
-        for s in self.targets() {
-            let _ = s.client.send_messages(messages.clone());
+        let mut packet = event_packet(self.ns.name(), event, &data)?;
+        let send = |messages: &[Message]| {
+            for s in self.targets() {
+                let _ = s.client.send_messages(messages.to_vec());
+            }
+        };
+        match self.ns.recovery() {
+            Some(recovery) if !self.volatile => recovery.record(
+                Instant::now(),
+                &self.opts,
+                |offset| {
+                    if let Some(Value::Array(args)) = &mut packet.data {
+                        args.push(Value::from(offset));
+                    }
+                    to_messages(encode(&packet))
+                },
+                send,
+            ),
+            _ => send(&to_messages(encode(&packet))),
         }
         Ok(())
     }

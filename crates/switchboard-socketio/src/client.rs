@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use switchboard_engineio::{Message, Utf8Bytes};
@@ -22,6 +23,24 @@ pub(crate) fn to_messages(enc: Encoded) -> Vec<Message> {
     out.push(Message::Text(Utf8Bytes::from(enc.text)));
     out.extend(enc.attachments.into_iter().map(Message::Binary));
     out
+}
+
+/// What a recovered socket gets back once connected.
+#[derive(Default)]
+struct Resume {
+    rooms: Vec<String>,
+    missed: Vec<Vec<Message>>,
+}
+
+/// The string at `key` of an object payload.
+fn auth_str<'a>(auth: &'a Value, key: &str) -> Option<&'a str> {
+    match auth {
+        Value::Object(m) => m.iter().find(|(k, _)| k == key).and_then(|(_, v)| match v {
+            Value::String(s) => Some(s.as_str()),
+            _ => None,
+        }),
+        _ => None,
+    }
 }
 
 pub(crate) struct Client {
@@ -151,13 +170,51 @@ impl Client {
         if let Some(old) = old {
             old.close(DisconnectReason::ClientNamespaceDisconnect);
         }
-        let socket = Socket::new(
-            io.next_sid(),
-            ns.clone(),
-            self.clone(),
-            Handshake::new(&self.req, auth),
-        );
-        let middlewares = ns.hooks().middlewares.read().clone();
+        // Connection state recovery: `{pid, offset}` in the auth payload
+        // (socket.io-client adds them on reconnection) restore the socket.
+        let restored = ns.recovery().and_then(|recovery| {
+            let pid = auth_str(&auth, "pid")?;
+            let offset = auth_str(&auth, "offset")?;
+            recovery.restore(Instant::now(), pid, offset)
+        });
+        let (socket, resume) = match restored {
+            Some(r) => {
+                tracing::debug!(sid = %r.sid, nsp = %nsp, "connection state recovered");
+                let socket = Socket::new(
+                    r.sid,
+                    Some((r.pid, true)),
+                    ns.clone(),
+                    self.clone(),
+                    Handshake::new(&self.req, auth),
+                    r.data,
+                );
+                (
+                    socket,
+                    Resume {
+                        rooms: r.rooms,
+                        missed: r.missed,
+                    },
+                )
+            }
+            None => {
+                let session = ns.recovery().map(|_| (io.next_sid(), false));
+                let socket = Socket::new(
+                    io.next_sid(),
+                    session,
+                    ns.clone(),
+                    self.clone(),
+                    Handshake::new(&self.req, auth),
+                    http::Extensions::new(),
+                );
+                (socket, Resume::default())
+            }
+        };
+        let skip = socket.recovered() && ns.recovery().is_some_and(|r| r.config().skip_middlewares);
+        let middlewares = if skip {
+            Vec::new()
+        } else {
+            ns.hooks().middlewares.read().clone()
+        };
         let mut i = 0;
         while i < middlewares.len() {
             match &middlewares[i] {
@@ -173,7 +230,7 @@ impl Client {
             i += 1;
         }
         if i == middlewares.len() {
-            self.finish_connect(ns, socket);
+            self.finish_connect(ns, socket, resume);
             return;
         }
         let client = self.clone();
@@ -189,7 +246,7 @@ impl Client {
                     return;
                 }
             }
-            client.finish_connect(ns, socket);
+            client.finish_connect(ns, socket, resume);
         });
     }
 
@@ -204,7 +261,7 @@ impl Client {
         );
     }
 
-    fn finish_connect(&self, ns: Namespace, socket: SocketRef) {
+    fn finish_connect(&self, ns: Namespace, socket: SocketRef, resume: Resume) {
         {
             let mut st = self.state.lock();
             if st.closed {
@@ -218,13 +275,19 @@ impl Client {
                 t.abort();
             }
         }
-        ns.insert_socket(socket.clone());
-        let sid = vec![("sid".to_owned(), Value::from(socket.id()))];
+        ns.insert_socket(socket.clone(), &resume.rooms);
+        let mut data = vec![("sid".to_owned(), Value::from(socket.id()))];
+        if let Some(pid) = socket.pid() {
+            data.push(("pid".to_owned(), Value::from(pid)));
+        }
         self.send_packet(
             &Packet::new(PacketType::Connect)
                 .with_nsp(ns.name())
-                .with_data(Value::Object(sid)),
+                .with_data(Value::Object(data)),
         );
+        for messages in resume.missed {
+            let _ = self.send_messages(messages);
+        }
         let handler = ns.hooks().on_connection.read().clone();
         if let Some(h) = handler {
             h(socket);

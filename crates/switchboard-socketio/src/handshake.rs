@@ -123,6 +123,15 @@ fn hex(c: u8) -> Option<u8> {
 pub struct Extensions(RwLock<http::Extensions>);
 
 impl Extensions {
+    pub(crate) fn from_inner(inner: http::Extensions) -> Self {
+        Extensions(RwLock::new(inner))
+    }
+
+    /// A copy of every value (for connection state recovery).
+    pub(crate) fn snapshot(&self) -> http::Extensions {
+        self.0.read().clone()
+    }
+
     /// Stores `value`, returning the previous value of that type.
     pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
         self.0.write().insert(value)

@@ -18,6 +18,7 @@ use crate::engine::EngineConn;
 use crate::error::{ConnectError, DisconnectReason, EmitError};
 use crate::handshake::RequestInfo;
 use crate::namespace::{Hooks, Namespace};
+use crate::recovery::RecoveryConfig;
 use crate::socket::SocketRef;
 
 /// Makes the adapter of each namespace (given its name).
@@ -35,6 +36,9 @@ pub struct Config {
     pub decoder: DecoderConfig,
     /// The adapter of each namespace; [`LocalAdapter`] by default.
     pub adapter: AdapterFactory,
+    /// Connection state recovery (Node's `connectionStateRecovery`); off
+    /// (`None`) by default, as in Node. See [`RecoveryConfig`].
+    pub connection_state_recovery: Option<RecoveryConfig>,
 }
 
 impl Default for Config {
@@ -43,6 +47,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(45),
             decoder: DecoderConfig::default(),
             adapter: Arc::new(|_| Arc::new(LocalAdapter::new())),
+            connection_state_recovery: None,
         }
     }
 }
@@ -52,6 +57,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("connect_timeout", &self.connect_timeout)
             .field("decoder", &self.decoder)
+            .field("connection_state_recovery", &self.connection_state_recovery)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +92,7 @@ impl IoInner {
                     name.to_owned(),
                     hooks.unwrap_or_default(),
                     (self.config.adapter)(name),
+                    self.config.connection_state_recovery.clone(),
                 )
             })
             .clone()

@@ -32,9 +32,17 @@
 //!   default). Broadcasts encode once and queue the same bytes to each
 //!   recipient.
 //!
-//! Not implemented: connection state recovery (`pid`/`offset`), the
-//! per-socket `use` middleware and `volatile` on single sockets,
-//! `onAnyOutgoing`, a multi-node adapter.
+//! * Connection state recovery (socket.io 4.6's `pid`/`offset` scheme) is
+//!   an option ([`Config::connection_state_recovery`], see
+//!   [`RecoveryConfig`]): a client whose transport dropped and that comes
+//!   back in time keeps its socket id, rooms and extensions and receives
+//!   the events it missed.
+//! * An [`EngineIo`](switchboard_transport::engineio::EngineIo) endpoint is
+//!   a tower `Service`: `Router::new().route_service("/socket.io/", engine)`
+//!   mounts it in axum (see `examples/chat.rs`).
+//!
+//! Not implemented: the per-socket `use` middleware and `volatile` on
+//! single sockets, `onAnyOutgoing`, a multi-node adapter.
 //!
 //! # Example: the chat server
 //!
@@ -104,6 +112,7 @@ mod error;
 mod handshake;
 mod io;
 mod namespace;
+mod recovery;
 mod socket;
 
 pub use adapter::{Adapter, BroadcastOptions, IntoRooms, LocalAdapter, Room};
@@ -113,5 +122,6 @@ pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
 pub use handshake::{Extensions, Handshake};
 pub use io::{AdapterFactory, Config, DynamicNamespace, SocketIo};
 pub use namespace::Namespace;
+pub use recovery::RecoveryConfig;
 pub use socket::{AckFuture, AckSender, Socket, SocketRef};
 pub use switchboard_socketio_proto::Value;

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::adapter::{Adapter, IntoRooms};
 use crate::broadcast::{BroadcastAckFuture, BroadcastOperator};
 use crate::error::{ConnectError, EmitError};
+use crate::recovery::{Recovery, RecoveryConfig};
 use crate::socket::SocketRef;
 
 pub(crate) type ConnFn = Arc<dyn Fn(SocketRef) + Send + Sync>;
@@ -64,6 +65,7 @@ struct NsInner {
     hooks: Arc<Hooks>,
     sockets: RwLock<HashMap<String, SocketRef>>,
     adapter: Arc<dyn Adapter>,
+    recovery: Option<Recovery>,
     ids: AtomicU64,
 }
 
@@ -77,14 +79,25 @@ impl fmt::Debug for Namespace {
 }
 
 impl Namespace {
-    pub(crate) fn new(name: String, hooks: Arc<Hooks>, adapter: Arc<dyn Adapter>) -> Self {
+    pub(crate) fn new(
+        name: String,
+        hooks: Arc<Hooks>,
+        adapter: Arc<dyn Adapter>,
+        recovery: Option<RecoveryConfig>,
+    ) -> Self {
         Namespace(Arc::new(NsInner {
             name,
             hooks,
             sockets: RwLock::default(),
             adapter,
+            recovery: recovery.map(Recovery::new),
             ids: AtomicU64::new(0),
         }))
+    }
+
+    /// The connection state recovery store, when recovery is on.
+    pub(crate) fn recovery(&self) -> Option<&Recovery> {
+        self.0.recovery.as_ref()
     }
 
     /// The name, e.g. `"/"` or `"/chat"`.
@@ -150,10 +163,15 @@ impl Namespace {
         self.0.sockets.read().get(sid).cloned()
     }
 
-    pub(crate) fn insert_socket(&self, socket: SocketRef) {
+    /// Adds a connected socket, in its own room and in `rooms` (those of a
+    /// recovered session).
+    pub(crate) fn insert_socket(&self, socket: SocketRef, rooms: &[String]) {
         self.0
             .adapter
             .add_all(socket.id(), &[socket.id().to_owned()]);
+        if !rooms.is_empty() {
+            self.0.adapter.add_all(socket.id(), rooms);
+        }
         self.0
             .sockets
             .write()

@@ -45,6 +45,9 @@ pub(crate) enum AckSlot {
 /// work by spawning (or use [`on_async`](Self::on_async)).
 pub struct Socket {
     id: String,
+    /// The private session id of connection state recovery.
+    pid: Option<String>,
+    recovered: bool,
     ns: Namespace,
     pub(crate) client: Arc<Client>,
     handshake: Handshake,
@@ -86,18 +89,28 @@ pub(crate) fn event_packet(
 }
 
 impl Socket {
+    /// A new socket. `session` is `(pid, recovered)` when connection
+    /// state recovery is on; `data` the recovered socket's data.
     pub(crate) fn new(
         id: String,
+        session: Option<(String, bool)>,
         ns: Namespace,
         client: Arc<Client>,
         handshake: Handshake,
+        data: http::Extensions,
     ) -> SocketRef {
+        let (pid, recovered) = match session {
+            Some((pid, recovered)) => (Some(pid), recovered),
+            None => (None, false),
+        };
         Arc::new(Socket {
             id,
+            pid,
+            recovered,
             ns,
             client,
             handshake,
-            extensions: Extensions::default(),
+            extensions: Extensions::from_inner(data),
             connected: AtomicBool::new(false),
             handlers: RwLock::default(),
             any: RwLock::default(),
@@ -111,6 +124,19 @@ impl Socket {
     /// Engine.IO session id ([`engine_sid`](Self::engine_sid)).
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The private session id a client presents to recover this socket
+    /// (connection state recovery on), never shared with other clients.
+    pub fn pid(&self) -> Option<&str> {
+        self.pid.as_deref()
+    }
+
+    /// Whether this socket is a recovered one: same id, rooms and data as
+    /// before its transport dropped, and the missed events were sent
+    /// (Node's `socket.recovered`).
+    pub fn recovered(&self) -> bool {
+        self.recovered
     }
 
     /// The Engine.IO session id of the connection (Node's `socket.conn.id`).
@@ -220,9 +246,18 @@ impl Socket {
     /// [`args`](crate::args) rule: a tuple is several arguments, `()` none,
     /// anything else one. Binary inside (`bytes::Bytes`) makes it a
     /// BINARY_EVENT with attachments.
+    ///
+    /// With connection state recovery on, the event is sent as a broadcast
+    /// to this socket's own room, as Node does, so that it is kept (with an
+    /// offset) for a reconnection.
     pub fn emit(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
         if !self.connected() {
             return Err(EmitError::Closed);
+        }
+        if self.ns.recovery().is_some() {
+            return BroadcastOperator::new(self.ns.clone())
+                .to(self.id.as_str())
+                .emit(event, data);
         }
         let packet = event_packet(self.ns.name(), event, &data)?;
         self.send_packet(&packet)
@@ -232,7 +267,8 @@ impl Socket {
     /// [`encode_event_raw`](switchboard_socketio_proto::encode_event_raw) for
     /// this socket's namespace: the way to encode a broadcast once and hand
     /// the same bytes to every recipient. It must be a complete non-binary
-    /// packet; nothing checks it.
+    /// packet; nothing checks it, and connection state recovery does not
+    /// keep it.
     pub fn emit_encoded(
         &self,
         packet_text: switchboard_engineio::Utf8Bytes,
@@ -410,6 +446,17 @@ impl Socket {
         let disconnecting = std::mem::take(&mut *self.on_disconnecting.lock());
         for h in disconnecting {
             h(self.clone(), reason);
+        }
+        if let (Some(recovery), Some(pid)) = (self.ns.recovery(), &self.pid) {
+            if crate::recovery::is_recoverable(reason) {
+                recovery.persist(
+                    std::time::Instant::now(),
+                    pid,
+                    &self.id,
+                    self.rooms(),
+                    self.extensions.snapshot(),
+                );
+            }
         }
         self.ns.adapter().del_all(&self.id);
         self.ns.remove_socket(&self.id);

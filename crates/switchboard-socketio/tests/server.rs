@@ -628,3 +628,117 @@ fn engine_sid_is_not_socket_id_and_reconnect_replaces() {
     assert_eq!(io.fetch_sockets()[0].engine_sid(), p.conn.sid);
     let _ = DisconnectReason::ForcedClose;
 }
+
+/// The CONNECT answer's `sid` and `pid`.
+fn sid_pid(answer: &str) -> (String, Option<String>) {
+    let v = Value::from_json_str(answer.strip_prefix('0').expect("a CONNECT answer")).unwrap();
+    (
+        v.get("sid").unwrap().as_str().unwrap().to_owned(),
+        v.get("pid").and_then(|p| p.as_str()).map(str::to_owned),
+    )
+}
+
+fn recovering_io(middleware_calls: Arc<AtomicUsize>) -> SocketIo {
+    let io = SocketIo::with_config(switchboard_socketio::Config {
+        connection_state_recovery: Some(switchboard_socketio::RecoveryConfig::default()),
+        ..Default::default()
+    });
+    io.ns("/", |s: SocketRef| {
+        s.on(
+            "join",
+            |s: SocketRef, room: String, _ack: Option<AckSender>| {
+                s.join(room.as_str());
+                s.extensions().insert(room);
+            },
+        );
+        let _ = s.emit("welcome", s.recovered());
+    });
+    io.of("/").middleware(move |_s| {
+        middleware_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    io
+}
+
+#[test]
+fn connection_state_recovery_restores_id_rooms_data_and_missed_events() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let io = recovering_io(calls.clone());
+    let a = Peer::open(&io);
+    a.text("0");
+    let sent = a.take();
+    let (sid, pid) = sid_pid(&sent[0]);
+    let pid = pid.expect("a pid when recovery is on");
+    // Every event carries an offset as its last argument.
+    assert_eq!(sent[1], r#"2["welcome",false,"0"]"#);
+    a.text(r#"2["join","red"]"#);
+    io.emit("news", 1).unwrap();
+    assert_eq!(a.take(), [r#"2["news",1,"1"]"#]);
+
+    // The transport drops; events go on meanwhile.
+    io.engine_close(&a.conn.sid, CloseReason::TransportClose);
+    io.emit("news", 2).unwrap();
+    io.to("red").emit("news", 3).unwrap();
+    io.to("blue").emit("news", 4).unwrap();
+    io.except("red").emit("news", 5).unwrap();
+    io.broadcast().volatile().emit("news", 6).unwrap();
+
+    // The client comes back with {pid, offset}: same socket id and pid,
+    // the missed events (only those meant for it), no middleware run.
+    let b = Peer::open(&io);
+    b.text(&format!(r#"0{{"pid":"{pid}","offset":"1"}}"#));
+    let sent = b.take();
+    assert_eq!(sid_pid(&sent[0]), (sid.clone(), Some(pid.clone())));
+    assert_eq!(
+        sent[1..],
+        [
+            r#"2["news",2,"2"]"#.to_owned(),
+            r#"2["news",3,"3"]"#.to_owned(),
+            r#"2["welcome",true,"6"]"#.to_owned(),
+        ]
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Rooms and data are back.
+    let socket = io.of("/").get_socket(&sid).expect("the recovered socket");
+    assert!(socket.recovered());
+    assert_eq!(socket.extensions().get::<String>().as_deref(), Some("red"));
+    io.to("red").emit("news", 8).unwrap();
+    assert_eq!(b.take(), [r#"2["news",8,"7"]"#]);
+}
+
+#[test]
+fn connection_state_recovery_refuses_unknown_sessions_and_client_disconnects() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let io = recovering_io(calls.clone());
+    let a = Peer::open(&io);
+    a.text("0");
+    let (sid, pid) = sid_pid(&a.take()[0]);
+    let pid = pid.unwrap();
+    // The client left on purpose: nothing is kept.
+    a.text("1");
+    let b = Peer::open(&io);
+    b.text(&format!(r#"0{{"pid":"{pid}","offset":"0"}}"#));
+    let sent = b.take();
+    let (sid2, pid2) = sid_pid(&sent[0]);
+    assert_ne!(sid2, sid);
+    assert_ne!(pid2.unwrap(), pid);
+    assert_eq!(sent[1], r#"2["welcome",false,"1"]"#);
+    // A made-up pid or an offset that was never sent: a fresh socket.
+    let c = Peer::open(&io);
+    c.text(r#"0{"pid":"nope","offset":"0"}"#);
+    assert_eq!(c.take()[1], r#"2["welcome",false,"2"]"#);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn without_recovery_there_is_no_pid_and_no_offset() {
+    let io = SocketIo::new();
+    io.ns("/", |s: SocketRef| {
+        let _ = s.emit("welcome", s.recovered());
+    });
+    let a = Peer::open(&io);
+    a.text("0");
+    let sent = a.take();
+    assert_eq!(sid_pid(&sent[0]).1, None);
+    assert_eq!(sent[1], r#"2["welcome",false]"#);
+}

@@ -34,13 +34,25 @@ export function protocolServerSkip() {
   return false;
 }
 
+/** Like protocolServerSkip, for the binary in environment variable `name`. */
+export function binSkip(name, hint) {
+  const bin = process.env[name];
+  if (!bin) return `${name} is not set (${hint})`;
+  try {
+    accessSync(bin, constants.X_OK);
+  } catch {
+    return `${name}=${bin} is not an executable file`;
+  }
+  return false;
+}
+
 /**
- * Start the protocol server on a free port; resolves once it printed
+ * Start the protocol server (or `bin`, any server taking the port as its
+ * argument) on a free port (or `port`); resolves once it printed
  * `listening on 127.0.0.1:PORT`. Returns { port, url, log(), stop() }.
  */
-export async function startProtocolServer({ readyTimeout = 10000 } = {}) {
-  const bin = process.env.SOCKETIO_PROTOCOL_SERVER_BIN;
-  const port = await freePort();
+export async function startProtocolServer({ readyTimeout = 10000, bin = process.env.SOCKETIO_PROTOCOL_SERVER_BIN, port } = {}) {
+  port ??= await freePort();
   const child = spawn(bin, [String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let output = '';

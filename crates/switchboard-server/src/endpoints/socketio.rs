@@ -28,8 +28,12 @@ pub fn socket_io(state: &Arc<AppState>) -> (SocketIo, EngineIo<SocketIo>) {
     io.ns("/", move |socket: SocketRef| {
         on_connection(&hub_state, socket)
     });
-    let mut config = EngineIoConfig::default();
-    config.cors = Cors::Reflect;
+    let config = EngineIoConfig {
+        cors: Cors::Reflect,
+        // `[websocket] compression` applies to Socket.IO's WebSocket transport too.
+        per_message_deflate: state.ws_options.deflate.clone(),
+        ..EngineIoConfig::default()
+    };
     let engine = EngineIo::new(io.clone(), config, state.shutdown.clone());
     (io, engine)
 }

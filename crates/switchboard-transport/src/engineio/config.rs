@@ -99,6 +99,11 @@ pub struct EngineIoConfig {
     /// `engine.max_payload` (what [`EngineIoConfig::new`] does): the core
     /// refuses bodies over `max_payload` anyway.
     pub max_http_buffer_size: usize,
+    /// permessage-deflate (RFC 7692) on the WebSocket transport (Node's
+    /// `perMessageDeflate`, off by default as in engine.io 4). With
+    /// `Some`, a client offering it gets compressed messages of at least
+    /// `min_size` bytes (Node's `threshold` is 1024).
+    pub per_message_deflate: Option<switchboard_websocket::DeflateConfig>,
 }
 
 impl EngineIoConfig {
@@ -111,6 +116,7 @@ impl EngineIoConfig {
             cors: Cors::None,
             allow_request: None,
             cookie: None,
+            per_message_deflate: None,
         }
     }
 }
@@ -129,6 +135,7 @@ impl fmt::Debug for EngineIoConfig {
             .field("allow_request", &self.allow_request.as_ref().map(|_| ".."))
             .field("cookie", &self.cookie)
             .field("max_http_buffer_size", &self.max_http_buffer_size)
+            .field("per_message_deflate", &self.per_message_deflate)
             .finish()
     }
 }

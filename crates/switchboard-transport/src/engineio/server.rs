@@ -32,6 +32,31 @@ pub struct EngineIo<H: EngineHandler> {
     pub(crate) shared: Arc<Shared<H>>,
 }
 
+/// An [`EngineIo`] is a tower `Service`, so it mounts in an axum router
+/// as is: `Router::new().route_service("/socket.io/", engine)`.
+impl<H, B> tower_service::Service<http::Request<B>> for EngineIo<H>
+where
+    H: EngineHandler,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Display,
+{
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
 impl<H: EngineHandler> Clone for EngineIo<H> {
     fn clone(&self) -> Self {
         EngineIo {
@@ -91,12 +116,16 @@ impl<H: EngineHandler> EngineIo<H> {
     /// An endpoint delivering sessions to `handler`; `registry` is the
     /// server's (its `trigger()` closes every session).
     pub fn new(handler: H, config: EngineIoConfig, registry: Registry) -> Self {
+        let ws_options = ServerOptions {
+            deflate: config.per_message_deflate.clone(),
+            ..ServerOptions::default()
+        };
         EngineIo {
             shared: Arc::new(Shared {
                 handler,
                 config,
                 registry,
-                ws_options: ServerOptions::default(),
+                ws_options,
                 sessions: Sessions {
                     hasher: RandomState::new(),
                     shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),

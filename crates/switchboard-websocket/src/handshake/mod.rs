@@ -12,7 +12,7 @@ pub mod client;
 pub mod server;
 
 pub use client::{ClientAccepted, ClientHandshake, ClientRequest};
-pub use server::{accept, Accepted, ServerOptions};
+pub use server::{accept, Accepted, OriginCheck, ServerOptions};
 
 /// The GUID appended to the key (RFC 6455 §1.3).
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
