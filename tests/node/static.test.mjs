@@ -34,6 +34,15 @@ test('GET /assets/chat.js and /assets/chat.css with proper content types', async
   assert.match(css.headers['content-type'] || '', /^text\/css/);
 });
 
+test('GET /socket.io/socket.io.js serves the socket.io-client bundle (as Node does)', async () => {
+  for (const path of ['/socket.io/socket.io.js', '/socket.io/socket.io.min.js', '/assets/vendor/socket.io.min.js']) {
+    const r = await httpGet(server.port, path);
+    assert.equal(r.status, 200, path);
+    assert.match(r.headers['content-type'] || '', /javascript/);
+    assert.match(r.body, /Socket\.IO v4\.\d+\.\d+/, path);
+  }
+});
+
 test('an unknown path → 404', async () => {
   const r = await httpGet(server.port, '/no/such/thing');
   assert.equal(r.status, 404);

@@ -123,6 +123,14 @@ impl Switchboard {
                     async move { engine.handle(req).await }
                 }),
             )
+            .route(
+                "/socket.io/socket.io.js",
+                get(endpoints::page::socket_io_client),
+            )
+            .route(
+                "/socket.io/socket.io.min.js",
+                get(endpoints::page::socket_io_client),
+            )
             .route("/", get(endpoints::page::index))
             .route("/assets/{file}", get(endpoints::page::asset))
             .route("/assets/vendor/{file}", get(endpoints::page::vendor))

@@ -1,6 +1,8 @@
 //! The chat page (`/`) and its assets (`/assets/{file}`), embedded in the
 //! binary at build time from `crates/switchboard-server/assets/`, and the
 //! client libraries it loads (`/assets/vendor/{file}`, from npm by lockfile).
+//! The Socket.IO client is also served where Node's server serves it
+//! (`/socket.io/socket.io.js`), so pages written for Node work unchanged.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -60,4 +62,10 @@ pub async fn asset(Path(file): Path<String>) -> Response {
 /// `GET /assets/vendor/{file}`: the browser client libraries (npm, by lockfile).
 pub async fn vendor(Path(file): Path<String>) -> Response {
     serve(&format!("vendor/{file}"))
+}
+
+/// `GET /socket.io/socket.io.js` (and `.min.js`): the `socket.io-client`
+/// browser bundle, as Node's `serveClient` does.
+pub async fn socket_io_client() -> Response {
+    serve("vendor/socket.io.min.js")
 }
