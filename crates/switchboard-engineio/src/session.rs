@@ -242,6 +242,8 @@ pub struct Session {
     upgrade: Option<Upgrade>,
     upgraded: bool,
     write_buffer: Vec<Packet>,
+    /// Payload bytes in `write_buffer`.
+    buffered: usize,
     close_after_drain: bool,
     next_ping: Option<Instant>,
     ping_deadline: Option<Instant>,
@@ -299,6 +301,7 @@ impl Session {
             upgrade: None,
             upgraded: false,
             write_buffer: Vec::new(),
+            buffered: 0,
             close_after_drain: false,
             next_ping: None,
             ping_deadline: None,
@@ -474,6 +477,13 @@ impl Session {
     /// Node flushes on every send; later messages wait for the next GET.
     pub fn send_message(&mut self, message: impl Into<Message>) {
         self.send_packet(Packet::Message(message.into()));
+    }
+
+    /// Payload bytes queued for the client and not yet handed to a
+    /// transport (waiting for the next polling GET, or for the end of an
+    /// upgrade): what a slow-consumer policy looks at.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
     }
 
     /// [`Session::send_message`] with text.
@@ -685,6 +695,11 @@ impl Session {
     /// `Socket.sendPacket`.
     fn send_packet(&mut self, packet: Packet) {
         if self.state == ReadyState::Open {
+            self.buffered += match &packet {
+                Packet::Message(Message::Text(t)) => t.len() + 1,
+                Packet::Message(Message::Binary(b)) => b.len() + 1,
+                _ => 1,
+            };
             self.write_buffer.push(packet);
             self.flush();
         }
@@ -700,6 +715,7 @@ impl Session {
             return;
         }
         let packets = std::mem::take(&mut self.write_buffer);
+        self.buffered = 0;
         match &self.active {
             Active::Polling(_) => self.polling_send(packets),
             Active::Ws(w) => {
@@ -809,6 +825,7 @@ impl Session {
         self.next_ping = None;
         self.ping_deadline = None;
         self.write_buffer.clear();
+        self.buffered = 0;
         self.close_after_drain = false;
         // clearTransport
         self.close_active(AfterClose::Nothing);

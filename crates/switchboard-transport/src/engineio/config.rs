@@ -104,6 +104,13 @@ pub struct EngineIoConfig {
     /// `Some`, a client offering it gets compressed messages of at least
     /// `min_size` bytes (Node's `threshold` is 1024).
     pub per_message_deflate: Option<switchboard_websocket::DeflateConfig>,
+    /// The slow-consumer limit: when more than this many payload bytes
+    /// wait for one client (not yet polled, or not yet taken by a
+    /// WebSocket that stopped reading), the session is closed (`forced
+    /// close`; a recovering Socket.IO client gets the missed events back
+    /// on reconnection). Node has no such limit. Default 4 MiB, as the
+    /// hub's per-connection mailbox.
+    pub max_buffered_bytes: usize,
 }
 
 impl EngineIoConfig {
@@ -117,6 +124,7 @@ impl EngineIoConfig {
             allow_request: None,
             cookie: None,
             per_message_deflate: None,
+            max_buffered_bytes: 4 << 20,
         }
     }
 }
@@ -136,6 +144,7 @@ impl fmt::Debug for EngineIoConfig {
             .field("cookie", &self.cookie)
             .field("max_http_buffer_size", &self.max_http_buffer_size)
             .field("per_message_deflate", &self.per_message_deflate)
+            .field("max_buffered_bytes", &self.max_buffered_bytes)
             .finish()
     }
 }

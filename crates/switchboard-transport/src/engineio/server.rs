@@ -226,7 +226,7 @@ impl<H: EngineHandler> EngineIo<H> {
         let shared = &self.shared;
         let sid = shared.sids_next();
         let session = Session::new_polling(sid, shared.config.engine.clone(), now());
-        let socket = EngineSocket::new(session);
+        let socket = EngineSocket::new(session, self.shared.config.max_buffered_bytes);
         let body = {
             let mut st = socket.inner.state.lock();
             let outcome = st.session.poll_request(now());

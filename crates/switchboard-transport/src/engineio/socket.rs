@@ -47,6 +47,8 @@ pub(crate) struct SocketInner {
     closed: AtomicBool,
     /// Wakes the session task: timers changed, events to deliver, closed.
     pub(crate) task: Notify,
+    /// The slow-consumer limit ([`EngineIoConfig::max_buffered_bytes`](super::EngineIoConfig::max_buffered_bytes)).
+    max_buffered: usize,
 }
 
 /// The parked polling GET.
@@ -122,7 +124,7 @@ impl State {
 }
 
 impl EngineSocket {
-    pub(crate) fn new(session: Session) -> Self {
+    pub(crate) fn new(session: Session, max_buffered: usize) -> Self {
         let sid = session.sid().to_owned();
         EngineSocket {
             inner: Arc::new(SocketInner {
@@ -139,6 +141,7 @@ impl EngineSocket {
                 }),
                 closed: AtomicBool::new(false),
                 task: Notify::new(),
+                max_buffered,
             }),
         }
     }
@@ -172,8 +175,25 @@ impl EngineSocket {
         for m in messages {
             st.session.send_message(m);
         }
+        // Slow consumer: what waits for this client (in the core for the
+        // next poll, in the WebSocket outboxes) is bounded; past the
+        // limit the session is closed (`forced close`), as a hub mailbox
+        // overflow closes a WebSocket.
+        let queued = st.session.buffered_bytes()
+            + st.ws
+                .iter()
+                .map(|(_, out)| out.queued_bytes())
+                .sum::<usize>();
+        let overflow = queued > self.inner.max_buffered;
+        if overflow {
+            tracing::debug!(sid = %self.inner.sid, queued, "slow consumer: closing the session");
+            st.session.close(now());
+        }
         if st.flush(&self.inner) && !st.delivering {
             self.inner.task.notify_one();
+        }
+        if overflow {
+            return Err(SocketClosed);
         }
         Ok(())
     }
@@ -234,6 +254,8 @@ pub(crate) struct WsOutbox {
 #[derive(Default)]
 pub(crate) struct OutboxQueue {
     pub(crate) messages: VecDeque<WsMessage>,
+    /// Payload bytes in `messages`.
+    bytes: usize,
     pub(crate) close: bool,
     waker: Option<Waker>,
 }
@@ -251,6 +273,10 @@ impl WsOutbox {
             if q.close {
                 return;
             }
+            q.bytes += match &message {
+                WsMessage::Text(t) => t.len(),
+                WsMessage::Binary(b) => b.len(),
+            };
             q.messages.push_back(message);
             q.waker.take()
         };
@@ -270,14 +296,24 @@ impl WsOutbox {
         }
     }
 
-    /// Moves the queued messages to `into`, stores `waker` for the next
-    /// push, and tells whether the connection must close after them.
-    pub(crate) fn drain(&self, into: &mut VecDeque<WsMessage>, waker: &Waker) -> bool {
+    /// Payload bytes waiting for the connection's task.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.q.lock().bytes
+    }
+
+    /// Moves the queued messages to `into` (unless `!take`: the socket is
+    /// not keeping up, they stay here and count against the session's
+    /// limit), stores `waker` for the next push, and tells whether the
+    /// connection must close after them.
+    pub(crate) fn drain(&self, into: &mut VecDeque<WsMessage>, waker: &Waker, take: bool) -> bool {
         let mut q = self.q.lock();
-        if into.is_empty() {
-            std::mem::swap(into, &mut q.messages);
-        } else {
-            into.append(&mut q.messages);
+        if take {
+            if into.is_empty() {
+                std::mem::swap(into, &mut q.messages);
+            } else {
+                into.append(&mut q.messages);
+            }
+            q.bytes = 0;
         }
         match &q.waker {
             Some(w) if w.will_wake(waker) => {}

@@ -753,3 +753,68 @@ async fn websocket_message_over_max_payload_is_a_transport_error() {
     assert_eq!(s.eio.session_count(), 0);
     eventually(|| s.registry.live() == 0).await;
 }
+
+/// Sends 64 KiB messages to `socket` until it refuses one; returns how
+/// many bytes it accepted.
+fn flood(socket: &EngineSocket) -> usize {
+    let chunk: switchboard_engineio::Utf8Bytes = "x".repeat(64 * 1024).into();
+    let mut sent = 0;
+    while socket.send(Message::Text(chunk.clone())).is_ok() {
+        sent += chunk.len();
+        assert!(sent < 1 << 30, "never refused: the backlog is unbounded");
+    }
+    sent
+}
+
+#[tokio::test]
+async fn a_websocket_that_stops_reading_is_dropped_at_the_limit() {
+    let config = EngineIoConfig {
+        max_buffered_bytes: 1 << 20,
+        ..fast_config()
+    };
+    let s = start(config).await;
+    let mut ws = WsClient::connect(s.addr, "EIO=4&transport=websocket").await;
+    let sid = sid_of(&ws.recv_text().await);
+    eventually(|| !s.log().opened.is_empty()).await;
+    let socket = s.log().opened[0].clone();
+    // The client reads nothing more. The server side may run ahead by the
+    // socket buffers and the driver's high-water mark, then the limit.
+    let mut accepted = 0;
+    for _ in 0..100 {
+        accepted += flood(&socket);
+        if socket.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(socket.is_closed());
+    assert!(accepted < 64 << 20, "accepted {accepted} bytes");
+    eventually(|| !s.closes_of(&sid).is_empty()).await;
+    assert_eq!(s.closes_of(&sid), vec![CloseReason::ForcedClose]);
+    eventually(|| s.eio.session_count() == 0).await;
+    drop(ws);
+}
+
+#[tokio::test]
+async fn a_polling_client_that_stops_polling_is_dropped_at_the_limit() {
+    let config = EngineIoConfig {
+        max_buffered_bytes: 1 << 20,
+        ..fast_config()
+    };
+    let s = start(config).await;
+    let sid = handshake(s.addr).await;
+    eventually(|| !s.log().opened.is_empty()).await;
+    let socket = s.log().opened[0].clone();
+    let accepted = flood(&socket);
+    assert!(accepted <= 1 << 20, "accepted {accepted} bytes");
+    // Refused from now on; the next GET drains what was queued, the one
+    // after gets the close, and the session is gone.
+    assert!(socket.send(Message::Text("more".into())).is_err());
+    let reply = get(s.addr, &sid).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.len() >= accepted);
+    let reply = get(s.addr, &sid).await;
+    assert_eq!(reply.text(), "6\u{1e}1");
+    eventually(|| !s.closes_of(&sid).is_empty()).await;
+    assert_eq!(s.closes_of(&sid), vec![CloseReason::ForcedClose]);
+}

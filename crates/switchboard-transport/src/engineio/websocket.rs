@@ -46,7 +46,7 @@ pub(crate) fn handshake<H: EngineHandler>(
     };
     let sid = shared.sids_next();
     let (session, ws) = Session::new_websocket(sid, shared.config.engine.clone(), now(), b64);
-    let socket = EngineSocket::new(session);
+    let socket = EngineSocket::new(session, shared.config.max_buffered_bytes);
     let outbox = WsOutbox::new();
     {
         let mut st = socket.inner.state.lock();
@@ -345,7 +345,18 @@ where
 
     /// Frames what the session queued for this connection.
     fn poll_outbox(&mut self, cx: &mut Context<'_>) {
-        let close = self.outbox.drain(&mut self.pending, cx.waker());
+        // Past the high-water mark the messages wait in the outbox, where
+        // the session's slow-consumer limit sees them; the write side
+        // wakes this task when the socket drains.
+        let take = self.backlog() < OUTPUT_HIGH_WATER;
+        let close = self.outbox.drain(&mut self.pending, cx.waker(), take);
+        if close && !take {
+            // Closed while the peer is not reading (a slow consumer, or a
+            // ping timeout): no point in a closing handshake behind a
+            // backlog it will not read; drop the connection.
+            self.io_done = true;
+            return;
+        }
         let w = self.conn.writer();
         for m in self.pending.drain(..) {
             match m {
@@ -402,7 +413,9 @@ where
                 this.finish();
                 return Poll::Ready(());
             }
-            if this.conn.close_sent() && flushed {
+            // Bounded even when the peer stops reading: the close frame
+            // may never leave, the connection still ends.
+            if this.conn.close_sent() {
                 let timer = this
                     .close_timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_TIMEOUT)));
