@@ -429,8 +429,14 @@ impl DeflateConfig {
 }
 
 /// Per-message compressor (raw DEFLATE, sync flush, tail stripped).
+///
+/// The zlib state (about 256 KiB at 15 window bits) is allocated on the
+/// first message, not with the connection: an idle connection that
+/// negotiated permessage-deflate costs nothing extra.
 pub struct Compressor {
-    inner: Compress,
+    inner: Option<Compress>,
+    level: u32,
+    window_bits: u8,
     no_context_takeover: bool,
 }
 
@@ -448,38 +454,44 @@ impl Compressor {
     /// reset after every message.
     pub fn new(level: u32, window_bits: u8, no_context_takeover: bool) -> Self {
         Compressor {
-            inner: Compress::new_with_window_bits(
-                Compression::new(level.min(9)),
-                false,
-                window_bits.clamp(9, 15),
-            ),
+            inner: None,
+            level: level.min(9),
+            window_bits: window_bits.clamp(9, 15),
             no_context_takeover,
         }
+    }
+
+    /// Whether the zlib state is allocated (it is after the first message).
+    pub fn is_allocated(&self) -> bool {
+        self.inner.is_some()
     }
 
     /// Compresses one whole message, appending the compressed bytes (without
     /// the `00 00 ff ff` tail) to `out`.
     pub fn compress(&mut self, input: &[u8], out: &mut BytesMut) {
+        let (level, bits) = (self.level, self.window_bits);
+        let inner = self.inner.get_or_insert_with(|| {
+            Compress::new_with_window_bits(Compression::new(level), false, bits)
+        });
         let start_len = out.len();
-        let start_in = self.inner.total_in();
+        let start_in = inner.total_in();
         loop {
-            let consumed = (self.inner.total_in() - start_in) as usize;
+            let consumed = (inner.total_in() - start_in) as usize;
             let remaining = input.len() - consumed;
             let room = (remaining + remaining / 8 + 64).max(64);
             out.reserve(room);
             let spare = out.spare_capacity_mut();
             let room = spare.len();
-            let before_out = self.inner.total_out();
-            let status = self
-                .inner
+            let before_out = inner.total_out();
+            let status = inner
                 .compress_uninit(&input[consumed..], spare, FlushCompress::Sync)
                 .expect("deflate with valid parameters cannot fail");
-            let produced = (self.inner.total_out() - before_out) as usize;
+            let produced = (inner.total_out() - before_out) as usize;
             debug_assert!(produced <= room);
             // SAFETY: the compressor initialized exactly `produced` bytes of
             // the spare capacity, starting at its beginning.
             unsafe { out.set_len(out.len() + produced) };
-            let consumed = (self.inner.total_in() - start_in) as usize;
+            let consumed = (inner.total_in() - start_in) as usize;
             if consumed == input.len() && produced < room {
                 break;
             }
@@ -496,14 +508,15 @@ impl Compressor {
             out.extend_from_slice(&[0x00]);
         }
         if self.no_context_takeover {
-            self.inner.reset();
+            inner.reset();
         }
     }
 }
 
 /// Per-message decompressor with an output size limit.
 pub struct Decompressor {
-    inner: Decompress,
+    /// Allocated on the first compressed message (see [`Compressor`]).
+    inner: Option<Decompress>,
     window_bits: u8,
     no_context_takeover: bool,
 }
@@ -524,7 +537,7 @@ impl Decompressor {
     pub fn new(window_bits: u8, no_context_takeover: bool) -> Self {
         let window_bits = window_bits.clamp(9, 15);
         Decompressor {
-            inner: Decompress::new_with_window_bits(false, window_bits),
+            inner: None,
             window_bits,
             no_context_takeover,
         }
@@ -540,6 +553,10 @@ impl Decompressor {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), ProtocolError> {
+        let bits = self.window_bits;
+        let inner = self
+            .inner
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
         let mut consumed = 0usize;
         loop {
             if out.len() > limit {
@@ -553,15 +570,14 @@ impl Decompressor {
             if out.capacity() - out.len() < room {
                 out.reserve_exact(room);
             }
-            let before_in = self.inner.total_in();
-            let before_out = self.inner.total_out();
+            let before_in = inner.total_in();
+            let before_out = inner.total_out();
             let spare_before = out.capacity() - out.len();
-            let status = self
-                .inner
+            let status = inner
                 .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
                 .map_err(|_| ProtocolError::InvalidCompressedData)?;
-            consumed += (self.inner.total_in() - before_in) as usize;
-            let produced = (self.inner.total_out() - before_out) as usize;
+            consumed += (inner.total_in() - before_in) as usize;
+            let produced = (inner.total_out() - before_out) as usize;
             if out.len() > limit {
                 return Err(ProtocolError::MessageTooBig);
             }
@@ -569,14 +585,14 @@ impl Decompressor {
                 Status::StreamEnd => {
                     // A BFINAL block ended the stream; anything after it is
                     // ignored and the next message starts a fresh stream.
-                    self.reset();
+                    inner.reset(false);
                     return Ok(());
                 }
                 Status::Ok | Status::BufError => {
                     if consumed == input.len() && produced < spare_before {
                         return Ok(());
                     }
-                    if produced == 0 && self.inner.total_in() == before_in {
+                    if produced == 0 && inner.total_in() == before_in {
                         if consumed == input.len() {
                             return Ok(());
                         }
@@ -601,7 +617,14 @@ impl Decompressor {
     pub fn reset(&mut self) {
         // flate2 keeps the configured window size (re-creating the state
         // only for non-default windows).
-        self.inner.reset(false);
+        if let Some(inner) = &mut self.inner {
+            inner.reset(false);
+        }
+    }
+
+    /// Whether the zlib state is allocated (it is after the first message).
+    pub fn is_allocated(&self) -> bool {
+        self.inner.is_some()
     }
 }
 
@@ -611,6 +634,20 @@ mod tests {
 
     fn neg(cfg: &DeflateConfig, hdrs: &[&str]) -> Option<DeflateParams> {
         cfg.negotiate(hdrs.iter().copied())
+    }
+
+    #[test]
+    fn zlib_state_is_allocated_on_first_use() {
+        let mut c = Compressor::new(1, 15, false);
+        let mut d = Decompressor::new(15, false);
+        assert!(!c.is_allocated() && !d.is_allocated());
+        let mut out = BytesMut::new();
+        c.compress(b"hello hello hello", &mut out);
+        let mut plain = Vec::new();
+        d.decompress(&out, &mut plain, 1 << 20).unwrap();
+        d.finish(&mut plain, 1 << 20).unwrap();
+        assert_eq!(plain, b"hello hello hello");
+        assert!(c.is_allocated() && d.is_allocated());
     }
 
     #[test]
