@@ -32,6 +32,12 @@ pub trait WsHandler: Send + Unpin + 'static {
 
     /// Called for each delivery taken from [`WsHandler::mailbox`].
     fn on_delivery(&mut self, _delivery: Delivery, _out: &mut Writer) {}
+
+    /// Called on every wake-up of the connection's task (until a close was
+    /// queued), for a handler with wake-up sources of its own (timers,
+    /// queues outside the hub): it registers `cx`'s waker with them and
+    /// writes what they produced to `out`. The default does nothing.
+    fn poll_sources(&mut self, _cx: &mut Context<'_>, _out: &mut Writer) {}
 }
 
 /// Timing and back-pressure settings of the driver.
@@ -287,6 +293,9 @@ where
                     .close(CloseCode::GOING_AWAY, "server shutting down");
             }
             this.poll_read_side(cx);
+            if !this.conn.close_sent() {
+                this.handler.poll_sources(cx, this.conn.writer());
+            }
             this.poll_mailbox(cx);
             let drop_now = this.poll_timers();
             let flushed = this.poll_flush(cx).is_ready();

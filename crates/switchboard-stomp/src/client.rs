@@ -1,0 +1,634 @@
+//! One STOMP connection inside the broker: [`StompClient`] joins the
+//! protocol session ([`ServerSession`]), the connection's hub [`Client`]
+//! (topic subscriptions and deliveries), its queue consumers and its open
+//! transactions. It does no I/O: a driver (raw TCP in
+//! [`connection`](crate::connection), WebSocket in
+//! [`websocket`](crate::websocket)) feeds it bytes, wakes it for
+//! deliveries and timers, and writes what it produced.
+//!
+//! Every refusal (bad credentials, unknown destination, permission denied,
+//! full queue, slow consumer) becomes an ERROR frame here, in
+//! `StompClient::fail`, and closes the session.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::task::Context;
+use std::time::Instant;
+
+use bytes::Bytes;
+use switchboard_hub::{Client, ClientInfo, Delivery, HubError, Payload, PayloadKind, Publication};
+use switchboard_stomp_proto::{AckMode, ConnectRequest, Event, Headers, ServerSession};
+
+use crate::auth::{Action, Principal};
+use crate::broker::{Broker, SendToQueueError};
+use crate::destination::Destination;
+use crate::queue::{Inbox, QueueDelivery};
+use crate::transaction::{Transactions, TxOp, Unacked};
+
+/// `content-type` of MESSAGE frames made from hub publications, per kind.
+pub fn content_type(kind: PayloadKind) -> &'static str {
+    match kind {
+        PayloadKind::Text => "text/plain;charset=utf-8",
+        PayloadKind::Json => "application/json",
+        PayloadKind::Binary => "application/octet-stream",
+    }
+}
+
+/// The hub payload of a SEND to a `/topic/` destination, by its
+/// `content-type`: `application/json` → JSON (a JSON string becomes text,
+/// as for every JSON client of the hub), `application/octet-stream` or a
+/// body that is not UTF-8 → binary, anything else → text.
+pub fn payload_of(headers: &Headers, body: Bytes) -> Payload {
+    let ct = headers
+        .get("content-type")
+        .map(|c| c.trim().to_ascii_lowercase());
+    let utf8 = std::str::from_utf8(&body).is_ok();
+    match ct.as_deref() {
+        Some(ct) if ct.starts_with("application/json") && utf8 => Payload::json_or_text(body),
+        Some(ct) if ct.starts_with("application/octet-stream") => Payload::binary(body),
+        _ if utf8 => Payload::text(body),
+        _ => Payload::binary(body),
+    }
+}
+
+/// SEND headers not passed on to a queue MESSAGE.
+const NOT_FORWARDED: [&str; 5] = [
+    "destination",
+    "transaction",
+    "receipt",
+    "content-length",
+    "redelivered",
+];
+
+/// Where a subscription's messages come from.
+#[derive(Debug)]
+enum Target {
+    Topic(Arc<str>),
+    Queue { name: Arc<str>, ack: AckMode },
+}
+
+/// The STOMP subscriptions of one connection to one hub topic.
+#[derive(Debug)]
+struct TopicSubscribers {
+    /// `/topic/<name>`.
+    destination: Arc<str>,
+    ids: Vec<Arc<str>>,
+}
+
+/// The broker side of one STOMP connection (see the [module docs](self)).
+///
+/// Drive it with [`receive`](Self::receive) (bytes from the peer),
+/// [`poll_deliveries`](Self::poll_deliveries) (topic and queue messages;
+/// registers the task's waker), [`poll_timeout`](Self::poll_timeout) /
+/// [`handle_timeout`](Self::handle_timeout), and send what
+/// [`take_output`](Self::take_output) returns. When
+/// [`is_closed`](Self::is_closed), flush and close the transport. Dropping
+/// it releases everything: unacknowledged queue messages are redelivered,
+/// open transactions aborted, topic subscriptions left.
+pub struct StompClient {
+    broker: Broker,
+    id: u64,
+    session: ServerSession,
+    connect_deadline: Instant,
+    principal: Option<Principal>,
+    hub: Option<Client>,
+    subscriptions: HashMap<Arc<str>, Target>,
+    topics: HashMap<Arc<str>, TopicSubscribers>,
+    /// Queue messages sent on `client` subscriptions, by session message id.
+    unacked: HashMap<u64, Unacked>,
+    transactions: Transactions,
+    inbox: Arc<Inbox>,
+    batch: Vec<Delivery>,
+}
+
+impl StompClient {
+    /// A connection that has just been accepted, at `now` (the CONNECT
+    /// timeout runs from here).
+    pub fn new(broker: &Broker, now: Instant) -> Self {
+        let config = broker.config();
+        StompClient {
+            id: broker.next_connection_id(),
+            session: ServerSession::new(config.session.clone()),
+            connect_deadline: now + config.connect_timeout,
+            broker: broker.clone(),
+            principal: None,
+            hub: None,
+            subscriptions: HashMap::new(),
+            topics: HashMap::new(),
+            unacked: HashMap::new(),
+            transactions: Transactions::default(),
+            inbox: Arc::default(),
+            batch: Vec::new(),
+        }
+    }
+
+    /// The authenticated principal, once connected.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
+    /// The protocol session (version, heart-beats, close reason).
+    pub fn session(&self) -> &ServerSession {
+        &self.session
+    }
+
+    /// Whether the connection is over: flush the output, then close.
+    pub fn is_closed(&self) -> bool {
+        self.session.is_closed()
+    }
+
+    /// Whether there is output to send.
+    pub fn has_output(&self) -> bool {
+        self.session.has_output()
+    }
+
+    /// Moves the pending output into `out` (for one vectored write).
+    pub fn take_output(&mut self, now: Instant, out: &mut Vec<Bytes>) {
+        self.session.take_output(now, out);
+    }
+
+    /// Feeds bytes from the peer and handles every complete frame.
+    pub fn receive(&mut self, now: Instant, data: &[u8]) {
+        if let Err(e) = self.session.receive(now, data) {
+            tracing::debug!(error = %e, "stomp protocol error");
+        }
+        while let Some(event) = self.session.poll_event() {
+            self.on_event(now, event);
+        }
+        if self.session.is_closed() {
+            self.release();
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is due: the CONNECT
+    /// deadline, then the session's heart-beats.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.session.is_closed() {
+            None
+        } else if !self.session.is_connected() {
+            Some(self.connect_deadline)
+        } else {
+            self.session.poll_timeout()
+        }
+    }
+
+    /// Runs the timers: the CONNECT timeout (ERROR, close) and heart-beats.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.session.is_closed() {
+            return;
+        }
+        if !self.session.is_connected() {
+            if now >= self.connect_deadline {
+                self.fail("connect timeout", "no CONNECT frame in time");
+            }
+            return;
+        }
+        self.session.handle_timeout(now);
+        if self.session.is_closed() {
+            tracing::debug!("stomp heart-beat timeout");
+            self.release();
+        }
+    }
+
+    /// Server shutdown: an ERROR frame `server shutting down`, then close.
+    pub fn shutdown(&mut self) {
+        if !self.session.is_closed() {
+            self.fail("server shutting down", "");
+        }
+    }
+
+    /// Takes the deliveries waiting for this connection — hub publications
+    /// of its topics and messages of its queues — and queues them as
+    /// MESSAGE frames. Registers `cx`'s waker for the next ones. A hub
+    /// mailbox that overflowed (slow consumer) ends the connection with an
+    /// ERROR.
+    pub fn poll_deliveries(&mut self, cx: &mut Context<'_>) {
+        if self.session.is_closed() {
+            return;
+        }
+        self.inbox.register(cx.waker());
+        while let Some(d) = self.inbox.pop() {
+            self.on_queue_delivery(d);
+        }
+        let Some(mailbox) = self.hub.as_ref().map(|c| c.mailbox().clone()) else {
+            return;
+        };
+        let mut batch = std::mem::take(&mut self.batch);
+        while mailbox.poll_ready(cx).is_ready() {
+            if mailbox.is_overflowed() {
+                self.fail(
+                    "slow consumer",
+                    "too many messages waiting for this connection",
+                );
+                return;
+            }
+            if mailbox.drain(&mut batch) == 0 {
+                break;
+            }
+            for d in batch.drain(..) {
+                if let Delivery::Message(p) = d {
+                    self.on_publication(&p);
+                }
+            }
+        }
+        self.batch = batch;
+    }
+
+    // ---- frames in -----------------------------------------------------
+
+    fn on_event(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::Connect(req) => self.on_connect(now, req),
+            Event::Send {
+                destination,
+                transaction,
+                headers,
+                body,
+            } => {
+                if self.check(&destination, Action::Send).is_none() {
+                    return;
+                }
+                match transaction {
+                    Some(tx) => self.transactions.push(
+                        &tx,
+                        TxOp::Send {
+                            destination,
+                            headers,
+                            body,
+                        },
+                    ),
+                    None => self.route(&destination, &headers, body),
+                }
+            }
+            Event::Subscribe {
+                id,
+                destination,
+                ack,
+                ..
+            } => self.on_subscribe(id, &destination, ack),
+            Event::Unsubscribe { id, unacked, .. } => self.on_unsubscribe(&id, &unacked),
+            Event::Ack {
+                message_ids,
+                transaction,
+                ..
+            } => {
+                let acked = self.take_unacked(&message_ids);
+                match transaction {
+                    Some(tx) => self.transactions.push(&tx, TxOp::Ack(acked)),
+                    None => self.broker.settle(self.id, &acked),
+                }
+            }
+            Event::Nack {
+                message_ids,
+                transaction,
+                ..
+            } => {
+                let nacked = self.take_unacked(&message_ids);
+                match transaction {
+                    Some(tx) => self.transactions.push(&tx, TxOp::Nack(nacked)),
+                    None => self.broker.requeue(self.id, &nacked, true),
+                }
+            }
+            Event::Begin { transaction } => self.transactions.begin(transaction),
+            Event::Commit { transaction } => {
+                for op in self.transactions.finish(&transaction) {
+                    match op {
+                        TxOp::Send {
+                            destination,
+                            headers,
+                            body,
+                        } => self.route(&destination, &headers, body),
+                        TxOp::Ack(acked) => self.broker.settle(self.id, &acked),
+                        TxOp::Nack(nacked) => self.broker.requeue(self.id, &nacked, true),
+                    }
+                }
+            }
+            Event::Abort { transaction } => {
+                let ops = self.transactions.finish(&transaction);
+                self.abort(ops);
+            }
+            Event::Disconnect { .. } => self.release(),
+            _ => {}
+        }
+    }
+
+    fn on_connect(&mut self, now: Instant, req: ConnectRequest) {
+        let auth = self.broker.config().authenticator.authenticate(
+            req.login.as_deref(),
+            req.passcode.as_deref(),
+            req.host.as_deref(),
+        );
+        let principal = match auth {
+            Ok(p) => p,
+            Err(message) => {
+                tracing::debug!(login = ?req.login, %message, "stomp login refused");
+                let _ = self.session.reject(&message, "authentication failed");
+                return;
+            }
+        };
+        self.hub = Some(self.broker.hub().connect(ClientInfo {
+            name: principal.name_arc().clone(),
+            protocol: "stomp",
+            presence_events: false,
+        }));
+        let session_id = format!("session-{}", self.id);
+        let mut headers = vec![("session", session_id.as_str())];
+        if !principal.is_anonymous() {
+            headers.push(("user-name", principal.name()));
+        }
+        let _ = self.session.accept(now, &headers);
+        self.principal = Some(principal);
+    }
+
+    /// Parses a destination and asks the permission hook; on refusal sends
+    /// the ERROR and returns `None`.
+    fn check<'d>(&mut self, destination: &'d str, action: Action) -> Option<Destination<'d>> {
+        let parsed = match Destination::parse(destination) {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail("invalid destination", &e.to_string());
+                return None;
+            }
+        };
+        let allowed = match (&self.broker.config().permission, &self.principal) {
+            (Some(f), Some(p)) => f(p, destination, action),
+            _ => true,
+        };
+        if !allowed {
+            let verb = match action {
+                Action::Send => "sending to",
+                Action::Subscribe => "subscribing to",
+            };
+            self.fail(&format!("{verb} {destination} not allowed"), "");
+            return None;
+        }
+        Some(parsed)
+    }
+
+    /// Delivers a SEND (immediately or at COMMIT).
+    fn route(&mut self, destination: &str, headers: &Headers, body: Bytes) {
+        if self.session.is_closed() {
+            return; // an earlier SEND of the same COMMIT failed
+        }
+        match Destination::parse(destination) {
+            Ok(Destination::Topic(topic)) => {
+                let Some(hub) = &self.hub else { return };
+                if let Err(e) = hub.publish(topic, payload_of(headers, body)) {
+                    self.hub_refused(destination, e);
+                }
+            }
+            Ok(Destination::Queue(queue)) => {
+                let forwarded = headers
+                    .iter()
+                    .filter(|(n, _)| !NOT_FORWARDED.contains(n))
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect();
+                match self.broker.send_to_queue(queue, forwarded, body) {
+                    Ok(()) => {}
+                    Err(SendToQueueError::Full(e)) => {
+                        self.fail(&format!("{destination}: {e}"), "message not queued");
+                    }
+                    Err(SendToQueueError::InvalidName) => {
+                        self.fail("invalid destination", destination);
+                    }
+                }
+            }
+            Err(e) => self.fail("invalid destination", &e.to_string()),
+        }
+    }
+
+    fn hub_refused(&mut self, destination: &str, e: HubError) {
+        match e {
+            HubError::Forbidden => self.fail(&format!("{destination} not allowed"), ""),
+            HubError::InvalidTopic => self.fail("invalid destination", destination),
+        }
+    }
+
+    fn on_subscribe(&mut self, id: String, destination: &str, ack: AckMode) {
+        let Some(parsed) = self.check(destination, Action::Subscribe) else {
+            return;
+        };
+        let id: Arc<str> = Arc::from(id);
+        match parsed {
+            Destination::Topic(topic) => {
+                let Some(hub) = &self.hub else { return };
+                if let Err(e) = hub.subscribe(topic, None) {
+                    self.hub_refused(destination, e);
+                    return;
+                }
+                let topic: Arc<str> = Arc::from(topic);
+                self.topics
+                    .entry(topic.clone())
+                    .or_insert_with(|| TopicSubscribers {
+                        destination: Arc::from(destination),
+                        ids: Vec::new(),
+                    })
+                    .ids
+                    .push(id.clone());
+                self.subscriptions.insert(id, Target::Topic(topic));
+            }
+            Destination::Queue(queue) => {
+                let name: Arc<str> = Arc::from(queue);
+                self.subscriptions.insert(
+                    id.clone(),
+                    Target::Queue {
+                        name: name.clone(),
+                        ack,
+                    },
+                );
+                self.broker.subscribe_queue(&name, self.id, id, &self.inbox);
+            }
+        }
+    }
+
+    fn on_unsubscribe(&mut self, id: &str, unacked_ids: &[u64]) {
+        match self.subscriptions.remove(id) {
+            Some(Target::Topic(topic)) => {
+                if let Some(subs) = self.topics.get_mut(&topic) {
+                    subs.ids.retain(|s| &**s != id);
+                    if subs.ids.is_empty() {
+                        self.topics.remove(&topic);
+                        if let Some(hub) = &self.hub {
+                            hub.unsubscribe(&topic);
+                        }
+                    }
+                }
+            }
+            Some(Target::Queue { name, .. }) => {
+                let unacked = self.take_unacked(unacked_ids);
+                self.broker.unsubscribe_queue(&name, self.id, id, unacked);
+            }
+            None => {}
+        }
+    }
+
+    /// The queue messages among `ids` (topic messages need no tracking).
+    fn take_unacked(&mut self, ids: &[u64]) -> Vec<Unacked> {
+        ids.iter().filter_map(|i| self.unacked.remove(i)).collect()
+    }
+
+    /// ABORT: buffered SENDs are dropped; buffered ACKs and NACKs are
+    /// undone. The session has forgotten those message ids, so the messages
+    /// cannot be acknowledged again: they are redelivered.
+    fn abort(&mut self, ops: Vec<TxOp>) {
+        for op in ops {
+            match op {
+                TxOp::Send { .. } => {}
+                TxOp::Ack(m) | TxOp::Nack(m) => self.broker.requeue(self.id, &m, true),
+            }
+        }
+    }
+
+    /// ERROR frame (with the current frame's receipt-id) and close.
+    fn fail(&mut self, message: &str, body: &str) {
+        tracing::debug!(message, "stomp error");
+        let _ = self.session.send_error(message, body);
+        self.release();
+    }
+
+    /// Gives back everything the connection holds in the broker: open
+    /// transactions are aborted, queue subscriptions removed (their
+    /// unacknowledged messages redelivered), the hub client dropped.
+    fn release(&mut self) {
+        let ops = self.transactions.finish_all();
+        self.abort(ops);
+        let mut unacked: HashMap<Arc<str>, Vec<Unacked>> = HashMap::new();
+        for (_, u) in self.unacked.drain() {
+            unacked.entry(u.subscription.clone()).or_default().push(u);
+        }
+        for (id, target) in self.subscriptions.drain() {
+            if let Target::Queue { name, .. } = target {
+                let mut mine = unacked.remove(&id).unwrap_or_default();
+                mine.sort_by_key(|u| u.message.seq);
+                self.broker.unsubscribe_queue(&name, self.id, &id, mine);
+            }
+        }
+        self.topics.clear();
+        self.hub = None;
+    }
+
+    // ---- messages out --------------------------------------------------
+
+    /// One hub publication to every subscription of its topic. The body is
+    /// shared (`Bytes`), only the small head is encoded per subscription.
+    fn on_publication(&mut self, p: &Publication) {
+        let Some(subs) = self.topics.get(&p.topic) else {
+            return;
+        };
+        let headers = [("content-type", content_type(p.payload.kind))];
+        for id in &subs.ids {
+            let _ =
+                self.session
+                    .send_message(id, &subs.destination, &headers, p.payload.data.clone());
+        }
+    }
+
+    fn on_queue_delivery(&mut self, d: QueueDelivery) {
+        let ack = match self.subscriptions.get(&d.subscription) {
+            Some(Target::Queue { ack, .. }) => *ack,
+            _ => AckMode::Auto,
+        };
+        let mut headers: Vec<(&str, &str)> = d
+            .message
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        if d.redelivered {
+            headers.push(("redelivered", "true"));
+        }
+        let sent = self.session.send_message(
+            &d.subscription,
+            &d.message.destination,
+            &headers,
+            d.message.body.clone(),
+        );
+        let unacked = Unacked {
+            queue: d.queue,
+            subscription: d.subscription,
+            message: d.message,
+        };
+        match sent {
+            Ok(message_id) if ack != AckMode::Auto => {
+                self.unacked.insert(message_id, unacked);
+            }
+            Ok(_) => self.broker.settle(self.id, &[unacked]),
+            Err(_) => self.broker.requeue(self.id, &[unacked], d.redelivered),
+        }
+    }
+}
+
+impl Drop for StompClient {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl fmt::Debug for StompClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StompClient")
+            .field("id", &self.id)
+            .field("principal", &self.principal)
+            .field("session", &self.session)
+            .field("subscriptions", &self.subscriptions.len())
+            .field("unacked", &self.unacked.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StompConfig;
+    use std::task::Waker;
+    use switchboard_hub::{Hub, HubConfig};
+
+    /// Everything the client has to send, as text.
+    fn output(c: &mut StompClient, now: Instant) -> String {
+        let mut cx = Context::from_waker(Waker::noop());
+        c.poll_deliveries(&mut cx);
+        let mut out = Vec::new();
+        c.take_output(now, &mut out);
+        String::from_utf8(out.concat()).unwrap()
+    }
+
+    #[test]
+    fn nack_in_an_aborted_transaction_is_redelivered_without_any_server() {
+        let now = Instant::now();
+        let broker = Broker::new(Hub::new(HubConfig::default()), StompConfig::default());
+        let mut c = StompClient::new(&broker, now);
+        c.receive(
+            now,
+            b"CONNECT\naccept-version:1.2\nhost:/\n\n\0\
+              SUBSCRIBE\nid:s\ndestination:/queue/q\nack:client\n\n\0\
+              SEND\ndestination:/queue/q\n\nwork\0",
+        );
+        let out = output(&mut c, now);
+        assert!(out.starts_with("CONNECTED\n"), "{out}");
+        assert!(
+            out.contains("MESSAGE\nsubscription:s\nmessage-id:0\nack:0\n"),
+            "{out}"
+        );
+
+        c.receive(
+            now,
+            b"BEGIN\ntransaction:t\n\n\0NACK\nid:0\ntransaction:t\n\n\0ABORT\ntransaction:t\n\n\0",
+        );
+        let out = output(&mut c, now);
+        assert!(
+            out.starts_with("MESSAGE\nsubscription:s\nmessage-id:1\nack:1\n"),
+            "{out}"
+        );
+        assert!(out.contains("redelivered:true\n"), "{out}");
+        assert!(out.ends_with("\n\nwork\0"), "{out}");
+
+        drop(c);
+        assert_eq!(
+            broker.queue_len("q"),
+            1,
+            "unacked at disconnect: back in the queue"
+        );
+        assert_eq!(broker.queue_consumers("q"), 0);
+    }
+}
