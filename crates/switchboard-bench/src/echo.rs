@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use crate::sio::{parse_ack, SioConn};
 use crate::stats::{new_hist, Latency, Report};
 use crate::util::{now_ns, parse_url, Target};
 use crate::ws::{tcp_connect, WsConn};
@@ -77,6 +78,19 @@ impl Shared {
 }
 
 pub fn run(a: EchoArgs) -> Result<Report, String> {
+    run_proto(a, false)
+}
+
+/// `sio-echo`: the same over Socket.IO: every message is an acked `echo`
+/// event (`42<id>["echo","xx…"]`), answered by `43<id>["xx…"]`.
+pub fn run_sio(a: EchoArgs) -> Result<Report, String> {
+    if a.raw_tcp {
+        return Err("--raw-tcp does not apply to Socket.IO".into());
+    }
+    run_proto(a, true)
+}
+
+fn run_proto(a: EchoArgs, sio: bool) -> Result<Report, String> {
     let target = parse_url(&a.url)?;
     if a.size == 0 || a.in_flight == 0 || a.connections == 0 {
         return Err("--size, --in-flight and --connections must be positive".into());
@@ -98,7 +112,9 @@ pub fn run(a: EchoArgs) -> Result<Report, String> {
         for _ in 0..a.connections {
             let (sh, t, rx) = (sh.clone(), target.clone(), start_rx.clone());
             let (size, inf) = (a.size, a.in_flight);
-            if a.raw_tcp {
+            if sio {
+                tokio::task::spawn_local(sio_conn(t, sh, size, inf, rx));
+            } else if a.raw_tcp {
                 tokio::task::spawn_local(tcp_conn(t, sh, size, inf, rx));
             } else {
                 tokio::task::spawn_local(ws_conn(t, sh, size, inf, rx));
@@ -123,7 +139,9 @@ pub fn run(a: EchoArgs) -> Result<Report, String> {
         let secs = t0.elapsed().as_secs_f64();
         let hist = sh.hist.borrow();
         Ok(Report {
-            scenario: if a.raw_tcp {
+            scenario: if sio {
+                "sio-echo".into()
+            } else if a.raw_tcp {
                 "echo-tcp".into()
             } else {
                 "echo".into()
@@ -194,6 +212,86 @@ async fn ws_conn(
     }
 }
 
+/// Socket.IO echo: acks may come back out of order (socketioxide runs every
+/// handler on its own task), so the send times are kept by ack id in a small
+/// list of the `inf` acks outstanding.
+async fn sio_conn(
+    t: Target,
+    sh: Rc<Shared>,
+    size: usize,
+    inf: usize,
+    mut start: watch::Receiver<bool>,
+) {
+    use std::fmt::Write as _;
+    let payload = "x".repeat(size);
+    let mut c = match SioConn::connect(&t, None).await {
+        Ok(c) => c,
+        Err(e) => return sh.error(&e.to_string()),
+    };
+    sh.ready.set(sh.ready.get() + 1);
+    let _ = start.wait_for(|v| *v).await;
+    // (ack id, send time) of the events in flight
+    let mut pending: Vec<(u64, u64)> = Vec::with_capacity(inf);
+    let mut next_id = 0u64;
+    let mut msg = String::with_capacity(size + 32);
+    let mut send = |c: &mut SioConn, pending: &mut Vec<(u64, u64)>, now: u64| {
+        msg.clear();
+        let _ = write!(msg, "42{next_id}[\"echo\",\"{payload}\"]");
+        c.send(&msg);
+        pending.push((next_id, now));
+        next_id += 1;
+    };
+    let now = now_ns();
+    for _ in 0..inf {
+        send(&mut c, &mut pending, now);
+    }
+    if let Err(e) = c.flush().await {
+        return sh.error(&e.to_string());
+    }
+    let mut done: Vec<u64> = Vec::with_capacity(inf);
+    let mut fifo: VecDeque<u64> = VecDeque::with_capacity(inf);
+    loop {
+        match c.read().await {
+            Ok(0) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
+            Ok(_) => {}
+        }
+        if sh.phase.get() == STOP {
+            return;
+        }
+        let now = now_ns();
+        let mut bad = 0usize;
+        done.clear();
+        let alive = c.process(|p| {
+            if let Some((id, args)) = parse_ack(p) {
+                // `["xx…"]`
+                bad += (args.len() != size + 4) as usize;
+                done.push(id);
+            }
+        });
+        if bad > 0 {
+            return sh.error("echo ack with arguments of the wrong size");
+        }
+        for &id in &done {
+            let Some(i) = pending.iter().position(|&(p, _)| p == id) else {
+                return sh.error("ack for an unknown id");
+            };
+            fifo.push_back(pending.swap_remove(i).1);
+        }
+        let n = fifo.len();
+        sh.completed(&mut fifo, n, now);
+        for _ in 0..n {
+            send(&mut c, &mut pending, now);
+        }
+        if let Err(e) = c.flush().await {
+            return sh.error(&e.to_string());
+        }
+        if !alive {
+            return sh.error("closed by server");
+        }
+    }
+}
+
 async fn tcp_conn(
     t: Target,
     sh: Rc<Shared>,
@@ -210,7 +308,7 @@ async fn tcp_conn(
     let _ = start.wait_for(|v| *v).await;
     let mut fifo: VecDeque<u64> = VecDeque::with_capacity(inf + 1);
     let now = now_ns();
-    fifo.extend(std::iter::repeat(now).take(inf));
+    fifo.extend(std::iter::repeat_n(now, inf));
     if let Err(e) = s.write_all(&out).await {
         return sh.error(&e.to_string());
     }
@@ -233,7 +331,7 @@ async fn tcp_conn(
             continue;
         }
         sh.completed(&mut fifo, n, now);
-        fifo.extend(std::iter::repeat(now).take(n));
+        fifo.extend(std::iter::repeat_n(now, n));
         if let Err(e) = s.write_all(&out[..n * size]).await {
             return sh.error(&e.to_string());
         }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 
+use crate::sio::SioConn;
 use crate::stats::{new_hist, Latency, Report};
 use crate::util::{now_ns, parse_url, Target};
 use crate::ws::WsConn;
@@ -99,6 +100,68 @@ fn put_hex16(out: &mut [u8], v: u64) {
 }
 
 pub fn run(a: FanoutArgs) -> Result<Report, String> {
+    run_proto(a, false)
+}
+
+/// `sio-fanout`: the same over Socket.IO. The subscribers `join` the room
+/// (`420["join","bench"]`, waiting for its ack), the publisher (a socket of
+/// its own, in no room) sends `42["broadcast","bench","<payload>"]` without
+/// an ack id, the subscribers receive `42["msg","<payload>"]`. `--sub-url`
+/// and `--pub-url` are both the server's `ws://HOST/socket.io/`.
+pub fn run_sio(a: FanoutArgs) -> Result<Report, String> {
+    run_proto(a, true)
+}
+
+/// What the publisher needs from its connection, WebSocket or Socket.IO.
+trait PubConn {
+    /// queues one publication
+    fn publish(&mut self, payload: &str);
+    /// reads and discards what the server sent (answering pings); false once closed
+    fn discard(&mut self) -> std::io::Result<bool>;
+    async fn flush(&mut self) -> std::io::Result<()>;
+}
+
+impl PubConn for WsConn {
+    fn publish(&mut self, payload: &str) {
+        self.send_text(payload);
+    }
+    fn discard(&mut self) -> std::io::Result<bool> {
+        self.try_read()?;
+        Ok(self.process(|_| {}))
+    }
+    async fn flush(&mut self) -> std::io::Result<()> {
+        WsConn::flush(self).await
+    }
+}
+
+struct SioPub {
+    c: SioConn,
+    msg: String,
+}
+
+impl PubConn for SioPub {
+    fn publish(&mut self, payload: &str) {
+        self.msg.clear();
+        self.msg.push_str("42[\"broadcast\",\"");
+        self.msg.push_str(SIO_ROOM);
+        self.msg.push_str("\",\"");
+        self.msg.push_str(payload);
+        self.msg.push_str("\"]");
+        self.c.send(&self.msg);
+    }
+    fn discard(&mut self) -> std::io::Result<bool> {
+        self.c.try_read()?;
+        Ok(self.c.process(|_| {}))
+    }
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.c.flush().await
+    }
+}
+
+/// The room the Socket.IO subscribers join.
+const SIO_ROOM: &str = "bench";
+
+fn run_proto(a: FanoutArgs, sio: bool) -> Result<Report, String> {
     let sub = parse_url(&a.sub_url)?;
     let publ = parse_url(&a.pub_url)?;
     if a.size < 32 {
@@ -124,7 +187,11 @@ pub fn run(a: FanoutArgs) -> Result<Report, String> {
         });
         let sem = Rc::new(Semaphore::new(64));
         for _ in 0..a.subscribers {
-            tokio::task::spawn_local(subscriber(sub.clone(), sh.clone(), sem.clone()));
+            if sio {
+                tokio::task::spawn_local(sio_subscriber(sub.clone(), sh.clone(), sem.clone()));
+            } else {
+                tokio::task::spawn_local(subscriber(sub.clone(), sh.clone(), sem.clone()));
+            }
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         while sh.ready.get() + (sh.errors.get() as usize) < a.subscribers
@@ -138,50 +205,23 @@ pub fn run(a: FanoutArgs) -> Result<Report, String> {
         }
         // let the server register the last subscriptions
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut p = WsConn::connect(&publ, None)
-            .await
-            .map_err(|e| format!("publisher: {e}"))?;
         let (size, rate) = (a.size, a.rate);
         let shp = sh.clone();
-        let publisher = tokio::task::spawn_local(async move {
-            let sh = shp;
-            let mut buf = vec![b'.'; size];
-            let mut iv = tokio::time::interval(Duration::from_millis(1));
-            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let t0 = Instant::now();
-            let mut seq = 0u64;
-            loop {
-                iv.tick().await;
-                let phase = sh.phase.get();
-                if phase == DONE {
-                    return;
-                }
-                if phase < GRACE {
-                    let due = (t0.elapsed().as_secs_f64() * rate as f64) as u64;
-                    while seq < due {
-                        let ts = now_ns();
-                        put_hex16(&mut buf[0..16], seq);
-                        put_hex16(&mut buf[16..32], ts);
-                        // ASCII only
-                        p.send_text(std::str::from_utf8(&buf).unwrap());
-                        if ts >= sh.win_start.get() && ts < sh.win_end.get() {
-                            sh.published.set(sh.published.get() + 1);
-                        }
-                        seq += 1;
-                    }
-                }
-                // discard what the publisher's own connection is sent
-                match p.try_read() {
-                    Ok(_) => {
-                        p.process(|_| {});
-                    }
-                    Err(e) => return sh.error(&format!("publisher: {e}")),
-                }
-                if let Err(e) = p.flush().await {
-                    return sh.error(&format!("publisher: {e}"));
-                }
-            }
-        });
+        let publisher = if sio {
+            let c = SioConn::connect(&publ, None)
+                .await
+                .map_err(|e| format!("publisher: {e}"))?;
+            let p = SioPub {
+                c,
+                msg: String::with_capacity(size + 64),
+            };
+            tokio::task::spawn_local(publish(p, shp, size, rate))
+        } else {
+            let p = WsConn::connect(&publ, None)
+                .await
+                .map_err(|e| format!("publisher: {e}"))?;
+            tokio::task::spawn_local(publish(p, shp, size, rate))
+        };
         tokio::time::sleep(a.warmup).await;
         sh.win_start.set(now_ns());
         sh.phase.set(MEASURE);
@@ -200,7 +240,7 @@ pub fn run(a: FanoutArgs) -> Result<Report, String> {
         publisher.abort();
         let hist = sh.hist.borrow();
         Ok(Report {
-            scenario: "fanout".into(),
+            scenario: if sio { "sio-fanout" } else { "fanout" }.into(),
             rate: received as f64 / secs,
             latency: Latency::from_hist(&hist),
             published: sh.published.get(),
@@ -236,19 +276,119 @@ async fn subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
         let (ws, we) = (sh.win_start.get(), sh.win_end.get());
         let mut n = 0u64;
         let mut in_win = 0u64;
-        let mut h = sh.hist.borrow_mut();
-        let alive = c.process(|p| {
-            n += 1;
-            if p.len() >= 32 {
-                if let Some(ts) = hex16(&p[16..32]) {
-                    if ts >= ws && ts < we {
-                        in_win += 1;
-                        h.saturating_record(now.saturating_sub(ts).max(1));
+        let alive = {
+            let mut h = sh.hist.borrow_mut();
+            c.process(|p| {
+                n += 1;
+                if p.len() >= 32 {
+                    if let Some(ts) = hex16(&p[16..32]) {
+                        if ts >= ws && ts < we {
+                            in_win += 1;
+                            h.saturating_record(now.saturating_sub(ts).max(1));
+                        }
                     }
                 }
+            })
+        };
+        sh.delivered.set(sh.delivered.get() + in_win);
+        if phase == MEASURE {
+            sh.received_in_window.set(sh.received_in_window.get() + n);
+        }
+        if let Err(e) = c.flush().await {
+            return sh.error(&e.to_string());
+        }
+        if !alive {
+            return sh.error("closed by server");
+        }
+    }
+}
+
+/// The publisher: paces itself on a 1 ms tick (`rate × elapsed` due).
+async fn publish(mut p: impl PubConn, sh: Rc<Shared>, size: usize, rate: u64) {
+    let mut buf = vec![b'.'; size];
+    let mut iv = tokio::time::interval(Duration::from_millis(1));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let t0 = Instant::now();
+    let mut seq = 0u64;
+    loop {
+        iv.tick().await;
+        let phase = sh.phase.get();
+        if phase == DONE {
+            return;
+        }
+        if phase < GRACE {
+            let due = (t0.elapsed().as_secs_f64() * rate as f64) as u64;
+            while seq < due {
+                let ts = now_ns();
+                put_hex16(&mut buf[0..16], seq);
+                put_hex16(&mut buf[16..32], ts);
+                // ASCII only
+                p.publish(std::str::from_utf8(&buf).unwrap());
+                if ts >= sh.win_start.get() && ts < sh.win_end.get() {
+                    sh.published.set(sh.published.get() + 1);
+                }
+                seq += 1;
             }
-        });
-        drop(h);
+        }
+        // discard what the publisher's own connection is sent
+        if let Err(e) = p.discard() {
+            return sh.error(&format!("publisher: {e}"));
+        }
+        if let Err(e) = p.flush().await {
+            return sh.error(&format!("publisher: {e}"));
+        }
+    }
+}
+
+/// A Socket.IO subscriber: joins the room (waits for the ack), then counts
+/// `42["msg","<payload>"]` events.
+async fn sio_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
+    const PREFIX: &[u8] = b"2[\"msg\",\"";
+    let permit = sem.acquire().await;
+    let mut c = match SioConn::connect(&t, None).await {
+        Ok(c) => c,
+        Err(e) => return sh.error(&e.to_string()),
+    };
+    c.send(&format!("420[\"join\",\"{SIO_ROOM}\"]"));
+    if let Err(e) = c.flush().await {
+        return sh.error(&e.to_string());
+    }
+    if let Err(e) = c.wait_for(|m| m.starts_with(b"430[")).await {
+        return sh.error(&format!("join: {e}"));
+    }
+    drop(permit);
+    sh.ready.set(sh.ready.get() + 1);
+    loop {
+        match c.read().await {
+            Ok(0) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
+            Ok(_) => {}
+        }
+        let phase = sh.phase.get();
+        if phase == DONE {
+            return;
+        }
+        let now = now_ns();
+        let (ws, we) = (sh.win_start.get(), sh.win_end.get());
+        let mut n = 0u64;
+        let mut in_win = 0u64;
+        let alive = {
+            let mut h = sh.hist.borrow_mut();
+            c.process(|p| {
+                let Some(p) = p.strip_prefix(PREFIX) else {
+                    return;
+                };
+                n += 1;
+                if p.len() >= 32 {
+                    if let Some(ts) = hex16(&p[16..32]) {
+                        if ts >= ws && ts < we {
+                            in_win += 1;
+                            h.saturating_record(now.saturating_sub(ts).max(1));
+                        }
+                    }
+                }
+            })
+        };
         sh.delivered.set(sh.delivered.get() + in_win);
         if phase == MEASURE {
             sh.received_in_window.set(sh.received_in_window.get() + n);

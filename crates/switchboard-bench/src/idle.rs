@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use crate::sio::SioConn;
 use crate::stats::Report;
 use crate::util::{parse_url, raise_nofile, rss_tree_bytes, source_ip};
 use crate::ws::WsConn;
@@ -33,6 +34,24 @@ pub struct IdleArgs {
 }
 
 pub fn run(a: IdleArgs) -> Result<Report, String> {
+    run_proto(a, false)
+}
+
+/// `sio-idle`: the same with Socket.IO sockets: each connection completes the
+/// Engine.IO handshake and connects to the namespace `/` (`40` answered by
+/// `40{"sid":..}`) before it goes idle (with pingInterval 25 s, the first ping
+/// comes after the measurement in a normal run).
+pub fn run_sio(a: IdleArgs) -> Result<Report, String> {
+    run_proto(a, true)
+}
+
+/// An open connection, kept until the measurement is done.
+enum Held {
+    Ws(#[allow(dead_code)] WsConn),
+    Sio(#[allow(dead_code)] SioConn),
+}
+
+fn run_proto(a: IdleArgs, sio: bool) -> Result<Report, String> {
     let target = parse_url(&a.url)?;
     let limit = raise_nofile();
     if (limit as usize) < a.connections + 64 {
@@ -58,7 +77,12 @@ pub fn run(a: IdleArgs) -> Result<Report, String> {
             let ip = source_ip(i, a.source_ips);
             handles.push(tokio::task::spawn_local(async move {
                 let _permit = sem.acquire().await;
-                match WsConn::connect(&t, ip).await {
+                let r = if sio {
+                    SioConn::connect(&t, ip).await.map(Held::Sio)
+                } else {
+                    WsConn::connect(&t, ip).await.map(Held::Ws)
+                };
+                match r {
                     Ok(c) => Some(c),
                     Err(e) => {
                         if errors.get() < 3 {
@@ -83,7 +107,7 @@ pub fn run(a: IdleArgs) -> Result<Report, String> {
         let n = conns.len() as u64;
         drop(conns);
         Ok(Report {
-            scenario: "idle".into(),
+            scenario: if sio { "sio-idle" } else { "idle" }.into(),
             rss_before,
             rss_after,
             bytes_per_conn: if n > 0 {

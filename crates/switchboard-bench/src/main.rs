@@ -7,6 +7,7 @@
 mod echo;
 mod fanout;
 mod idle;
+mod sio;
 mod stats;
 mod suite;
 mod util;
@@ -26,6 +27,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// parsed once
+#[allow(clippy::large_enum_variant)]
 enum Cmd {
     /// Pipelined echo: messages/s and round-trip latency
     Echo {
@@ -49,6 +52,29 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Socket.IO echo: acked `echo` events in flight (--url ws://HOST/socket.io/)
+    SioEcho {
+        #[command(flatten)]
+        args: echo::EchoArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Socket.IO fan-out: subscribers `join` a room, one socket sends `broadcast`
+    /// (--sub-url and --pub-url ws://HOST/socket.io/)
+    SioFanout {
+        #[command(flatten)]
+        args: fanout::FanoutArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Socket.IO idle: many sockets connected to `/`, server memory per connection
+    /// (--url ws://HOST/socket.io/)
+    SioIdle {
+        #[command(flatten)]
+        args: idle::IdleArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every scenario against every server, pinned, repeated; markdown tables of medians and ratios
     Suite {
         #[command(flatten)]
@@ -63,6 +89,9 @@ fn main() {
         Cmd::Echo { args, json } => (echo::run(args), json),
         Cmd::Fanout { args, json } => (fanout::run(args), json),
         Cmd::Idle { args, json } => (idle::run(args), json),
+        Cmd::SioEcho { args, json } => (echo::run_sio(args), json),
+        Cmd::SioFanout { args, json } => (fanout::run_sio(args), json),
+        Cmd::SioIdle { args, json } => (idle::run_sio(args), json),
         Cmd::Suite { args } => {
             if let Err(e) = suite::run(args) {
                 eprintln!("switchboard-bench: {e}");

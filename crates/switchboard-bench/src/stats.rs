@@ -71,8 +71,9 @@ pub struct Report {
 impl Report {
     pub fn print_human(&self) {
         match self.scenario.as_str() {
-            "idle" => println!(
-                "idle: {} connections, server RSS {:.1} MiB -> {:.1} MiB, {:.0} bytes/connection, errors {}",
+            "idle" | "sio-idle" => println!(
+                "{}: {} connections, server RSS {:.1} MiB -> {:.1} MiB, {:.0} bytes/connection, errors {}",
+                self.scenario,
                 self.connections,
                 self.rss_before as f64 / 1048576.0,
                 self.rss_after as f64 / 1048576.0,
@@ -80,7 +81,14 @@ impl Report {
                 self.errors
             ),
             s => {
-                let what = if s == "fanout" { "deliveries/s" } else { "msgs/s" };
+                let fanout = s.ends_with("fanout");
+                let what = if fanout {
+                    "deliveries/s"
+                } else if s == "sio-echo" {
+                    "acks/s"
+                } else {
+                    "msgs/s"
+                };
                 println!(
                     "{s}: {:.0} {what} over {:.1}s, latency p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us, max {:.0} us ({} samples), errors {}",
                     self.rate,
@@ -92,9 +100,9 @@ impl Report {
                     self.latency.samples,
                     self.errors
                 );
-                if s == "fanout" {
+                if fanout {
                     println!(
-                        "fanout: {} published in window, {} delivered, {} lost ({:.3}%)",
+                        "{s}: {} published in window, {} delivered, {} lost ({:.3}%)",
                         self.published,
                         self.delivered,
                         self.lost,

@@ -20,18 +20,23 @@ pub struct SuiteArgs {
     /// directory of the peer binaries (default: this executable's directory)
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
-    /// the Node ws peer script
+    /// the Node ws peer script (the Node socket.io peer is `peer-socketio.mjs` beside it)
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/node/peer-ws.mjs"))]
     pub node_peer: PathBuf,
     /// servers, comma-separated: switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo
-    #[arg(
-        long,
-        default_value = "switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo"
-    )]
-    pub servers: String,
-    /// scenarios, comma-separated: echo16,echo1,fanout,fanout-light,idle
-    #[arg(long, default_value = "echo16,echo1,fanout,fanout-light,idle")]
-    pub scenarios: String,
+    /// (WebSocket; the default) or sio-switchboard,sio-node,sio-socketioxide (Socket.IO;
+    /// the default with --socketio)
+    #[arg(long)]
+    pub servers: Option<String>,
+    /// scenarios, comma-separated: echo16,echo1,fanout,fanout-light,idle (WebSocket; the
+    /// default) or sio-echo16,sio-echo1,sio-fanout,sio-fanout-light,sio-idle (Socket.IO;
+    /// the default with --socketio). A scenario runs only against the servers of its protocol.
+    #[arg(long)]
+    pub scenarios: Option<String>,
+    /// the Socket.IO suite: Switchboard's Socket.IO server vs Node socket.io 4 and
+    /// socketioxide (changes the defaults of --servers and --scenarios)
+    #[arg(long)]
+    pub socketio: bool,
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
     #[arg(long, default_value = "5s")]
@@ -72,6 +77,25 @@ struct Server {
     sub: &'static str,
     publ: &'static str,
     tcp: bool,
+    /// a Socket.IO server (runs the sio-* scenarios only)
+    sio: bool,
+}
+
+impl SuiteArgs {
+    fn servers(&self) -> &str {
+        match &self.servers {
+            Some(s) => s,
+            None if self.socketio => "sio-switchboard,sio-node,sio-socketioxide",
+            None => "switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo",
+        }
+    }
+    fn scenarios(&self) -> &str {
+        match &self.scenarios {
+            Some(s) => s,
+            None if self.socketio => "sio-echo16,sio-echo1,sio-fanout,sio-fanout-light,sio-idle",
+            None => "echo16,echo1,fanout,fanout-light,idle",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -82,6 +106,12 @@ enum Scen {
     /// fan-out at a tenth of the rate: a load every server sustains
     FanoutLight,
     Idle,
+    SioEcho16,
+    SioEcho1,
+    SioFanout,
+    /// Socket.IO fan-out at a tenth of the rate
+    SioFanoutLight,
+    SioIdle,
 }
 
 impl Scen {
@@ -92,6 +122,11 @@ impl Scen {
             "fanout" => Scen::Fanout,
             "fanout-light" => Scen::FanoutLight,
             "idle" => Scen::Idle,
+            "sio-echo16" => Scen::SioEcho16,
+            "sio-echo1" => Scen::SioEcho1,
+            "sio-fanout" => Scen::SioFanout,
+            "sio-fanout-light" => Scen::SioFanoutLight,
+            "sio-idle" => Scen::SioIdle,
             _ => return Err(format!("unknown scenario {s}")),
         })
     }
@@ -102,7 +137,32 @@ impl Scen {
             Scen::Fanout => "fanout",
             Scen::FanoutLight => "fanout-light",
             Scen::Idle => "idle",
+            Scen::SioEcho16 => "sio-echo16",
+            Scen::SioEcho1 => "sio-echo1",
+            Scen::SioFanout => "sio-fanout",
+            Scen::SioFanoutLight => "sio-fanout-light",
+            Scen::SioIdle => "sio-idle",
         }
+    }
+    fn is_sio(self) -> bool {
+        matches!(
+            self,
+            Scen::SioEcho16
+                | Scen::SioEcho1
+                | Scen::SioFanout
+                | Scen::SioFanoutLight
+                | Scen::SioIdle
+        )
+    }
+    /// the scenario's shape, for the tables
+    fn is_fanout(self) -> bool {
+        matches!(
+            self,
+            Scen::Fanout | Scen::FanoutLight | Scen::SioFanout | Scen::SioFanoutLight
+        )
+    }
+    fn is_idle(self) -> bool {
+        matches!(self, Scen::Idle | Scen::SioIdle)
     }
 }
 
@@ -118,7 +178,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
 
     let mut servers = Vec::new();
     for name in a
-        .servers
+        .servers()
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -132,6 +192,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/ws/topic/bench",
                 publ: "/ws/topic/bench",
                 tcp: false,
+                sio: false,
             },
             "node-ws" => {
                 let dir = a.node_peer.parent().unwrap();
@@ -154,6 +215,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     sub: "/fanout",
                     publ: "/publish",
                     tcp: false,
+                    sio: false,
                 }
             }
             "tungstenite" => Server {
@@ -164,6 +226,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/fanout",
                 publ: "/publish",
                 tcp: false,
+                sio: false,
             },
             "fastwebsockets" => Server {
                 name: "fastwebsockets",
@@ -173,6 +236,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/fanout",
                 publ: "/publish",
                 tcp: false,
+                sio: false,
             },
             "tcp-echo" => Server {
                 name: "tcp-echo",
@@ -182,12 +246,61 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "",
                 publ: "",
                 tcp: true,
+                sio: false,
+            },
+            "sio-switchboard" => Server {
+                name: "sio-switchboard",
+                label: "Switchboard",
+                argv: vec![s(bin_dir.join("sio-switchboard")), "--listen".into()],
+                echo: "/socket.io/",
+                sub: "/socket.io/",
+                publ: "/socket.io/",
+                tcp: false,
+                sio: true,
+            },
+            "sio-node" => {
+                let dir = a.node_peer.parent().unwrap();
+                if !dir.join("node_modules/socket.io").exists() {
+                    eprintln!("suite: installing the Node peers' packages (npm ci)");
+                    let st = Command::new("npm")
+                        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                        .current_dir(dir)
+                        .status()
+                        .map_err(|e| format!("npm: {e}"))?;
+                    if !st.success() {
+                        return Err("npm ci failed for the Node peers".into());
+                    }
+                }
+                Server {
+                    name: "sio-node",
+                    label: "Node socket.io",
+                    argv: vec![
+                        "node".into(),
+                        s(dir.join("peer-socketio.mjs")),
+                        "--listen".into(),
+                    ],
+                    echo: "/socket.io/",
+                    sub: "/socket.io/",
+                    publ: "/socket.io/",
+                    tcp: false,
+                    sio: true,
+                }
+            }
+            "sio-socketioxide" => Server {
+                name: "sio-socketioxide",
+                label: "socketioxide",
+                argv: vec![s(bin_dir.join("peer-socketioxide")), "--listen".into()],
+                echo: "/socket.io/",
+                sub: "/socket.io/",
+                publ: "/socket.io/",
+                tcp: false,
+                sio: true,
             },
             other => return Err(format!("unknown server {other}")),
         });
     }
     let scens: Vec<Scen> = a
-        .scenarios
+        .scenarios()
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -229,7 +342,8 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
     for rep in 0..a.reps {
         for (si, &sc) in scens.iter().enumerate() {
             for (vi, srv) in servers.iter().enumerate() {
-                if srv.tcp && !matches!(sc, Scen::Echo16 | Scen::Echo1) {
+                if srv.sio != sc.is_sio() || (srv.tcp && !matches!(sc, Scen::Echo16 | Scen::Echo1))
+                {
                     continue;
                 }
                 port = port.wrapping_add(1).max(1024);
@@ -268,6 +382,35 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                             cmd.args(["--rate", &rate.to_string()]);
                             cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
                         }
+                        Scen::SioEcho16 | Scen::SioEcho1 => {
+                            cmd.args(["sio-echo", "--url", &url(srv.echo)]);
+                            cmd.args(["--connections", &a.connections.to_string(), "--size", "32"]);
+                            let inf = if sc == Scen::SioEcho16 { "16" } else { "1" };
+                            cmd.args(["--in-flight", inf]);
+                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                        }
+                        Scen::SioFanout | Scen::SioFanoutLight => {
+                            let rate = if sc == Scen::SioFanout {
+                                a.rate
+                            } else {
+                                (a.rate / 10).max(1)
+                            };
+                            cmd.args([
+                                "sio-fanout",
+                                "--sub-url",
+                                &url(srv.sub),
+                                "--pub-url",
+                                &url(srv.publ),
+                            ]);
+                            cmd.args(["--subscribers", &a.subscribers.to_string(), "--size", "64"]);
+                            cmd.args(["--rate", &rate.to_string()]);
+                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                        }
+                        Scen::SioIdle => {
+                            cmd.args(["sio-idle", "--url", &url(srv.echo)]);
+                            cmd.args(["--connections", &a.idle_connections.to_string()]);
+                            cmd.args(["--server-pid", &child.id().to_string()]);
+                        }
                         Scen::Idle => {
                             cmd.args(["idle", "--url", &url(srv.echo)]);
                             cmd.args(["--connections", &a.idle_connections.to_string()]);
@@ -293,7 +436,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 match res {
                     Ok(r) => {
                         eprintln!(
-                            "[{:>4.0}s] rep {} {:<7} {:<15} {}",
+                            "[{:>4.0}s] rep {} {:<10} {:<16} {}",
                             started.elapsed().as_secs_f64(),
                             rep + 1,
                             sc.key(),
@@ -369,17 +512,21 @@ fn wait_ready(addr: &str, child: &mut Child) -> Result<(), String> {
 
 fn brief(r: &Report) -> String {
     match r.scenario.as_str() {
-        "idle" => format!(
+        "idle" | "sio-idle" => format!(
             "{:.0} B/conn ({} conns, errors {})",
             r.bytes_per_conn, r.connections, r.errors
         ),
-        "fanout" => format!(
+        "fanout" | "sio-fanout" => format!(
             "{:.0} deliveries/s p99 {:.0} us lost {} errors {}",
             r.rate, r.latency.p99_us, r.lost, r.errors
         ),
-        _ => format!(
-            "{:.0} msgs/s p50 {:.0} us p99 {:.0} us errors {}",
-            r.rate, r.latency.p50_us, r.latency.p99_us, r.errors
+        s => format!(
+            "{:.0} {} p50 {:.0} us p99 {:.0} us errors {}",
+            r.rate,
+            if s == "sio-echo" { "acks/s" } else { "msgs/s" },
+            r.latency.p50_us,
+            r.latency.p99_us,
+            r.errors
         ),
     }
 }
@@ -433,7 +580,8 @@ fn render(
     took: Duration,
 ) -> String {
     let mut md = String::new();
-    let sbi = servers.iter().position(|s| s.name == "switchboard");
+    let sb_ws = servers.iter().position(|s| s.name == "switchboard");
+    let sb_sio = servers.iter().position(|s| s.name == "sio-switchboard");
     let _ = writeln!(
         md,
         "Suite: {} repetitions (medians), runs of {} after {} warm-up; servers on CPU {}, load generator on CPU {}{}.\n",
@@ -467,19 +615,39 @@ fn render(
                 "Idle: {} connections, server RSS growth",
                 a.idle_connections
             ),
+            Scen::SioEcho16 | Scen::SioEcho1 => format!(
+                "Socket.IO echo: {} connections, acked `echo` events (32-char string), {} in flight per connection",
+                a.connections,
+                if sc == Scen::SioEcho16 { 16 } else { 1 }
+            ),
+            Scen::SioFanout | Scen::SioFanoutLight => format!(
+                "Socket.IO fan-out: {} subscribers in one room, 64-char string, {} broadcasts/s",
+                a.subscribers,
+                if sc == Scen::SioFanout {
+                    a.rate
+                } else {
+                    (a.rate / 10).max(1)
+                }
+            ),
+            Scen::SioIdle => format!(
+                "Socket.IO idle: {} sockets connected to `/`, server RSS growth",
+                a.idle_connections
+            ),
         };
+        let sbi = if sc.is_sio() { sb_sio } else { sb_ws };
+        let unit = if sc.is_sio() { "acks/s" } else { "msgs/s" };
         let _ = writeln!(md, "### {title}\n");
         match sc {
-            Scen::Idle => {
+            _ if sc.is_idle() => {
                 let _ = writeln!(md, "| server | bytes / connection | RSS before (MiB) | RSS after (MiB) | Switchboard ÷ server |");
                 let _ = writeln!(md, "|---|---:|---:|---:|---:|");
             }
-            Scen::Fanout | Scen::FanoutLight => {
+            _ if sc.is_fanout() => {
                 let _ = writeln!(md, "| server | deliveries/s | p50 µs | p99 µs | p99.9 µs | lost | errors | Switchboard ÷ server: deliveries/s | p99 |");
                 let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             }
             _ => {
-                let _ = writeln!(md, "| server | msgs/s | p50 µs | p99 µs | p99.9 µs | errors | Switchboard ÷ server: msgs/s | p99 |");
+                let _ = writeln!(md, "| server | {unit} | p50 µs | p99 µs | p99.9 µs | errors | Switchboard ÷ server: {unit} | p99 |");
                 let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
             }
         }
@@ -510,7 +678,7 @@ fn render(
             };
             let errors = results[si][vi].iter().map(|r| r.errors).sum::<u64>();
             match sc {
-                Scen::Idle => {
+                _ if sc.is_idle() => {
                     let b = m(&|r| r.bytes_per_conn);
                     let _ = writeln!(
                         md,
@@ -536,9 +704,8 @@ fn render(
                     };
                     let p99 = ml(&|r| r.latency.p99_us);
                     let no_samples = results[si][vi].iter().all(|r| r.latency.samples == 0);
-                    let sb_no_samples = sbi.map_or(true, |i| {
-                        results[si][i].iter().all(|r| r.latency.samples == 0)
-                    });
+                    let sb_no_samples =
+                        sbi.is_none_or(|i| results[si][i].iter().all(|r| r.latency.samples == 0));
                     let lat = |x: f64| {
                         if no_samples {
                             "–".to_string()
@@ -546,7 +713,7 @@ fn render(
                             fmt_num(x)
                         }
                     };
-                    let lost = if matches!(sc, Scen::Fanout | Scen::FanoutLight) {
+                    let lost = if sc.is_fanout() {
                         format!(" {} |", fmt_num(m(&|r| r.lost as f64)))
                     } else {
                         String::new()

@@ -34,7 +34,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("bad duration {s:?}"))?;
-    if !(v >= 0.0) {
+    if v.is_nan() || v < 0.0 {
         return Err(format!("bad duration {s:?}"));
     }
     Ok(Duration::from_secs_f64(v * mul))
@@ -77,6 +77,8 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
 }
 
 /// Raises this process' soft RLIMIT_NOFILE to its hard limit; returns the new soft limit.
+// `rlim_t` is `u64` on Linux only
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_nofile() -> u64 {
     unsafe {
         let mut r = libc::rlimit {

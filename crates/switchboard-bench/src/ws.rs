@@ -84,7 +84,7 @@ impl WsConn {
     /// Queues one text message (sent by the next `flush`).
     #[inline]
     pub fn send_text(&mut self, s: &str) {
-        let _ = self.codec.writer().send_text(s);
+        self.codec.writer().send_text(s);
     }
 
     /// Writes everything queued (data frames and the core's own control replies) in one write.

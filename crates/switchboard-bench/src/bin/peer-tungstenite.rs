@@ -34,6 +34,8 @@ async fn main() {
 
 async fn handle(stream: TcpStream, tx: broadcast::Sender<Message>) {
     let mut path = String::new();
+    // the callback's signature (and its large `Err` type) is tokio-tungstenite's
+    #[allow(clippy::result_large_err)]
     let cb = |req: &Request, resp: Response| {
         path = req.uri().path().to_owned();
         Ok(resp)
