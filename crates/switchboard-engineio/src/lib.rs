@@ -80,7 +80,7 @@ mod utf8_bytes;
 pub use config::Config;
 pub use error::{EngineError, ErrorCode};
 pub use open::{sid_from_bytes, OpenPacket, SidGenerator};
-pub use packet::{DecodeError, Message, Packet, PacketType, WsMessage};
+pub use packet::{DecodeError, Message, Packet, PacketType, PreparedText, WsMessage};
 pub use payload::{decode_payload, encode_payload, PayloadDecoder, RECORD_SEPARATOR};
 pub use request::{
     has_invalid_header_char, is_websocket_upgrade, route, route_parts, EngineQuery, Route,

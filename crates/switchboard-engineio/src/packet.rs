@@ -126,6 +126,10 @@ pub enum Packet {
     Pong(Utf8Bytes),
     /// Application data.
     Message(Message),
+    /// A text message already encoded as a packet (`4` followed by the
+    /// text; see [`PreparedText`]): encoded once, sent to many sessions
+    /// without copying. Never produced by decoding.
+    Prepared(PreparedText),
     /// Upgrade completed.
     Upgrade,
     /// No operation.
@@ -171,7 +175,7 @@ impl Packet {
             Packet::Close => PacketType::Close,
             Packet::Ping(_) => PacketType::Ping,
             Packet::Pong(_) => PacketType::Pong,
-            Packet::Message(_) => PacketType::Message,
+            Packet::Message(_) | Packet::Prepared(_) => PacketType::Message,
             Packet::Upgrade => PacketType::Upgrade,
             Packet::Noop => PacketType::Noop,
         }
@@ -229,6 +233,10 @@ impl Packet {
             debug_assert_eq!(written, b64_len);
             return;
         }
+        if let Packet::Prepared(p) = self {
+            out.extend_from_slice(p.packet.as_bytes());
+            return;
+        }
         out.put_u8(self.packet_type().as_digit());
         match self {
             Packet::Open(data) | Packet::Ping(data) | Packet::Pong(data) => {
@@ -254,6 +262,7 @@ impl Packet {
             Packet::Message(Message::Binary(data)) if supports_binary => {
                 WsMessage::Binary(data.clone())
             }
+            Packet::Prepared(p) => WsMessage::Text(p.packet.clone()),
             _ => WsMessage::Text(self.encode_text()),
         }
     }
@@ -263,8 +272,40 @@ impl Packet {
             Packet::Open(d) | Packet::Ping(d) | Packet::Pong(d) => d.len(),
             Packet::Message(Message::Text(t)) => t.len(),
             Packet::Message(Message::Binary(b)) => b.len().div_ceil(3) * 4,
+            Packet::Prepared(p) => p.packet.len() - 1,
             _ => 0,
         }
+    }
+}
+
+/// A text message encoded once as an Engine.IO packet (`4` + text), to be
+/// sent to many sessions ([`Session::send_prepared`](crate::Session::send_prepared)):
+/// over WebSocket every session sends the same bytes, over polling they are
+/// copied into the payload as any packet is. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedText {
+    packet: Utf8Bytes,
+}
+
+impl PreparedText {
+    /// Encodes `text` as a message packet.
+    pub fn new(text: &str) -> Self {
+        let mut out = BytesMut::with_capacity(1 + text.len());
+        out.put_u8(b'4');
+        out.extend_from_slice(text.as_bytes());
+        PreparedText {
+            packet: Utf8Bytes::from_utf8_slice_unchecked(out.freeze()),
+        }
+    }
+
+    /// The encoded packet (`4` + text).
+    pub fn packet(&self) -> &Utf8Bytes {
+        &self.packet
+    }
+
+    /// The message text (shares the packet's bytes).
+    pub fn text(&self) -> Utf8Bytes {
+        self.packet.slice_from(1)
     }
 }
 
@@ -379,5 +420,26 @@ mod tests {
         assert_eq!(&decode_base64_lenient(b"+/8")[..], &[0xfb, 0xff]);
         assert_eq!(&decode_base64_lenient(b"AQ==AQ")[..], &[1]);
         assert_eq!(&decode_base64_lenient(b"A")[..], &[] as &[u8]);
+    }
+}
+
+#[cfg(test)]
+mod prepared_tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_text_encodes_as_the_message_packet_without_copying() {
+        let p = PreparedText::new("42[\"msg\",1]");
+        let packet = Packet::Prepared(p.clone());
+        let plain = Packet::text("42[\"msg\",1]");
+        assert_eq!(packet.encode_text(), plain.encode_text());
+        assert_eq!(packet.encode_ws(true), plain.encode_ws(true));
+        assert_eq!(packet.packet_type(), PacketType::Message);
+        assert_eq!(p.text().as_str(), "42[\"msg\",1]");
+        let WsMessage::Text(ws) = packet.encode_ws(true) else {
+            panic!("text");
+        };
+        // The same bytes as the prepared packet: no per-session copy.
+        assert_eq!(ws.as_bytes().as_ptr(), p.packet().as_bytes().as_ptr());
     }
 }

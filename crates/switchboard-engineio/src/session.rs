@@ -65,7 +65,7 @@ use http::Method;
 use crate::config::Config;
 use crate::error::EngineError;
 use crate::open::OpenPacket;
-use crate::packet::{DecodeError, Message, Packet, WsMessage};
+use crate::packet::{DecodeError, Message, Packet, PreparedText, WsMessage};
 use crate::payload::{decode_payload, encode_payload};
 use crate::transport::TransportKind;
 use crate::Utf8Bytes;
@@ -486,6 +486,12 @@ impl Session {
         self.buffered
     }
 
+    /// [`Session::send_message`] with a message encoded once for many
+    /// sessions.
+    pub fn send_prepared(&mut self, message: PreparedText) {
+        self.send_packet(Packet::Prepared(message));
+    }
+
     /// [`Session::send_message`] with text.
     pub fn send_text(&mut self, text: impl Into<Utf8Bytes>) {
         self.send_message(Message::Text(text.into()));
@@ -698,6 +704,7 @@ impl Session {
             self.buffered += match &packet {
                 Packet::Message(Message::Text(t)) => t.len() + 1,
                 Packet::Message(Message::Binary(b)) => b.len() + 1,
+                Packet::Prepared(p) => p.packet().len(),
                 _ => 1,
             };
             self.write_buffer.push(packet);
@@ -850,6 +857,9 @@ impl Session {
                 self.next_ping = Some(self.now + self.config.ping_interval);
             }
             Ok(Packet::Message(message)) => self.events.push_back(Event::Message(message)),
+            Ok(Packet::Prepared(p)) => self
+                .events
+                .push_back(Event::Message(Message::Text(p.text()))),
             Ok(Packet::Open(_) | Packet::Close | Packet::Upgrade | Packet::Noop) => {}
         }
     }

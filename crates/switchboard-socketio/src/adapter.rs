@@ -36,6 +36,14 @@ pub trait Adapter: Send + Sync + 'static {
     fn socket_rooms(&self, sid: &str) -> Vec<Room>;
     /// The ids of the sockets `opts` selects.
     fn sockets(&self, opts: &BroadcastOptions) -> Vec<String>;
+    /// Calls `f` with the id of each socket `opts` selects, without
+    /// collecting them (the broadcast path). `f` must not call back into
+    /// the adapter. The default goes through [`sockets`](Self::sockets).
+    fn for_each_socket(&self, opts: &BroadcastOptions, f: &mut dyn FnMut(&str)) {
+        for s in self.sockets(opts) {
+            f(&s);
+        }
+    }
     /// Every room with at least one socket.
     fn rooms(&self) -> Vec<Room>;
 }
@@ -109,6 +117,12 @@ impl Adapter for LocalAdapter {
     }
 
     fn sockets(&self, opts: &BroadcastOptions) -> Vec<String> {
+        let mut out = Vec::new();
+        self.for_each_socket(opts, &mut |s| out.push(s.to_owned()));
+        out
+    }
+
+    fn for_each_socket(&self, opts: &BroadcastOptions, f: &mut dyn FnMut(&str)) {
         let m = self.inner.read();
         let excluded: HashSet<&str> = opts
             .except
@@ -117,26 +131,30 @@ impl Adapter for LocalAdapter {
             .flatten()
             .map(String::as_str)
             .collect();
-        if opts.rooms.is_empty() {
-            return m
-                .sids
-                .keys()
-                .filter(|s| !excluded.contains(s.as_str()))
-                .cloned()
-                .collect();
-        }
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for r in &opts.rooms {
-            if let Some(set) = m.rooms.get(r) {
-                for s in set {
-                    if !excluded.contains(s.as_str()) && seen.insert(s.as_str()) {
-                        out.push(s.clone());
+        let mut visit = |s: &str| {
+            if !excluded.contains(s) {
+                f(s)
+            }
+        };
+        match opts.rooms.as_slice() {
+            [] => m.sids.keys().for_each(|s| visit(s)),
+            [room] => {
+                if let Some(set) = m.rooms.get(room) {
+                    set.iter().for_each(|s| visit(s));
+                }
+            }
+            rooms => {
+                // A socket in several of the rooms is visited once.
+                let mut seen = HashSet::new();
+                for r in rooms {
+                    for s in m.rooms.get(r).into_iter().flatten() {
+                        if seen.insert(s.as_str()) {
+                            visit(s);
+                        }
                     }
                 }
             }
         }
-        out
     }
 
     fn rooms(&self) -> Vec<Room> {

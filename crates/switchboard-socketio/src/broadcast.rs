@@ -14,8 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::adapter::{BroadcastOptions, IntoRooms};
 use crate::args::from_args;
-use crate::client::to_messages;
-use crate::engine::Message;
+use crate::client::Outgoing;
 use crate::error::{AckError, EmitError};
 use crate::namespace::Namespace;
 use crate::socket::{event_packet, AckSlot, SocketRef};
@@ -108,24 +107,23 @@ impl BroadcastOperator {
     /// offset as its last argument and is kept for sockets that come back.
     pub fn emit(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
         let mut packet = event_packet(self.ns.name(), event, &data)?;
-        let send = |messages: &[Message]| {
-            for s in self.targets() {
-                let _ = s.client.send_messages(messages.to_vec());
-            }
+        let send = |out: &Outgoing| {
+            self.ns.for_each_target(&self.opts, |s| {
+                let _ = out.send_to(&s.client);
+            });
         };
         match self.ns.recovery() {
-            Some(recovery) if !self.volatile => recovery.record(
-                Instant::now(),
-                &self.opts,
-                |offset| {
+            Some(recovery) if !self.volatile => {
+                recovery.record(Instant::now(), &self.opts, |offset| {
                     if let Some(Value::Array(args)) = &mut packet.data {
                         args.push(Value::from(offset));
                     }
-                    to_messages(encode(&packet))
-                },
-                send,
-            ),
-            _ => send(&to_messages(encode(&packet))),
+                    let out = Outgoing::new(encode(&packet));
+                    send(&out);
+                    out.messages()
+                })
+            }
+            _ => send(&Outgoing::new(encode(&packet))),
         }
         Ok(())
     }
@@ -140,17 +138,17 @@ impl BroadcastOperator {
         let state = (|| {
             let id = self.ns.next_ack_id();
             let packet = event_packet(self.ns.name(), event, &data)?.with_id(id);
-            let messages = to_messages(encode(&packet));
+            let out = Outgoing::new(encode(&packet));
             let (tx, rx) = mpsc::unbounded_channel();
             let mut expected = Vec::new();
-            for s in self.targets() {
+            self.ns.for_each_target(&self.opts, |s| {
                 s.acks.lock().insert(id, AckSlot::Broadcast(tx.clone()));
-                if s.client.send_messages(messages.clone()).is_ok() {
-                    expected.push(s);
+                if out.send_to(&s.client).is_ok() {
+                    expected.push(s.clone());
                 } else {
                     s.acks.lock().remove(&id);
                 }
-            }
+            });
             Ok(Pending { rx, expected, id })
         })();
         BroadcastAckFuture {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use switchboard_engineio::{Message, Utf8Bytes};
+use switchboard_engineio::{Message, PreparedText, Utf8Bytes};
 use switchboard_socketio_proto::{
     encode, DecodeError, Decoder, Encoded, Packet, PacketType, Value,
 };
@@ -17,6 +17,39 @@ use crate::handshake::{Handshake, RequestInfo};
 use crate::io::IoInner;
 use crate::namespace::{Middleware, Namespace};
 use crate::socket::{Socket, SocketRef};
+
+/// A packet encoded once for all the recipients of a broadcast: a text
+/// packet as one [`PreparedText`] (the same bytes go to every WebSocket),
+/// a binary one as its messages.
+pub(crate) enum Outgoing {
+    Text(PreparedText),
+    WithAttachments(Vec<Message>),
+}
+
+impl Outgoing {
+    pub(crate) fn new(enc: Encoded) -> Self {
+        if enc.attachments.is_empty() {
+            Outgoing::Text(PreparedText::new(&enc.text))
+        } else {
+            Outgoing::WithAttachments(to_messages(enc))
+        }
+    }
+
+    pub(crate) fn send_to(&self, client: &Client) -> Result<(), Closed> {
+        match self {
+            Outgoing::Text(p) => client.conn.send_prepared(p.clone()),
+            Outgoing::WithAttachments(m) => client.send_messages(m.clone()),
+        }
+    }
+
+    /// The messages, for the recovery store.
+    pub(crate) fn messages(&self) -> Vec<Message> {
+        match self {
+            Outgoing::Text(p) => vec![Message::Text(p.text())],
+            Outgoing::WithAttachments(m) => m.clone(),
+        }
+    }
+}
 
 pub(crate) fn to_messages(enc: Encoded) -> Vec<Message> {
     let mut out = Vec::with_capacity(1 + enc.attachments.len());

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-pub use switchboard_engineio::{CloseReason, Message};
+pub use switchboard_engineio::{CloseReason, Message, PreparedText};
 
 /// The Engine.IO session is closed: the message was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,11 @@ pub trait EngineConn: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Queues a text message encoded once for many sessions (broadcasts);
+    /// by default sent as a plain text message.
+    fn send_prepared(&self, message: PreparedText) -> Result<(), Closed> {
+        self.send(Message::Text(message.text()))
+    }
     /// Closes the session (the transport then reports the close, which the
     /// layer ignores when it closed the session itself).
     fn close(&self);
@@ -55,6 +60,10 @@ impl EngineConn for EngineSocket {
 
     fn send_many(&self, messages: Vec<Message>) -> Result<(), Closed> {
         EngineSocket::send_many(self, messages).map_err(|_| Closed)
+    }
+
+    fn send_prepared(&self, message: PreparedText) -> Result<(), Closed> {
+        EngineSocket::send_prepared(self, message).map_err(|_| Closed)
     }
 
     fn close(&self) {

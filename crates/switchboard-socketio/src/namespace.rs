@@ -178,6 +178,22 @@ impl Namespace {
             .insert(socket.id().to_owned(), socket);
     }
 
+    /// Calls `f` with each connected socket `opts` selects, without
+    /// collecting them (the broadcast path). `f` must not join, leave or
+    /// disconnect (it runs under the namespace's and adapter's read locks).
+    pub(crate) fn for_each_target(
+        &self,
+        opts: &crate::adapter::BroadcastOptions,
+        mut f: impl FnMut(&SocketRef),
+    ) {
+        let sockets = self.0.sockets.read();
+        self.0.adapter.for_each_socket(opts, &mut |sid| {
+            if let Some(s) = sockets.get(sid) {
+                f(s);
+            }
+        });
+    }
+
     pub(crate) fn remove_socket(&self, sid: &str) {
         self.0.sockets.write().remove(sid);
     }

@@ -98,24 +98,23 @@ impl Recovery {
         &self.config
     }
 
-    /// Tags an event with the next offset, stores it and hands it out:
-    /// `encode(offset)` builds the messages (the offset as last argument)
-    /// and `send` queues them to the recipients. Both run under the
-    /// store's lock, so every client sees this namespace's offsets in
-    /// increasing order (a client remembers the last one it saw).
+    /// Tags an event with the next offset, hands it out and stores it:
+    /// `send(offset)` encodes the event with the offset as last argument,
+    /// queues it to the recipients and returns its messages for the store.
+    /// It runs under the store's lock, so every client sees this
+    /// namespace's offsets in increasing order (a client remembers the
+    /// last one it saw).
     pub(crate) fn record(
         &self,
         now: Instant,
         opts: &BroadcastOptions,
-        encode: impl FnOnce(&str) -> Vec<Message>,
-        send: impl FnOnce(&[Message]),
+        send: impl FnOnce(&str) -> Vec<Message>,
     ) {
         let mut st = self.state.lock();
         self.prune(&mut st, now);
         let offset = st.next_offset;
         st.next_offset += 1;
-        let messages = encode(&offset.to_string());
-        send(&messages);
+        let messages = send(&offset.to_string());
         if st.packets.len() >= self.config.max_packets.max(1) {
             st.packets.pop_front();
         }
@@ -245,15 +244,10 @@ mod tests {
 
     fn record(r: &Recovery, now: Instant, o: &BroadcastOptions, name: &str) -> String {
         let mut off = String::new();
-        r.record(
-            now,
-            o,
-            |offset| {
-                off = offset.to_owned();
-                vec![Message::Text(Utf8Bytes::from(format!("{name}:{offset}")))]
-            },
-            |_| {},
-        );
+        r.record(now, o, |offset| {
+            off = offset.to_owned();
+            vec![Message::Text(Utf8Bytes::from(format!("{name}:{offset}")))]
+        });
         off
     }
 

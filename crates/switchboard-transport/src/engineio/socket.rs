@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use switchboard_engineio::{Event, ReadyState, Session, Transmit, WsId, WsMessage};
+use switchboard_engineio::{Event, PreparedText, ReadyState, Session, Transmit, WsId, WsMessage};
 use tokio::sync::{oneshot, Notify};
 
 use super::{Message, TransportKind};
@@ -165,6 +165,20 @@ impl EngineSocket {
         &self,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<(), SocketClosed> {
+        self.enqueue(|session| {
+            for m in messages {
+                session.send_message(m);
+            }
+        })
+    }
+
+    /// Queues a text message encoded once for many sessions (a broadcast):
+    /// over WebSocket no byte of it is copied per session.
+    pub fn send_prepared(&self, message: PreparedText) -> Result<(), SocketClosed> {
+        self.enqueue(|session| session.send_prepared(message))
+    }
+
+    fn enqueue(&self, queue: impl FnOnce(&mut Session)) -> Result<(), SocketClosed> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(SocketClosed);
         }
@@ -172,9 +186,7 @@ impl EngineSocket {
         if st.session.ready_state() != ReadyState::Open {
             return Err(SocketClosed);
         }
-        for m in messages {
-            st.session.send_message(m);
-        }
+        queue(&mut st.session);
         // Slow consumer: what waits for this client (in the core for the
         // next poll, in the WebSocket outboxes) is bounded; past the
         // limit the session is closed (`forced close`), as a hub mailbox
