@@ -112,10 +112,11 @@ impl Switchboard {
         &self.state
     }
 
-    /// Every endpoint: the chat page, health, the WebSocket endpoints and Socket.IO.
+    /// Every endpoint: the chat page, health, the WebSocket endpoints, Socket.IO
+    /// and the SockJS services.
     pub fn router(&self) -> Router {
         let (_io, engine) = endpoints::socketio::socket_io(&self.state);
-        Router::new()
+        endpoints::sockjs::mount(Router::new(), &self.state)
             .route(
                 "/socket.io/",
                 any(move |req: axum::extract::Request| {

@@ -21,6 +21,8 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     /// Hub settings.
     pub hub: HubConfig,
+    /// SockJS service settings (`/sockjs/*`).
+    pub sockjs: SockJsSettings,
     /// Topic permission rules, first match wins (`[[permissions]]`).
     pub permissions: Vec<crate::permissions::TopicRule>,
 }
@@ -45,6 +47,122 @@ pub struct WebSocketConfig {
     pub allowed_origins: Vec<String>,
 }
 
+/// SockJS service settings, named as Spring's `SockJsServiceRegistration`
+/// options (times in milliseconds).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SockJsSettings {
+    /// Milliseconds a receiver may stay silent before the server writes a
+    /// heartbeat frame (`heartbeatTime`).
+    pub heartbeat_time_ms: u64,
+    /// Milliseconds a session may have no receiver before it is closed
+    /// (`disconnectDelay`).
+    pub disconnect_delay_ms: u64,
+    /// Bytes a streaming response carries before it is ended so the client
+    /// opens a new one (`streamBytesLimit`).
+    pub stream_bytes_limit: usize,
+    /// Messages a session may hold for its client; one more closes it as a
+    /// slow consumer (`httpMessageCacheSize`).
+    pub http_message_cache_size: usize,
+    /// Serve the `websocket` transport (`webSocketEnabled`).
+    pub websocket_enabled: bool,
+    /// `cookie_needed` in `/info` and a `JSESSIONID` cookie
+    /// (`sessionCookieNeeded`).
+    pub session_cookie_needed: bool,
+    /// The `sockjs-client` script the iframe page loads (`clientLibraryUrl`);
+    /// unset: the jsDelivr URL of sockjs-client 1.x.
+    pub client_library_url: Option<String>,
+    /// The services (`[[sockjs.services]]`); the default is `/sockjs/echo`,
+    /// `/sockjs/close` and `/sockjs/chat`. Declaring any replaces them all.
+    pub services: Vec<SockJsService>,
+}
+
+/// One SockJS service: a prefix, what it does, and the options it sets
+/// differently from `[sockjs]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SockJsService {
+    /// The URL prefix, e.g. `/echo` (no trailing `/`).
+    pub prefix: String,
+    /// What the service does with its sessions.
+    pub behaviour: SockJsBehaviour,
+    /// Overrides `[sockjs] websocket_enabled`.
+    pub websocket_enabled: Option<bool>,
+    /// Overrides `[sockjs] session_cookie_needed`.
+    pub session_cookie_needed: Option<bool>,
+    /// Overrides `[sockjs] stream_bytes_limit`.
+    pub stream_bytes_limit: Option<usize>,
+}
+
+/// What a SockJS service does.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SockJsBehaviour {
+    /// Every message comes back.
+    Echo,
+    /// Every session is closed at once with `c[3000,"Go away!"]`.
+    Close,
+    /// The JSON envelope of docs/ws-envelope.md on the hub.
+    Chat,
+}
+
+impl SockJsService {
+    fn new(prefix: &str, behaviour: SockJsBehaviour) -> Self {
+        SockJsService {
+            prefix: prefix.to_owned(),
+            behaviour,
+            websocket_enabled: None,
+            session_cookie_needed: None,
+            stream_bytes_limit: None,
+        }
+    }
+}
+
+/// Paths the server's other endpoints own: no SockJS prefix may be one of
+/// them or lie under one.
+const RESERVED_PREFIXES: &[&str] = &["/ws", "/socket.io", "/assets", "/healthz"];
+
+impl SockJsSettings {
+    /// Checks the service prefixes: `/name[/name...]`, unique, and clear of
+    /// the other endpoints (the router would refuse overlapping routes).
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.services {
+            let p = s.prefix.as_str();
+            let well_formed = p.len() > 1
+                && p.starts_with('/')
+                && !p.ends_with('/')
+                && !p.contains("//")
+                && p.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~')
+                });
+            if !well_formed {
+                return Err(ConfigError(format!(
+                    "sockjs service prefix {p:?}: expected /name or /name/name (letters, digits, - _ . ~)"
+                )));
+            }
+            let clash = RESERVED_PREFIXES
+                .iter()
+                .any(|r| p == *r || p.starts_with(&format!("{r}/")));
+            if clash {
+                return Err(ConfigError(format!(
+                    "sockjs service prefix {p:?} overlaps another endpoint"
+                )));
+            }
+            let nested = self
+                .services
+                .iter()
+                .any(|o| o.prefix != s.prefix && p.starts_with(&format!("{}/", o.prefix)));
+            if !seen.insert(p) || nested {
+                return Err(ConfigError(format!(
+                    "sockjs service prefix {p:?} is declared twice or nested in another"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Hub settings.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,6 +182,7 @@ impl Default for Config {
             log: "info".into(),
             websocket: WebSocketConfig::default(),
             hub: HubConfig::default(),
+            sockjs: SockJsSettings::default(),
             permissions: Vec::new(),
         }
     }
@@ -79,6 +198,27 @@ impl Default for WebSocketConfig {
             ping_interval_secs: 30,
             ping_timeout_secs: 30,
             allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl Default for SockJsSettings {
+    fn default() -> Self {
+        SockJsSettings {
+            heartbeat_time_ms: 25_000,
+            disconnect_delay_ms: 5_000,
+            stream_bytes_limit: 128 * 1024,
+            // Spring's default is 100; as many as a hub mailbox holds, so a
+            // burst the hub accepts does not close the session.
+            http_message_cache_size: 1024,
+            websocket_enabled: true,
+            session_cookie_needed: false,
+            client_library_url: None,
+            services: vec![
+                SockJsService::new("/sockjs/echo", SockJsBehaviour::Echo),
+                SockJsService::new("/sockjs/close", SockJsBehaviour::Close),
+                SockJsService::new("/sockjs/chat", SockJsBehaviour::Chat),
+            ],
         }
     }
 }
@@ -113,7 +253,7 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The top-level keys an environment variable may set.
-const TOP_LEVEL_KEYS: &[&str] = &["listen", "log", "websocket", "hub", "permissions"];
+const TOP_LEVEL_KEYS: &[&str] = &["listen", "log", "websocket", "hub", "sockjs", "permissions"];
 
 impl Config {
     /// Loads the defaults, then `file` if given, then `SWITCHBOARD_*` variables from `env`.
@@ -143,7 +283,10 @@ impl Config {
             set_path(&mut tree, &path, parse_scalar(&value))
                 .map_err(|e| ConfigError(format!("{key}: {e}")))?;
         }
-        Config::deserialize(toml::Value::Table(tree)).map_err(|e| ConfigError(e.to_string()))
+        let config = Config::deserialize(toml::Value::Table(tree))
+            .map_err(|e| ConfigError(e.to_string()))?;
+        config.sockjs.validate()?;
+        Ok(config)
     }
 }
 
@@ -215,6 +358,45 @@ mod tests {
         assert!(c.websocket.compression);
         assert_eq!(c.websocket.max_message_size, 20);
         assert_eq!(c.log, "debug");
+    }
+
+    #[test]
+    fn sockjs_section() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.sockjs.heartbeat_time_ms, 25_000);
+        assert!(c.sockjs.websocket_enabled);
+        let c = Config::load(
+            None,
+            env(&[
+                ("SWITCHBOARD_SOCKJS__HEARTBEAT_TIME_MS", "1000"),
+                ("SWITCHBOARD_SOCKJS__WEBSOCKET_ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.sockjs.heartbeat_time_ms, 1000);
+        assert!(!c.sockjs.websocket_enabled);
+        assert!(Config::load(None, env(&[("SWITCHBOARD_SOCKJS__NOPE", "1")])).is_err());
+        assert_eq!(c.sockjs.services.len(), 3);
+
+        let services = r#"[{prefix = "/echo", behaviour = "echo", websocket_enabled = false},
+            {prefix = "/a/chat", behaviour = "chat"}]"#;
+        let c = Config::load(None, env(&[("SWITCHBOARD_SOCKJS__SERVICES", services)])).unwrap();
+        assert_eq!(c.sockjs.services.len(), 2);
+        assert_eq!(c.sockjs.services[0].websocket_enabled, Some(false));
+        assert_eq!(c.sockjs.services[1].behaviour, SockJsBehaviour::Chat);
+        for bad in [
+            r#"[{prefix = "/ws/x", behaviour = "echo"}]"#,
+            r#"[{prefix = "/", behaviour = "echo"}]"#,
+            r#"[{prefix = "/e/", behaviour = "echo"}]"#,
+            r#"[{prefix = "/e", behaviour = "shout"}]"#,
+            r#"[{prefix = "/e", behaviour = "echo"}, {prefix = "/e", behaviour = "close"}]"#,
+            r#"[{prefix = "/e", behaviour = "echo"}, {prefix = "/e/f", behaviour = "close"}]"#,
+        ] {
+            assert!(
+                Config::load(None, env(&[("SWITCHBOARD_SOCKJS__SERVICES", bad)])).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -37,6 +37,20 @@ impl EncodedMessage {
         EncodedMessage(Bytes::from(out))
     }
 
+    /// Takes back bytes that [`EncodedMessage::to_bytes`] gave, e.g. from
+    /// a publication's encoding cache shared by every session. Not checked:
+    /// other bytes would break the framing of the sessions they are sent to.
+    ///
+    /// ```
+    /// use switchboard_sockjs::EncodedMessage;
+    ///
+    /// let m = EncodedMessage::new("x\u{2028}");
+    /// assert_eq!(EncodedMessage::from_escaped(m.to_bytes()), m);
+    /// ```
+    pub fn from_escaped(bytes: Bytes) -> Self {
+        EncodedMessage(bytes)
+    }
+
     /// The escaped JSON string, quotes included.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

@@ -5,6 +5,7 @@
 pub mod buffer_pool;
 pub mod engineio;
 pub mod registry;
+pub mod sockjs;
 pub mod websocket;
 pub mod write_queue;
 
@@ -12,4 +13,5 @@ pub use engineio::{
     Cors, EngineHandler, EngineIo, EngineIoConfig, EngineSocket, RequestFilter, SocketClosed,
 };
 pub use registry::{ConnectionGuard, Registry, Shutdown};
+pub use sockjs::{SockJs, SockJsConn, SockJsHandler};
 pub use websocket::{drive, Driver, DriverConfig, WsHandler};

@@ -2,7 +2,9 @@
 
 pub mod chat;
 pub mod echo;
+pub mod envelope;
 pub mod health;
 pub mod page;
 pub mod socketio;
+pub mod sockjs;
 pub mod topic;

@@ -1,0 +1,203 @@
+//! SockJS services (`sockjs-client` 1.x and Spring's / Java's SockJS
+//! clients), one per prefix declared in `[[sockjs.services]]` (by default
+//! `/sockjs/echo`, `/sockjs/close`, `/sockjs/chat`), each with one
+//! behaviour:
+//!
+//! * `echo` — every message comes back.
+//! * `close` — closes every session at once with `c[3000,"Go away!"]`, as
+//!   the SockJS protocol test server's `close` service does.
+//! * `chat` — the JSON envelope of docs/ws-envelope.md, the same as `/ws`,
+//!   on the same hub. A publication is escaped for SockJS once, for every
+//!   SockJS subscriber (the hub's `SockJs` encoding slot). `?name=` on the
+//!   service URL names the client; an invalid name closes the session with
+//!   [`BAD_NAME_CODE`] and the reason.
+
+use crate::app::AppState;
+use crate::config::{SockJsBehaviour, SockJsService};
+use crate::endpoints::envelope::{self, display_name, message_event_json, Envelope, EnvelopeOut};
+use axum::extract::Query;
+use axum::Router;
+use parking_lot::Mutex;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_hub::{ClientInfo, Encoding, Hub, Mailbox, Publication};
+use switchboard_transport::sockjs::{
+    CloseReason, EncodedMessage, SockJs, SockJsConfig, SockJsConn, SockJsHandler, SLOW_CONSUMER,
+};
+
+/// The close code of a `chat` session whose `name` is invalid.
+pub const BAD_NAME_CODE: u16 = 4000;
+
+/// Mounts every service of `[sockjs]` (`[[sockjs.services]]`) under its
+/// prefix, with the `[sockjs]` options and the service's own overrides.
+pub fn mount(mut router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    for service in &state.config.sockjs.services {
+        let config = service_config(state, service);
+        let registry = state.shutdown.clone();
+        let prefix = service.prefix.as_str();
+        router = match service.behaviour {
+            SockJsBehaviour::Echo => {
+                router.nest_service(prefix, SockJs::new(Echo, config, registry))
+            }
+            SockJsBehaviour::Close => {
+                router.nest_service(prefix, SockJs::new(CloseAtOnce, config, registry))
+            }
+            SockJsBehaviour::Chat => {
+                let chat = Chat {
+                    hub: state.hub.clone(),
+                    sessions: Mutex::new(HashMap::new()),
+                };
+                router.nest_service(prefix, SockJs::new(chat, config, registry))
+            }
+        };
+    }
+    router
+}
+
+/// The options of one service: `[sockjs]`, `[websocket]` limits and
+/// compression, then the service's overrides.
+fn service_config(state: &AppState, service: &SockJsService) -> SockJsConfig {
+    let s = &state.config.sockjs;
+    let mut config = SockJsConfig {
+        max_message_size: state.config.websocket.max_message_size,
+        // `[websocket] compression` applies to SockJS's WebSocket transport too.
+        per_message_deflate: state.ws_options.deflate.clone(),
+        ..SockJsConfig::default()
+    };
+    let c = &mut config.service;
+    c.heartbeat_time = Duration::from_millis(s.heartbeat_time_ms);
+    c.disconnect_delay = Duration::from_millis(s.disconnect_delay_ms);
+    c.stream_bytes_limit = service.stream_bytes_limit.unwrap_or(s.stream_bytes_limit);
+    c.http_message_cache_size = s.http_message_cache_size;
+    c.websocket_enabled = service.websocket_enabled.unwrap_or(s.websocket_enabled);
+    c.session_cookie_needed = service
+        .session_cookie_needed
+        .unwrap_or(s.session_cookie_needed);
+    if let Some(url) = &s.client_library_url {
+        c.client_library_url = url.clone();
+    }
+    config
+}
+
+/// The `echo` behaviour.
+pub struct Echo;
+
+impl SockJsHandler for Echo {
+    fn on_open(&self, _conn: SockJsConn, _req: &axum::http::request::Parts) {}
+
+    fn on_message(&self, conn: &SockJsConn, message: String) {
+        let _ = conn.send_text(&message);
+    }
+
+    fn on_close(&self, _conn: &SockJsConn, _reason: CloseReason) {}
+}
+
+/// The `close` behaviour.
+pub struct CloseAtOnce;
+
+impl SockJsHandler for CloseAtOnce {
+    fn on_open(&self, conn: SockJsConn, _req: &axum::http::request::Parts) {
+        conn.close(3000, "Go away!");
+    }
+
+    fn on_message(&self, _conn: &SockJsConn, _message: String) {}
+
+    fn on_close(&self, _conn: &SockJsConn, _reason: CloseReason) {}
+}
+
+/// The `chat` behaviour: the envelope on the hub.
+pub struct Chat {
+    hub: Hub,
+    /// Open sessions by [`SockJsConn::serial`].
+    sessions: Mutex<HashMap<u64, ChatSession>>,
+}
+
+struct ChatSession {
+    envelope: Arc<Envelope>,
+    pump: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Deserialize)]
+struct ChatQuery {
+    name: Option<String>,
+}
+
+impl SockJsHandler for Chat {
+    fn on_open(&self, conn: SockJsConn, req: &axum::http::request::Parts) {
+        let name = Query::<ChatQuery>::try_from_uri(&req.uri)
+            .ok()
+            .and_then(|q| q.0.name);
+        let name = match display_name(name) {
+            Ok(n) => n,
+            Err(reason) => {
+                conn.close(BAD_NAME_CODE, reason);
+                return;
+            }
+        };
+        let client = self.hub.connect(ClientInfo::new(name, "sockjs"));
+        let pump = tokio::spawn(pump(client.mailbox().clone(), conn.clone()));
+        let envelope = Arc::new(Envelope::new(client));
+        self.sessions
+            .lock()
+            .insert(conn.serial(), ChatSession { envelope, pump });
+    }
+
+    fn on_message(&self, conn: &SockJsConn, message: String) {
+        let envelope = self
+            .sessions
+            .lock()
+            .get(&conn.serial())
+            .map(|s| s.envelope.clone());
+        if let Some(envelope) = envelope {
+            envelope.on_text(&message, &mut SockJsOut(conn));
+        }
+    }
+
+    fn on_close(&self, conn: &SockJsConn, _reason: CloseReason) {
+        // Dropping the client leaves every topic (presence leave events).
+        if let Some(session) = self.sessions.lock().remove(&conn.serial()) {
+            session.pump.abort();
+        }
+    }
+}
+
+/// The envelope's output as SockJS messages.
+struct SockJsOut<'a>(&'a SockJsConn);
+
+impl EnvelopeOut for SockJsOut<'_> {
+    fn reply(&mut self, json: &str) {
+        let _ = self.0.send_text(json);
+    }
+
+    fn publication(&mut self, p: &Arc<Publication>) {
+        let escaped = p.encoded.get_or_init(Encoding::SockJs, || {
+            EncodedMessage::new(&message_event_json(p)).to_bytes()
+        });
+        let _ = self.0.send(EncodedMessage::from_escaped(escaped));
+    }
+}
+
+/// Moves hub deliveries to the session until it goes away; a mailbox
+/// overflow closes it as a slow consumer.
+async fn pump(mailbox: Arc<Mailbox>, conn: SockJsConn) {
+    let mut batch = Vec::new();
+    loop {
+        mailbox.ready().await;
+        if mailbox.is_overflowed() {
+            tracing::debug!(session = conn.id(), "closing slow sockjs consumer");
+            conn.close(SLOW_CONSUMER.code, SLOW_CONSUMER.reason.clone());
+            return;
+        }
+        if mailbox.drain(&mut batch) == 0 && mailbox.is_closed() {
+            return;
+        }
+        for d in batch.drain(..) {
+            envelope::deliver(d, &mut SockJsOut(&conn));
+        }
+        if conn.is_closed() {
+            return;
+        }
+    }
+}
