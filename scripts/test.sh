@@ -4,8 +4,10 @@
 # the Node test clients (npm, from the lockfile). Steps:
 #   1. cargo tests (unit, integration, doc) of the whole workspace
 #   2. the Autobahn TestSuite server cases via kosoku against /ws/echo
-#   3. Node interop tests with the real npm clients (ws, socket.io-client), and
-#      the headless Chromium tests of the chat page
+#   3. Python interop tests with stomp.py (PyPI)
+#   4. Node interop tests with the real npm clients (ws, socket.io-client,
+#      sockjs-client, @stomp/stompjs), and the headless Chromium tests of the
+#      chat page
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,12 +24,11 @@ if ((${#need_apt[@]})); then
 fi
 chromium --version
 
-step "install: kosoku (virtualenv)"
+step "install: kosoku and stomp.py (virtualenv)"
 VENV=$ROOT/target/venv
-if [ ! -x "$VENV/bin/kosoku" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/autobahn/requirements.txt
-fi
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check \
+  -r tests/autobahn/requirements.txt -r tests/python/requirements.txt
 
 step "install: node packages (lockfile)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
@@ -44,6 +45,9 @@ cargo test --release --locked --workspace
 
 step "autobahn (kosoku)"
 python3 tests/autobahn/run.py "$BIN" "$VENV/bin/kosoku" "$ROOT/target/autobahn"
+
+step "python interop tests (stomp.py over TCP and WebSocket)"
+SWITCHBOARD_BIN="$BIN" "$VENV/bin/python" -m unittest -v tests/python/test_stomp.py
 
 step "node interop and browser tests"
 (cd tests/node && SWITCHBOARD_BIN="$BIN" \

@@ -24,6 +24,11 @@ pub struct AppState {
     pub ws_options: ServerOptions,
     /// Timers and back-pressure of WebSocket connections.
     pub driver_config: Arc<DriverConfig>,
+    /// The STOMP broker (`[stomp] enabled`).
+    pub stomp: Option<switchboard_stomp::Broker>,
+    /// Handshake options of STOMP over WebSocket: `ws_options` with the
+    /// STOMP subprotocols.
+    pub stomp_ws_options: ServerOptions,
 }
 
 /// A Switchboard instance: build it from a [`Config`], mount its router.
@@ -86,6 +91,18 @@ impl Switchboard {
             ping_timeout: std::time::Duration::from_secs(config.websocket.ping_timeout_secs),
             ..DriverConfig::default()
         });
+        let stomp = config
+            .stomp
+            .enabled
+            .then(|| endpoints::stomp::broker(&hub, &config.stomp));
+        let stomp_ws_options = ServerOptions {
+            protocols: switchboard_stomp::SUBPROTOCOLS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
+            deflate: ws_options.deflate.clone(),
+            origin_allowed: ws_options.origin_allowed.clone(),
+        };
         Switchboard {
             state: Arc::new(AppState {
                 config,
@@ -93,6 +110,8 @@ impl Switchboard {
                 shutdown: Shutdown::new(),
                 ws_options,
                 driver_config,
+                stomp,
+                stomp_ws_options,
             }),
         }
     }
@@ -107,6 +126,12 @@ impl Switchboard {
         &self.state.shutdown
     }
 
+    /// The STOMP broker, when `[stomp] enabled` (for the TCP listener:
+    /// `switchboard_stomp::serve_tcp`).
+    pub fn stomp(&self) -> Option<&switchboard_stomp::Broker> {
+        self.state.stomp.as_ref()
+    }
+
     /// The shared state, for custom endpoints.
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
@@ -116,7 +141,8 @@ impl Switchboard {
     /// and the SockJS services.
     pub fn router(&self) -> Router {
         let (_io, engine) = endpoints::socketio::socket_io(&self.state);
-        endpoints::sockjs::mount(Router::new(), &self.state)
+        let router = endpoints::stomp::mount(Router::new(), &self.state);
+        endpoints::sockjs::mount(router, &self.state)
             .route(
                 "/socket.io/",
                 any(move |req: axum::extract::Request| {

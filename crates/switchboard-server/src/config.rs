@@ -23,6 +23,8 @@ pub struct Config {
     pub hub: HubConfig,
     /// SockJS service settings (`/sockjs/*`).
     pub sockjs: SockJsSettings,
+    /// The STOMP broker (`/stomp` and a TCP port).
+    pub stomp: StompSettings,
     /// Topic permission rules, first match wins (`[[permissions]]`).
     pub permissions: Vec<crate::permissions::TopicRule>,
 }
@@ -118,9 +120,75 @@ impl SockJsService {
     }
 }
 
+/// The STOMP broker: STOMP over WebSocket and over SockJS at `/stomp`, and
+/// over plain TCP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StompSettings {
+    /// Serve STOMP at all.
+    pub enabled: bool,
+    /// The plain TCP listener: unset, `127.0.0.1:61613` when that port is
+    /// free (a warning, not an error, when it is not); `""` for none; an
+    /// address, that address (an error when it cannot be bound).
+    pub tcp_listen: Option<String>,
+    /// Users allowed to connect (`login` / `passcode` of CONNECT).
+    pub users: Vec<StompUser>,
+    /// Whether a CONNECT without credentials is accepted (the demo default;
+    /// RabbitMQ's `guest` plays that part there).
+    pub allow_anonymous: bool,
+    /// Milliseconds a connection may take to send CONNECT.
+    pub connect_timeout_ms: u64,
+    /// Messages one `/queue/...` holds for a consumer; more are refused.
+    pub max_queue_length: usize,
+}
+
+/// One STOMP user.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StompUser {
+    /// The `login` header.
+    pub login: String,
+    /// The `passcode` header.
+    pub passcode: String,
+}
+
+/// The default STOMP TCP address (the usual STOMP port).
+pub const DEFAULT_STOMP_TCP: &str = "127.0.0.1:61613";
+
+impl Default for StompSettings {
+    fn default() -> Self {
+        StompSettings {
+            enabled: true,
+            tcp_listen: None,
+            users: Vec::new(),
+            allow_anonymous: true,
+            connect_timeout_ms: 10_000,
+            max_queue_length: 10_000,
+        }
+    }
+}
+
+impl StompSettings {
+    /// Where to listen for STOMP over TCP, and whether failing to is an
+    /// error (an address the operator chose) or only a warning (the default).
+    pub fn tcp_address(&self) -> Result<Option<(SocketAddr, bool)>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        match self.tcp_listen.as_deref() {
+            None => Ok(Some((DEFAULT_STOMP_TCP.parse().expect("valid"), false))),
+            Some("") => Ok(None),
+            Some(a) => a
+                .parse()
+                .map(|a| Some((a, true)))
+                .map_err(|e| ConfigError(format!("stomp.tcp_listen {a:?}: {e}"))),
+        }
+    }
+}
+
 /// Paths the server's other endpoints own: no SockJS prefix may be one of
 /// them or lie under one.
-const RESERVED_PREFIXES: &[&str] = &["/ws", "/socket.io", "/assets", "/healthz"];
+const RESERVED_PREFIXES: &[&str] = &["/ws", "/socket.io", "/assets", "/healthz", "/stomp"];
 
 impl SockJsSettings {
     /// Checks the service prefixes: `/name[/name...]`, unique, and clear of
@@ -183,6 +251,7 @@ impl Default for Config {
             websocket: WebSocketConfig::default(),
             hub: HubConfig::default(),
             sockjs: SockJsSettings::default(),
+            stomp: StompSettings::default(),
             permissions: Vec::new(),
         }
     }
@@ -253,7 +322,15 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The top-level keys an environment variable may set.
-const TOP_LEVEL_KEYS: &[&str] = &["listen", "log", "websocket", "hub", "sockjs", "permissions"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "log",
+    "websocket",
+    "hub",
+    "sockjs",
+    "stomp",
+    "permissions",
+];
 
 impl Config {
     /// Loads the defaults, then `file` if given, then `SWITCHBOARD_*` variables from `env`.
@@ -286,6 +363,7 @@ impl Config {
         let config = Config::deserialize(toml::Value::Table(tree))
             .map_err(|e| ConfigError(e.to_string()))?;
         config.sockjs.validate()?;
+        config.stomp.tcp_address()?;
         Ok(config)
     }
 }
@@ -358,6 +436,34 @@ mod tests {
         assert!(c.websocket.compression);
         assert_eq!(c.websocket.max_message_size, 20);
         assert_eq!(c.log, "debug");
+    }
+
+    #[test]
+    fn stomp_section() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(c.stomp.enabled && c.stomp.allow_anonymous);
+        assert_eq!(
+            c.stomp.tcp_address().unwrap(),
+            Some((DEFAULT_STOMP_TCP.parse().unwrap(), false))
+        );
+        let c = Config::load(
+            None,
+            env(&[
+                ("SWITCHBOARD_STOMP__TCP_LISTEN", "127.0.0.1:7000"),
+                ("SWITCHBOARD_STOMP__USERS", r#"[{login = "guest", passcode = "guest"}]"#),
+                ("SWITCHBOARD_STOMP__ALLOW_ANONYMOUS", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.stomp.tcp_address().unwrap(),
+            Some(("127.0.0.1:7000".parse().unwrap(), true))
+        );
+        assert_eq!(c.stomp.users[0].login, "guest");
+        assert!(!c.stomp.allow_anonymous);
+        let c = Config::load(None, env(&[("SWITCHBOARD_STOMP__TCP_LISTEN", "")])).unwrap();
+        assert_eq!(c.stomp.tcp_address().unwrap(), None);
+        assert!(Config::load(None, env(&[("SWITCHBOARD_STOMP__TCP_LISTEN", "nope")])).is_err());
     }
 
     #[test]

@@ -62,7 +62,33 @@ fn main() -> std::process::ExitCode {
             }
         };
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        let stomp_tcp = match config.stomp.tcp_address() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("switchboard: configuration error: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
         let sb = Switchboard::new(config);
+        if let (Some(broker), Some((address, required))) = (sb.stomp(), stomp_tcp) {
+            match tokio::net::TcpListener::bind(address).await {
+                Ok(l) => {
+                    tracing::info!(%address, "STOMP over TCP");
+                    tokio::spawn(switchboard_server::endpoints::stomp::serve_tcp(
+                        l,
+                        broker.clone(),
+                        sb.shutdown().clone(),
+                    ));
+                }
+                Err(e) if required => {
+                    eprintln!("switchboard: cannot listen for STOMP on {address}: {e}");
+                    return std::process::ExitCode::from(1);
+                }
+                Err(e) => {
+                    tracing::warn!(%address, error = %e, "no STOMP over TCP (set stomp.tcp_listen)")
+                }
+            }
+        }
         match serve(listener, sb, stop_signal()).await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {

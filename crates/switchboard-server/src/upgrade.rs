@@ -9,19 +9,24 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use switchboard_transport::{drive, WsHandler};
-use switchboard_websocket::handshake::server::accept;
+use switchboard_websocket::handshake::server::{accept, ServerOptions};
 use switchboard_websocket::{Config as WsConfig, Connection, Role};
 use tokio::net::TcpStream;
 
 /// Answers `req` with an HTTP error or a 101, and on success runs `make_handler`'s
 /// handler on the upgraded connection in a task of its own.
-pub fn upgrade<H: WsHandler>(state: &AppState, mut req: Request, handler: H) -> Response {
-    let accepted = match accept(
-        req.method(),
-        req.version(),
-        req.headers(),
-        &state.ws_options,
-    ) {
+pub fn upgrade<H: WsHandler>(state: &AppState, req: Request, handler: H) -> Response {
+    upgrade_with(state, req, handler, &state.ws_options)
+}
+
+/// [`upgrade`] with other handshake options (e.g. the subprotocols of STOMP).
+pub fn upgrade_with<H: WsHandler>(
+    state: &AppState,
+    mut req: Request,
+    handler: H,
+    options: &ServerOptions,
+) -> Response {
+    let accepted = match accept(req.method(), req.version(), req.headers(), options) {
         Ok(a) => a,
         Err(e) => {
             let mut resp = text_response(e.status, e.reason);

@@ -7,4 +7,5 @@ pub mod health;
 pub mod page;
 pub mod socketio;
 pub mod sockjs;
+pub mod stomp;
 pub mod topic;

@@ -34,7 +34,7 @@ pub const BAD_NAME_CODE: u16 = 4000;
 /// prefix, with the `[sockjs]` options and the service's own overrides.
 pub fn mount(mut router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc<AppState>> {
     for service in &state.config.sockjs.services {
-        let config = service_config(state, service);
+        let config = service_config(state, Some(service));
         let registry = state.shutdown.clone();
         let prefix = service.prefix.as_str();
         router = match service.behaviour {
@@ -57,8 +57,8 @@ pub fn mount(mut router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router
 }
 
 /// The options of one service: `[sockjs]`, `[websocket]` limits and
-/// compression, then the service's overrides.
-fn service_config(state: &AppState, service: &SockJsService) -> SockJsConfig {
+/// compression, then the service's overrides (if it is a declared one).
+pub(crate) fn service_config(state: &AppState, service: Option<&SockJsService>) -> SockJsConfig {
     let s = &state.config.sockjs;
     let mut config = SockJsConfig {
         max_message_size: state.config.websocket.max_message_size,
@@ -69,11 +69,15 @@ fn service_config(state: &AppState, service: &SockJsService) -> SockJsConfig {
     let c = &mut config.service;
     c.heartbeat_time = Duration::from_millis(s.heartbeat_time_ms);
     c.disconnect_delay = Duration::from_millis(s.disconnect_delay_ms);
-    c.stream_bytes_limit = service.stream_bytes_limit.unwrap_or(s.stream_bytes_limit);
+    c.stream_bytes_limit = service
+        .and_then(|v| v.stream_bytes_limit)
+        .unwrap_or(s.stream_bytes_limit);
     c.http_message_cache_size = s.http_message_cache_size;
-    c.websocket_enabled = service.websocket_enabled.unwrap_or(s.websocket_enabled);
+    c.websocket_enabled = service
+        .and_then(|v| v.websocket_enabled)
+        .unwrap_or(s.websocket_enabled);
     c.session_cookie_needed = service
-        .session_cookie_needed
+        .and_then(|v| v.session_cookie_needed)
         .unwrap_or(s.session_cookie_needed);
     if let Some(url) = &s.client_library_url {
         c.client_library_url = url.clone();

@@ -1,0 +1,185 @@
+//! STOMP in the server (docs/stomp.md): `/stomp` speaks STOMP over
+//! WebSocket (subprotocols `v12.stomp`, `v11.stomp`, `v10.stomp`, or none,
+//! as RabbitMQ's Web-STOMP accepts) and, under the same prefix, STOMP over
+//! SockJS for `new SockJS('/stomp')` clients (Spring's pattern); the plain
+//! TCP listener is started by the binary ([`serve_tcp`]). Every transport
+//! drives a `switchboard_stomp::StompClient` on the shared broker.
+
+use crate::app::AppState;
+use crate::config::{StompSettings, StompUser};
+use crate::upgrade::upgrade_with;
+use axum::extract::Request;
+use axum::Router;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+use switchboard_hub::Hub;
+use switchboard_stomp::{Broker, StaticUsers, StompClient, StompConfig, StompWsHandler};
+use switchboard_transport::sockjs::{CloseReason, SockJs, SockJsConn, SockJsHandler};
+use switchboard_transport::Registry;
+use tokio::sync::Notify;
+use tower::ServiceExt;
+
+/// The broker `settings` describe, on `hub`.
+pub fn broker(hub: &Hub, settings: &StompSettings) -> Broker {
+    let mut config = StompConfig {
+        connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
+        max_queue_length: settings.max_queue_length,
+        ..StompConfig::default()
+    };
+    if !settings.users.is_empty() || !settings.allow_anonymous {
+        let users = settings
+            .users
+            .iter()
+            .fold(StaticUsers::new(), |u, StompUser { login, passcode }| {
+                u.user(login.clone(), passcode.clone())
+            })
+            .allow_anonymous(settings.allow_anonymous);
+        config = config.with_authenticator(users);
+    }
+    Broker::new(hub.clone(), config)
+}
+
+/// Mounts `/stomp`: a WebSocket upgrade of `/stomp` itself is STOMP over
+/// WebSocket; everything else under it is the SockJS service.
+pub fn mount(router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    let Some(broker) = state.stomp.clone() else {
+        return router;
+    };
+    let sockjs = SockJs::new(
+        StompOverSockJs {
+            broker: broker.clone(),
+            sessions: Mutex::new(HashMap::new()),
+        },
+        crate::endpoints::sockjs::service_config(state, None),
+        state.shutdown.clone(),
+    );
+    let state = state.clone();
+    let service = tower::service_fn(move |req: Request| {
+        let (state, broker, sockjs) = (state.clone(), broker.clone(), sockjs.clone());
+        async move {
+            let at_root = matches!(req.uri().path(), "" | "/");
+            if at_root && switchboard_engineio::is_websocket_upgrade(req.headers()) {
+                let handler = StompWsHandler::new(&broker);
+                return Ok(upgrade_with(&state, req, handler, &state.stomp_ws_options));
+            }
+            sockjs.oneshot(req).await
+        }
+    });
+    router.nest_service("/stomp", service)
+}
+
+/// Serves STOMP over TCP on `listener` until `registry` shuts down.
+pub async fn serve_tcp(listener: tokio::net::TcpListener, broker: Broker, registry: Registry) {
+    if let Err(e) = switchboard_stomp::serve_tcp(listener, broker, registry).await {
+        tracing::error!(error = %e, "STOMP TCP listener failed");
+    }
+}
+
+/// STOMP over SockJS: each SockJS message carries STOMP bytes; what the
+/// connection produces between two flushes leaves as one SockJS message.
+/// (SockJS carries text only: STOMP bodies that are not UTF-8 cannot cross
+/// it, as with Spring's SockJS.)
+struct StompOverSockJs {
+    broker: Broker,
+    /// Open sessions by [`SockJsConn::serial`].
+    sessions: Mutex<HashMap<u64, Arc<Session>>>,
+}
+
+struct Session {
+    client: Mutex<StompClient>,
+    /// Wakes the session's task after input: its timers may have moved.
+    wake: Notify,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Session {
+    /// Sends what the connection produced; closes the SockJS session once
+    /// the STOMP session is over. Returns whether it is still open.
+    fn flush(&self, conn: &SockJsConn) -> bool {
+        let mut out = Vec::new();
+        let closed = {
+            let mut c = self.client.lock();
+            c.take_output(Instant::now(), &mut out);
+            c.is_closed()
+        };
+        if !out.is_empty() {
+            let bytes = out.concat();
+            let _ = conn.send_text(&String::from_utf8_lossy(&bytes));
+        }
+        if closed {
+            conn.close(1000, "Normal closure");
+        }
+        !closed
+    }
+}
+
+/// One session's task: deliveries from the hub and the queues, heart-beats
+/// and the CONNECT timeout.
+async fn run(session: Arc<Session>, conn: SockJsConn) {
+    loop {
+        let deadline = session.client.lock().poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let deliveries = poll_fn(|cx| {
+            let mut c = session.client.lock();
+            c.poll_deliveries(cx);
+            if c.has_output() || c.is_closed() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        tokio::select! {
+            () = deliveries => {}
+            () = sleep => session.client.lock().handle_timeout(Instant::now()),
+            () = session.wake.notified() => {}
+        }
+        if !session.flush(&conn) {
+            return;
+        }
+    }
+}
+
+impl SockJsHandler for StompOverSockJs {
+    fn on_open(&self, conn: SockJsConn, _req: &axum::http::request::Parts) {
+        let session = Arc::new(Session {
+            client: Mutex::new(StompClient::new(&self.broker, Instant::now())),
+            wake: Notify::new(),
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(run(session.clone(), conn.clone()));
+        *session.task.lock() = Some(task.abort_handle());
+        self.sessions.lock().insert(conn.serial(), session);
+    }
+
+    fn on_message(&self, conn: &SockJsConn, message: String) {
+        let Some(session) = self.sessions.lock().get(&conn.serial()).cloned() else {
+            return;
+        };
+        session
+            .client
+            .lock()
+            .receive(Instant::now(), message.as_bytes());
+        session.flush(conn);
+        session.wake.notify_one();
+    }
+
+    fn on_close(&self, conn: &SockJsConn, _reason: CloseReason) {
+        let Some(session) = self.sessions.lock().remove(&conn.serial()) else {
+            return;
+        };
+        if let Some(task) = session.task.lock().take() {
+            task.abort();
+        }
+        // Unacked queue messages go back to their queues; subscriptions end.
+        session.client.lock().shutdown();
+    }
+}

@@ -1,0 +1,300 @@
+"""The STOMP broker of the `switchboard` binary against the real `stomp.py`
+(PyPI), over plain TCP and over WebSocket (`/stomp`): ack modes, NACK and
+redelivery, transactions, receipts, competing consumers on a queue, messages
+that wait for a consumer, credentials, and an error for a forbidden frame.
+
+Run: SWITCHBOARD_BIN=target/release/switchboard python3 -m unittest -v tests/python/test_stomp.py
+(with stomp.py and websocket-client installed, see requirements.txt).
+"""
+
+import os
+import queue
+import socket
+import subprocess
+import time
+import unittest
+import urllib.request
+
+import stomp
+
+BIN = os.environ.get("SWITCHBOARD_BIN")
+TIMEOUT = 5.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`switchboard serve` on free ports, STOMP over TCP on its own port."""
+
+    def __init__(self):
+        self.http_port = free_port()
+        self.stomp_port = free_port()
+        env = dict(os.environ)
+        env["SWITCHBOARD_STOMP__TCP_LISTEN"] = f"127.0.0.1:{self.stomp_port}"
+        env["SWITCHBOARD_STOMP__USERS"] = '[{login = "guest", passcode = "guest"}]'
+        env["SWITCHBOARD_STOMP__ALLOW_ANONYMOUS"] = "false"
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--listen", f"127.0.0.1:{self.http_port}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.time() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=1):
+                    pass
+                socket.create_connection(("127.0.0.1", self.stomp_port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
+                    self.stop()
+                    raise RuntimeError(f"server did not start: {err[-2000:]}")
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Listener(stomp.ConnectionListener):
+    def __init__(self):
+        self.messages = queue.Queue()
+        self.errors = queue.Queue()
+        self.receipts = queue.Queue()
+
+    def on_message(self, frame):
+        self.messages.put(frame)
+
+    def on_error(self, frame):
+        self.errors.put(frame)
+
+    def on_receipt(self, frame):
+        self.receipts.put(frame.headers["receipt-id"])
+
+    def next(self, timeout=TIMEOUT):
+        return self.messages.get(timeout=timeout)
+
+    def none(self, wait=0.3):
+        try:
+            frame = self.messages.get(timeout=wait)
+        except queue.Empty:
+            return True
+        raise AssertionError(f"unexpected MESSAGE {frame.headers} {frame.body!r}")
+
+
+server = None
+
+
+def setUpModule():
+    global server
+    if not BIN:
+        raise unittest.SkipTest("SWITCHBOARD_BIN is not set")
+    server = Server()
+
+
+def tearDownModule():
+    if server:
+        server.stop()
+
+
+class StompTests:
+    """Run over TCP and over WebSocket by the subclasses below."""
+
+    def connection(self, auto_decode=True):
+        raise NotImplementedError
+
+    def client(self, login="guest", passcode="guest", auto_decode=True):
+        conn = self.connection(auto_decode)
+        listener = Listener()
+        conn.set_listener("t", listener)
+        conn.connect(login, passcode, wait=True)
+        self.addCleanup(self.close_quietly, conn)
+        return conn, listener
+
+    @staticmethod
+    def close_quietly(conn):
+        # After an ERROR the server has closed the connection; the client may
+        # not know yet.
+        try:
+            if conn.is_connected():
+                conn.disconnect()
+        except Exception:
+            pass
+
+    def dest(self, kind):
+        return f"/{kind}/{self.id().rsplit('.', 1)[-1]}-{type(self).__name__}"
+
+    def test_topic_every_subscriber_gets_every_message(self):
+        topic = self.dest("topic")
+        (a, la), (b, lb) = self.client(), self.client()
+        a.subscribe(topic, id="s1", ack="auto")
+        b.subscribe(topic, id="s2", ack="auto")
+        time.sleep(0.2)
+        a.send(topic, "hello ✓", content_type="text/plain")
+        for listener in (la, lb):
+            frame = listener.next()
+            self.assertEqual(frame.body, "hello ✓")
+            self.assertEqual(frame.headers["destination"], topic)
+
+    def test_queue_competing_consumers_round_robin(self):
+        q = self.dest("queue")
+        (a, la), (b, lb), (p, _) = self.client(), self.client(), self.client()
+        a.subscribe(q, id="1", ack="auto")
+        b.subscribe(q, id="2", ack="auto")
+        time.sleep(0.2)
+        for i in range(10):
+            p.send(q, f"m{i}")
+        got = []
+        for listener in (la, lb):
+            for _ in range(5):
+                got.append(listener.next().body)
+        self.assertEqual(sorted(got), sorted(f"m{i}" for i in range(10)))
+        la.none()
+        lb.none()
+
+    def test_messages_wait_for_a_consumer(self):
+        q = self.dest("queue")
+        p, _ = self.client()
+        for i in range(3):
+            p.send(q, f"early {i}")
+        p.disconnect(receipt="bye")
+        c, lc = self.client()
+        c.subscribe(q, id="1", ack="auto")
+        self.assertEqual([lc.next().body for _ in range(3)], [f"early {i}" for i in range(3)])
+
+    def test_client_individual_ack_and_nack_redelivery(self):
+        q = self.dest("queue")
+        c, lc = self.client()
+        p, _ = self.client()
+        c.subscribe(q, id="1", ack="client-individual")
+        time.sleep(0.2)
+        p.send(q, "first")
+        p.send(q, "second")
+        m1, m2 = lc.next(), lc.next()
+        c.ack(m1.headers["ack"])
+        c.nack(m2.headers["ack"])
+        again = lc.next()
+        self.assertEqual(again.body, "second")
+        self.assertEqual(again.headers.get("redelivered"), "true")
+        c.ack(again.headers["ack"])
+        lc.none()
+
+    def test_client_ack_is_cumulative(self):
+        q = self.dest("queue")
+        c, lc = self.client()
+        p, _ = self.client()
+        c.subscribe(q, id="1", ack="client")
+        time.sleep(0.2)
+        for i in range(3):
+            p.send(q, f"m{i}")
+        frames = [lc.next() for _ in range(3)]
+        c.ack(frames[-1].headers["ack"])
+        c.disconnect(receipt="done")
+        # Everything was acknowledged: a new consumer gets nothing again.
+        d, ld = self.client()
+        d.subscribe(q, id="1", ack="auto")
+        ld.none()
+
+    def test_unacked_messages_go_to_the_next_consumer(self):
+        q = self.dest("queue")
+        c, lc = self.client()
+        p, _ = self.client()
+        c.subscribe(q, id="1", ack="client-individual")
+        time.sleep(0.2)
+        p.send(q, "keep me")
+        self.assertEqual(lc.next().body, "keep me")
+        c.disconnect()
+        d, ld = self.client()
+        d.subscribe(q, id="1", ack="auto")
+        frame = ld.next()
+        self.assertEqual(frame.body, "keep me")
+        self.assertEqual(frame.headers.get("redelivered"), "true")
+
+    def test_transactions_commit_and_abort(self):
+        q = self.dest("queue")
+        c, lc = self.client()
+        p, _ = self.client()
+        c.subscribe(q, id="1", ack="auto")
+        time.sleep(0.2)
+        tx = p.begin()
+        p.send(q, "in tx", transaction=tx)
+        lc.none()
+        p.commit(tx)
+        self.assertEqual(lc.next().body, "in tx")
+        tx = p.begin()
+        p.send(q, "aborted", transaction=tx)
+        p.abort(tx)
+        p.send(q, "after")
+        self.assertEqual(lc.next().body, "after")
+        lc.none()
+
+    def test_receipts(self):
+        q = self.dest("queue")
+        c, lc = self.client()
+        c.send(q, "x", headers={"receipt": "r-1"})
+        self.assertEqual(lc.receipts.get(timeout=TIMEOUT), "r-1")
+        c.subscribe(q, id="9", ack="auto", headers={"receipt": "r-2"})
+        self.assertEqual(lc.receipts.get(timeout=TIMEOUT), "r-2")
+        self.assertEqual(lc.next().body, "x")
+
+    def test_binary_body_intact(self):
+        q = self.dest("queue")
+        c, lc = self.client(auto_decode=False)
+        c.subscribe(q, id="1", ack="auto")
+        time.sleep(0.2)
+        body = bytes(range(256)) * 4
+        c.send(q, body, content_type="application/octet-stream")
+        frame = lc.next()
+        self.assertEqual(frame.body, body)
+        self.assertEqual(frame.headers["content-length"], str(len(body)))
+
+    def test_bad_credentials_are_an_error(self):
+        conn = self.connection()
+        listener = Listener()
+        conn.set_listener("t", listener)
+        try:
+            conn.connect("guest", "wrong", wait=False)
+        except Exception:
+            pass
+        frame = listener.errors.get(timeout=TIMEOUT)
+        self.assertIn("credentials", frame.headers.get("message", ""))
+
+    def test_unknown_destination_is_an_error(self):
+        c, lc = self.client()
+        c.send("/elsewhere/x", "nope")
+        frame = lc.errors.get(timeout=TIMEOUT)
+        self.assertIn("destination", frame.headers.get("message", ""))
+
+
+class OverTcp(StompTests, unittest.TestCase):
+    def connection(self, auto_decode=True):
+        return stomp.Connection12([("127.0.0.1", server.stomp_port)], heartbeats=(0, 0), auto_decode=auto_decode)
+
+
+class OverWebSocket(StompTests, unittest.TestCase):
+    def connection(self, auto_decode=True):
+        return stomp.WSStompConnection(
+            [("127.0.0.1", server.http_port)],
+            ws_path="/stomp",
+            header={"Sec-WebSocket-Protocol": "v12.stomp"},
+            heartbeats=(0, 0),
+            auto_decode=auto_decode,
+            # Bytes that are not UTF-8 must travel in binary WebSocket
+            # messages (a text message with them is closed with 1007).
+            binary_mode=not auto_decode,
+        )
+
+
+if __name__ == "__main__":
+    unittest.main()
