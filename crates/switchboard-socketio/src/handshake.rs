@@ -2,9 +2,10 @@
 //! typed storage ([`Extensions`]).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use switchboard_socketio_proto::{from_value, Value};
@@ -14,12 +15,13 @@ use switchboard_socketio_proto::{from_value, Value};
 pub struct Handshake {
     /// The CONNECT payload (`auth` option of the client), `{}` when absent.
     pub auth: Value,
-    /// The headers of the Engine.IO handshake request.
-    pub headers: HeaderMap,
+    /// The headers of the Engine.IO handshake request (shared by the
+    /// connection's sockets).
+    pub headers: Arc<HeaderMap>,
     /// The request target of the Engine.IO handshake (path and query).
     pub url: String,
     /// The decoded query pairs (`EIO`, `transport`, `t` and yours).
-    pub query: Vec<(String, String)>,
+    pub query: Arc<[(String, String)]>,
     /// When the socket connected to the namespace.
     pub time: SystemTime,
     /// [`time`](Self::time) in milliseconds since the Unix epoch.
@@ -62,24 +64,43 @@ impl Handshake {
 /// The parts of the Engine.IO handshake request a connection keeps.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestInfo {
-    pub headers: HeaderMap,
+    pub headers: Arc<HeaderMap>,
     pub url: String,
-    pub query: Vec<(String, String)>,
+    pub query: Arc<[(String, String)]>,
     pub address: Option<SocketAddr>,
 }
 
 impl RequestInfo {
     pub(crate) fn from_parts(parts: &http::request::Parts) -> Self {
         RequestInfo {
-            headers: parts.headers.clone(),
+            headers: Arc::new(detach(&parts.headers)),
             url: parts
                 .uri
                 .path_and_query()
                 .map_or_else(|| parts.uri.to_string(), |p| p.as_str().to_owned()),
-            query: parts.uri.query().map(parse_query).unwrap_or_default(),
+            query: parts
+                .uri
+                .query()
+                .map(parse_query)
+                .unwrap_or_default()
+                .into(),
             address: parts.extensions.get::<SocketAddr>().copied(),
         }
     }
+}
+
+/// A copy of `headers` that owns its values. hyper's header values are
+/// slices of the connection's read buffer: kept as they are, the headers
+/// of a long-lived connection would pin that whole buffer (kilobytes per
+/// connection, for a few hundred bytes of headers).
+fn detach(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let mut owned = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        owned.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), owned);
+    }
+    out
 }
 
 fn parse_query(q: &str) -> Vec<(String, String)> {

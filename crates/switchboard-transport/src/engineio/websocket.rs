@@ -358,7 +358,8 @@ where
             return;
         }
         let w = self.conn.writer();
-        for m in self.pending.drain(..) {
+        // Taken, not drained: an idle connection keeps no queue capacity.
+        for m in std::mem::take(&mut self.pending) {
             match m {
                 WsMessage::Text(t) => w.send_text(t.as_str()),
                 WsMessage::Binary(b) => w.send_binary(&b),
