@@ -8,7 +8,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// (file in `web/node_modules`, name under `/assets/vendor/`).
-const VENDOR: &[(&str, &str)] = &[("socket.io-client/dist/socket.io.min.js", "socket.io.min.js")];
+const VENDOR: &[(&str, &str)] = &[
+    ("socket.io-client/dist/socket.io.min.js", "socket.io.min.js"),
+    ("sockjs-client/dist/sockjs.min.js", "sockjs.min.js"),
+    ("@stomp/stompjs/bundles/stomp.umd.min.js", "stomp.umd.min.js"),
+];
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -159,3 +159,120 @@ test('a Socket.IO page and a WebSocket page chat in one room', { skip, timeout: 
     await message(sio, 'hello from websocket').waitFor({ timeout: 10000 });
   });
 });
+
+test('a SockJS page and a WebSocket page chat in one room, with presence and catch-up', { skip, timeout: 60000 }, async (t) => {
+  const room = uniqueTopic('sockjs-room');
+  const sj = await openChat('sockjs-browser', room, 'sockjs');
+  const ws = await openChat('ws-browser', room, 'websocket');
+  await withScreenshots(t, { sj, ws }, async () => {
+    assert.equal(await sj.locator('#protocol').inputValue(), 'sockjs', 'the SockJS option is offered and chosen');
+    assert.match(await sj.locator('#status').textContent(), /^open – websocket$/, 'sockjs-client chose its websocket transport');
+    // presence both ways
+    await member(sj, 'ws-browser').waitFor({ timeout: 10000 });
+    await member(ws, 'sockjs-browser').waitFor({ timeout: 10000 });
+    await assertText(sj.locator('#member-count'), '2');
+    // messages both ways, shown the same way with the sender's name
+    await say(sj, 'hello from sockjs');
+    await say(ws, 'hello from websocket');
+    await message(ws, 'hello from sockjs').waitFor({ timeout: 10000 });
+    await message(sj, 'hello from websocket').waitFor({ timeout: 10000 });
+    assert.equal(await ws.locator('#messages li.message[data-from="sockjs-browser"] .text').textContent(), 'hello from sockjs');
+    assert.equal(await sj.locator('#messages li.message[data-from="sockjs-browser"].mine').count(), 1);
+
+    // the SockJS page drops off, misses two messages, and gets them back once (`since`)
+    await sj.evaluate(() => {
+      const tr = window.Switchboard.app.transport;
+      tr.realUrl = tr.url;
+      tr.url = 'http://127.0.0.1:1'; // nothing listens there: reconnects fail until restored
+      tr.ws.close(4001, 'test: going offline');
+    });
+    await sj.locator('#status[data-state="reconnecting"]').waitFor({ timeout: 5000 });
+    await member(ws, 'sockjs-browser').waitFor({ state: 'detached', timeout: 10000 });
+    await say(ws, 'missed over sockjs 1');
+    await say(ws, 'missed over sockjs 2');
+    await message(ws, 'missed over sockjs 2').waitFor({ timeout: 10000 });
+    await sj.evaluate(() => {
+      const tr = window.Switchboard.app.transport;
+      tr.url = tr.realUrl;
+      tr.reconnectNow();
+    });
+    await sj.locator('#status[data-state="open"]').waitFor({ timeout: 10000 });
+    await message(sj, 'missed over sockjs 2').waitFor({ timeout: 10000 });
+    assert.equal(await message(sj, 'missed over sockjs 1').count(), 1, 'missed message replayed exactly once');
+    assert.equal(await message(sj, 'hello from websocket').count(), 1, 'no duplicate after replay');
+    await member(ws, 'sockjs-browser').waitFor({ timeout: 10000 });
+  }).catch((err) => {
+    for (const l of [...sj.logs, ...ws.logs]) t.diagnostic(l);
+    throw err;
+  });
+});
+
+test('a STOMP page and a STOMP-over-SockJS page chat with a WebSocket page', { skip, timeout: 60000 }, async (t) => {
+  const room = uniqueTopic('stomp-room');
+  const st = await openChat('stomp-browser', room, 'stomp');
+  const sj = await openChat('stomp-sockjs-browser', room, 'stomp-sockjs');
+  const ws = await openChat('ws-browser', room, 'websocket');
+  await withScreenshots(t, { st, sj, ws }, async () => {
+    const options = await ws.locator('#protocol option').evaluateAll((os) => os.map((o) => o.value));
+    assert.deepEqual(options, ['websocket', 'socketio', 'sockjs', 'stomp', 'stomp-sockjs'], 'every protocol is offered');
+    assert.equal(await st.locator('#protocol').inputValue(), 'stomp');
+    assert.equal(await sj.locator('#protocol').inputValue(), 'stomp-sockjs');
+    assert.match(await st.locator('#status').textContent(), /^open – STOMP 1\.2$/);
+    assert.match(await sj.locator('#status').textContent(), /^open – STOMP 1\.2 over SockJS \(websocket\)$/);
+
+    // no presence over STOMP, and the page says so
+    for (const page of [st, sj]) {
+      await assertText(page.locator('#members [data-testid="members-unavailable"]'), 'n/a over STOMP');
+      await assertText(page.locator('#member-count'), 'n/a');
+      assert.equal(await page.locator('#members li[data-name]').count(), 0);
+    }
+
+    await say(st, 'hello from plain stomp');
+    await say(sj, 'greetings via stomp-over-sockjs');
+    await say(ws, 'hello from websocket <b>x</b>');
+    for (const page of [st, sj, ws]) {
+      for (const text of ['hello from plain stomp', 'greetings via stomp-over-sockjs', 'hello from websocket <b>x</b>']) {
+        await message(page, text).waitFor({ timeout: 10000 });
+      }
+    }
+    // The WebSocket page shows the STOMP users' messages as its own kind: text
+    // from the sender's name (the STOMP login is the nickname).
+    assert.equal(await ws.locator('#messages li.message[data-from="stomp-browser"] .text').textContent(), 'hello from plain stomp');
+    assert.equal(await ws.locator('#messages li.message[data-from="stomp-sockjs-browser"] .text').textContent(), 'greetings via stomp-over-sockjs');
+    // Each STOMP page shows its own message as its own, and others' text as text, once.
+    assert.equal(await st.locator('#messages li.message.mine .text').textContent(), 'hello from plain stomp');
+    assert.equal(await sj.locator('#messages li.message.mine .text').textContent(), 'greetings via stomp-over-sockjs');
+    assert.equal(await st.locator('#messages li.message .text', { hasText: 'hello from websocket' }).textContent(), 'hello from websocket <b>x</b>');
+    assert.equal(await st.locator('#messages b').count(), 0, 'no HTML injected');
+    for (const page of [st, sj]) assert.equal(await page.locator('#messages li.message').count(), 3);
+    // A STOMP MESSAGE has no sender: the page says so rather than guess.
+    assert.equal(await st.locator('#messages li.message:not(.mine) .from').first().textContent(), 'sender n/a over STOMP');
+
+    // The connection drops: stompjs reconnects, the page re-subscribes, says
+    // that nothing is replayed, and chats on.
+    await st.evaluate(() => window.Switchboard.app.transport.client.forceDisconnect());
+    await st.locator('#status[data-state="reconnecting"]').waitFor({ timeout: 5000 });
+    await st.locator('#status[data-state="open"]').waitFor({ timeout: 10000 });
+    await st.locator('#messages li.system', { hasText: 'not shown' }).waitFor({ timeout: 5000 });
+    await say(ws, 'after the stomp reconnect');
+    await message(st, 'after the stomp reconnect').waitFor({ timeout: 10000 });
+
+    // switching the STOMP page's room re-subscribes it
+    const room2 = uniqueTopic('stomp-room2');
+    await st.locator('#room').fill(room2);
+    await st.locator('#join').click();
+    await assertText(st.locator('#current-room'), room2);
+    await st.waitForFunction((r) => window.Switchboard.app.transport.topics.get(r) != null, room2);
+    await say(st, 'in the second room');
+    await message(st, 'in the second room').waitFor({ timeout: 10000 });
+    await say(ws, 'not for the second room');
+    await message(ws, 'not for the second room').waitFor({ timeout: 10000 });
+    await sleepMs(300);
+    assert.equal(await message(st, 'not for the second room').count(), 0);
+  }).catch((err) => {
+    for (const l of [...st.logs, ...sj.logs, ...ws.logs]) t.diagnostic(l);
+    throw err;
+  });
+});
+
+const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));

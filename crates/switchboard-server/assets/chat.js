@@ -16,6 +16,11 @@
 //   t.unsubscribe(topic)           -> Promise
 //   t.publish(topic, data)         -> Promise
 //   t.close()                      closes for good (no reconnect)
+//   t.presenceUnavailable          optional: a short text (e.g. 'n/a over STOMP') when the
+//                                  protocol cannot tell who is in the room; the members
+//                                  list then shows that text instead of names
+//   t.senderUnavailable            optional: shown as the sender of messages that come
+//                                  without one (e.g. 'sender n/a over STOMP')
 //
 // Transports register themselves with Switchboard.registerTransport(id, { label, create }).
 (() => {
@@ -112,7 +117,7 @@
       const qs = this.name ? `?name=${encodeURIComponent(this.name)}` : '';
       let ws;
       try {
-        ws = new WebSocket(`${this.url}/ws${qs}`);
+        ws = this.openSocket(qs);
       } catch (err) {
         this.scheduleReconnect(String(err));
         return;
@@ -124,11 +129,22 @@
       ws.onerror = () => { /* a close event always follows */ };
     }
 
+    // The socket carrying the envelope: a WebSocket here; anything with the same
+    // readyState / onopen / onmessage / onclose / send / close shape works
+    // (the SockJS transport, chat-sockjs.js, opens a SockJS instead).
+    openSocket(qs) {
+      return new WebSocket(`${this.url}/ws${qs}`);
+    }
+
+    // Detail shown next to "open" in the status.
+    openDetail() { return ''; }
+
     async handleOpen(ws) {
       if (ws !== this.ws) return;
       const reconnect = this.everConnected;
       this.everConnected = true;
-      this.setState('open');
+      this.backoff.reset();
+      this.setState('open', this.openDetail(ws));
       this.startHeartbeat();
       // (Re-)subscribe everything we were subscribed to; after a reconnect ask
       // for what was published since the last message we saw.
@@ -327,6 +343,7 @@
     seen: new Set(),            // seqs already rendered in the current room (dedupe)
     members: new Map(),         // name -> number of connections under that name
     memberCount: 0,
+    presenceNote: null,         // text shown instead of members when the protocol has no presence
     resyncTimer: null,
   };
 
@@ -394,7 +411,8 @@
     meta.className = 'meta';
     const from = document.createElement('span');
     from.className = 'from';
-    from.textContent = m.from ?? 'unknown';
+    const t = app.transport;
+    from.textContent = m.from ?? ((t && t.senderUnavailable) || 'unknown');
     const time = document.createElement('time');
     const when = typeof m.ts === 'number' ? new Date(m.ts) : new Date();
     time.dateTime = when.toISOString();
@@ -415,6 +433,18 @@
 
   function renderMembers() {
     el.members.replaceChildren();
+    el.members.classList.toggle('unavailable', !!app.presenceNote);
+    if (app.presenceNote) {
+      const li = document.createElement('li');
+      li.className = 'na';
+      li.dataset.testid = 'members-unavailable';
+      li.textContent = app.presenceNote;
+      el.members.appendChild(li);
+      el.memberCount.textContent = 'n/a';
+      el.memberCount.title = app.presenceNote;
+      return;
+    }
+    el.memberCount.title = '';
     const names = [...app.members.keys()].sort((a, b) => a.localeCompare(b));
     for (const name of names) {
       const li = document.createElement('li');
@@ -441,7 +471,7 @@
   }
 
   function handlePresence(p) {
-    if (p.topic !== app.room) return;
+    if (p.topic !== app.room || app.presenceNote) return;
     if (Array.isArray(p.members)) {
       app.members = new Map();
       for (const name of p.members) app.members.set(name, (app.members.get(name) || 0) + 1);
@@ -502,6 +532,8 @@
       const factory = transports.get(protocol);
       const t = factory.create({ name: nick });
       app.transport = t;
+      app.presenceNote = t.presenceUnavailable || null;
+      renderMembers();
       // Events of a replaced transport are ignored.
       t.onStatus((s) => { if (app.transport === t) setStatus(s); });
       t.onMessage((m) => { if (app.transport === t) renderMessage(m); });
