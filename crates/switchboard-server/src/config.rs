@@ -138,6 +138,11 @@ pub struct StompSettings {
     pub allow_anonymous: bool,
     /// Milliseconds a connection may take to send CONNECT.
     pub connect_timeout_ms: u64,
+    /// The heart-beat the server offers, both ways, in milliseconds (the
+    /// CONNECTED `heart-beat` header: it can send that often and wants to
+    /// hear from the client that often; 0: none). A client silent for 1.5
+    /// times the negotiated interval is dropped.
+    pub heart_beat_ms: u64,
     /// Messages one `/queue/...` holds for a consumer; more are refused.
     pub max_queue_length: usize,
 }
@@ -163,6 +168,7 @@ impl Default for StompSettings {
             users: Vec::new(),
             allow_anonymous: true,
             connect_timeout_ms: 10_000,
+            heart_beat_ms: 10_000,
             max_queue_length: 10_000,
         }
     }
@@ -450,7 +456,10 @@ mod tests {
             None,
             env(&[
                 ("SWITCHBOARD_STOMP__TCP_LISTEN", "127.0.0.1:7000"),
-                ("SWITCHBOARD_STOMP__USERS", r#"[{login = "guest", passcode = "guest"}]"#),
+                (
+                    "SWITCHBOARD_STOMP__USERS",
+                    r#"[{login = "guest", passcode = "guest"}]"#,
+                ),
                 ("SWITCHBOARD_STOMP__ALLOW_ANONYMOUS", "false"),
             ]),
         )

@@ -30,6 +30,10 @@ pub fn broker(hub: &Hub, settings: &StompSettings) -> Broker {
         max_queue_length: settings.max_queue_length,
         ..StompConfig::default()
     };
+    config.session.heart_beat = switchboard_stomp::proto::HeartBeat::from_millis(
+        settings.heart_beat_ms,
+        settings.heart_beat_ms,
+    );
     if !settings.users.is_empty() || !settings.allow_anonymous {
         let users = settings
             .users
