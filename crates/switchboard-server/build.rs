@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 const VENDOR: &[(&str, &str)] = &[
     ("socket.io-client/dist/socket.io.min.js", "socket.io.min.js"),
     ("sockjs-client/dist/sockjs.min.js", "sockjs.min.js"),
-    ("@stomp/stompjs/bundles/stomp.umd.min.js", "stomp.umd.min.js"),
+    (
+        "@stomp/stompjs/bundles/stomp.umd.min.js",
+        "stomp.umd.min.js",
+    ),
 ];
 
 fn main() {

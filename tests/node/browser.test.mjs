@@ -276,3 +276,29 @@ test('a STOMP page and a STOMP-over-SockJS page chat with a WebSocket page', { s
 });
 
 const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Every sockjs-client transport a browser can use, the iframe-based ones
+// included (their iframe loads the client library this server embeds),
+// against /sockjs/echo: the characters SockJS escapes come back intact.
+test('sockjs-client in Chromium: every browser transport echoes', { skip, timeout: 90000 }, async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${server.http}/assets/chat.css`); // any same-origin page
+  await page.addScriptTag({ url: `${server.http}/assets/vendor/sockjs.min.js` });
+  const transports = ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsource',
+    'iframe-eventsource', 'iframe-htmlfile', 'iframe-xhr-polling', 'jsonp-polling'];
+  const text = 'h\u00e9llo \u2028 \ufff0 \u0000 </script> "quotes" \\ \ud83d\ude00';
+  for (const transport of transports) {
+    const result = await page.evaluate(([url, transport, text]) => new Promise((resolve) => {
+      const sock = new SockJS(url, null, { transports: [transport] });
+      const timer = setTimeout(() => resolve({ error: 'timeout' }), 15000);
+      sock.onopen = () => sock.send(text);
+      sock.onmessage = (e) => { clearTimeout(timer); resolve({ data: e.data, transport: sock.transport }); sock.close(); };
+      sock.onclose = (e) => { clearTimeout(timer); resolve({ error: `closed ${e.code} ${e.reason}` }); };
+    }), [`${server.http}/sockjs/echo`, transport, text]);
+    assert.equal(result.error, undefined, `${transport}: ${result.error}`);
+    assert.equal(result.transport, transport);
+    assert.equal(result.data, text, transport);
+  }
+  await context.close();
+});

@@ -72,7 +72,8 @@ pub struct SockJsSettings {
     /// (`sessionCookieNeeded`).
     pub session_cookie_needed: bool,
     /// The `sockjs-client` script the iframe page loads (`clientLibraryUrl`);
-    /// unset: the jsDelivr URL of sockjs-client 1.x.
+    /// unset: this server's embedded copy, `/assets/vendor/sockjs.min.js`
+    /// (the jsDelivr URL of sockjs-client 1.x when the build had none).
     pub client_library_url: Option<String>,
     /// The services (`[[sockjs.services]]`); the default is `/sockjs/echo`,
     /// `/sockjs/close` and `/sockjs/chat`. Declaring any replaces them all.

@@ -12,6 +12,11 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 }
 
+/// Whether `name` (e.g. `vendor/sockjs.min.js`) is embedded.
+pub(crate) fn has_asset(name: &str) -> bool {
+    find(name).is_some()
+}
+
 fn find(name: &str) -> Option<&'static [u8]> {
     embedded::ASSETS
         .iter()

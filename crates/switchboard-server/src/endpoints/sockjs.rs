@@ -79,8 +79,13 @@ pub(crate) fn service_config(state: &AppState, service: Option<&SockJsService>) 
     c.session_cookie_needed = service
         .and_then(|v| v.session_cookie_needed)
         .unwrap_or(s.session_cookie_needed);
+    // The iframe transports load the client library into the iframe: the
+    // copy this server embeds (npm, by lockfile) unless told otherwise, so
+    // they work without reaching a CDN.
     if let Some(url) = &s.client_library_url {
         c.client_library_url = url.clone();
+    } else if crate::endpoints::page::has_asset("vendor/sockjs.min.js") {
+        c.client_library_url = "/assets/vendor/sockjs.min.js".to_owned();
     }
     config
 }
