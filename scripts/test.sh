@@ -3,7 +3,8 @@
 # what the tests need first: Chromium (Debian), kosoku (PyPI, in a virtualenv),
 # the Node test clients (npm, from the lockfile). Steps:
 #   1. cargo tests (unit, integration, doc) of the whole workspace
-#   2. the Autobahn TestSuite server cases via kosoku against /ws/echo
+#   2. the fuzz targets of every parser, 15 s each (scripts/fuzz.sh), and the
+#      Autobahn TestSuite server cases via kosoku against /ws/echo
 #   3. Python interop tests with stomp.py (PyPI)
 #   4. Node interop tests with the real npm clients (ws, socket.io-client,
 #      sockjs-client, @stomp/stompjs), and the headless Chromium tests of the
@@ -42,6 +43,9 @@ EXAMPLES=$ROOT/target/release/examples
 
 step "cargo test"
 cargo test --release --locked --workspace
+
+step "fuzz (every parser's target, 15 s each, from its seed corpus)"
+scripts/fuzz.sh 15
 
 step "autobahn (kosoku)"
 python3 tests/autobahn/run.py "$BIN" "$VENV/bin/kosoku" "$ROOT/target/autobahn"

@@ -195,7 +195,13 @@ impl Decoder {
                     return Ok(Some(Item::HeartBeat));
                 }
                 State::Line => match input.iter().position(|&b| b == b'\n' || b == 0) {
-                    Some(i) if input[i] == 0 => return Err(DecodeError::UnexpectedNul),
+                    Some(i) if input[i] == 0 => {
+                        // The limits first, as when the NUL arrives in a
+                        // later chunk: the error must not depend on chunking.
+                        self.check_line_len(self.line.len() + i)?;
+                        self.count(i)?;
+                        return Err(DecodeError::UnexpectedNul);
+                    }
                     Some(i) => {
                         self.check_line_len(self.line.len() + i)?;
                         self.count(i + 1)?;
@@ -624,6 +630,32 @@ mod tests {
     fn error_nul_in_headers() {
         assert_eq!(err(b"SEND\nk:v\0\n\n\0"), DecodeError::UnexpectedNul);
         assert_eq!(err(b"DISCONNECT\n\0"), DecodeError::UnexpectedNul);
+    }
+
+    /// Found by fuzzing (stomp_frames): a NUL after an over-long line (or
+    /// past the frame limit) gave `UnexpectedNul` when it came in the same
+    /// chunk but the limit error when the line came first.
+    #[test]
+    fn nul_after_limit_errors_like_any_chunking() {
+        let limits = Limits {
+            max_header_length: 13,
+            ..Limits::default()
+        };
+        let bytes = b"SEestinationz/queue/\xff\xff\xff\xff\0";
+        let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+        let expected = Err(DecodeError::HeaderLineTooLong { limit: 13 });
+        assert_eq!(decode_with(Version::V1_2, limits, &[bytes]), expected);
+        assert_eq!(decode_with(Version::V1_2, limits, &singles), expected);
+
+        let limits = Limits {
+            max_frame_size: 16,
+            ..Limits::default()
+        };
+        let bytes = b"SEND\nk:0123456789abcdef\0";
+        let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+        let expected = Err(DecodeError::FrameTooLarge { limit: 16 });
+        assert_eq!(decode_with(Version::V1_2, limits, &[bytes]), expected);
+        assert_eq!(decode_with(Version::V1_2, limits, &singles), expected);
     }
 
     #[test]

@@ -63,14 +63,16 @@ pub(crate) fn unescape(s: &str, mode: Escaping) -> Result<Cow<'_, str>, DecodeEr
 
 /// Whether `s` would be changed by [`escape_into`] in some mode.
 pub(crate) fn needs_escaping(s: &str) -> bool {
-    s.bytes().any(|b| matches!(b, b'\r' | b'\n' | b':' | b'\\'))
+    s.bytes()
+        .any(|b| matches!(b, b'\r' | b'\n' | b':' | b'\\' | 0))
 }
 
 /// Appends `s` escaped for `mode`.
 ///
 /// Raw mode cannot express line breaks, so CR and LF become spaces (and a
 /// `:` in a header *name* becomes a space); STOMP 1.1 has no `\r` escape and
-/// CR is written as is (1.1 lines end with LF only).
+/// CR is written as is (1.1 lines end with LF only). No version can carry
+/// a NUL in a header (it ends the frame): it becomes a space.
 pub(crate) fn escape_into(out: &mut BytesMut, s: &str, mode: Escaping, is_name: bool) {
     if !needs_escaping(s) {
         out.extend_from_slice(s.as_bytes());
@@ -78,6 +80,7 @@ pub(crate) fn escape_into(out: &mut BytesMut, s: &str, mode: Escaping, is_name: 
     }
     for &b in s.as_bytes() {
         match (mode, b) {
+            (_, 0) => out.put_u8(b' '),
             (Escaping::Raw, b'\r' | b'\n') => out.put_u8(b' '),
             (Escaping::Raw, b':') if is_name => out.put_u8(b' '),
             (Escaping::Raw, _) => out.put_u8(b),
@@ -166,6 +169,21 @@ mod tests {
         assert_eq!(esc(s, Escaping::Raw, false), "a  :\\b");
         assert_eq!(esc("a:b", Escaping::Raw, true), "a b");
         assert_eq!(esc("plain", Escaping::V12, false), "plain");
+    }
+
+    /// Found by fuzzing (stomp_session): a NUL in an application-supplied
+    /// header (here an ERROR `message`) ended the frame early, so the client
+    /// could not decode the rest of the stream.
+    #[test]
+    fn nul_becomes_a_space_in_every_mode() {
+        for m in [Escaping::Raw, Escaping::V11, Escaping::V12] {
+            assert_eq!(esc("a\0b", m, false), "a b");
+            assert_eq!(esc("n\0", m, true), "n ");
+        }
+        let mut out = BytesMut::new();
+        let frame = crate::Frame::new(Command::Error).header("message", "bad\0input");
+        crate::encode_frame(&frame, Version::V1_0, &mut out);
+        assert_eq!(&out[..], b"ERROR\nmessage:bad input\n\n\0");
     }
 
     #[test]

@@ -409,9 +409,11 @@ impl DeflateConfig {
             }
             Some(Some(b)) => b,
         };
+        // What offer_header sent: a limit below 9 is offered as 9.
+        let offered_server = self.server_max_window_bits.clamp(9, 15);
         let server_max_window_bits = match r.smwb {
             None => 15,
-            Some(b) if self.server_max_window_bits < 15 && b > self.server_max_window_bits => {
+            Some(b) if offered_server < 15 && b > offered_server => {
                 return Err("server_max_window_bits larger than offered")
             }
             Some(b) => b.max(9),
@@ -912,6 +914,30 @@ mod tests {
         let bad = parse_extensions(["permessage-deflate; client_max_window_bits=8"]);
         assert!(DeflateConfig::default().accept_response(&bad[0]).is_err());
         let bad = parse_extensions(["permessage-deflate; bogus"]);
+        assert!(cfg.accept_response(&bad[0]).is_err());
+    }
+
+    /// Found by fuzzing (websocket_handshake): a client configured with
+    /// `server_max_window_bits: 8` offers 9 (zlib has no 8-bit window) and
+    /// must accept the server agreeing to 9.
+    #[test]
+    fn client_accepts_the_server_window_it_offered() {
+        let cfg = DeflateConfig {
+            server_max_window_bits: 8,
+            ..Default::default()
+        };
+        assert_eq!(
+            cfg.offer_header(),
+            "permessage-deflate; server_max_window_bits=9; client_max_window_bits"
+        );
+        let server = DeflateConfig::default()
+            .negotiate([cfg.offer_header().as_str()])
+            .unwrap();
+        assert_eq!(server.server_max_window_bits, 9);
+        let resp = parse_extensions([server.response_header().as_str()]);
+        let p = cfg.accept_response(&resp[0]).unwrap();
+        assert_eq!(p.server_max_window_bits, 9);
+        let bad = parse_extensions(["permessage-deflate; server_max_window_bits=10"]);
         assert!(cfg.accept_response(&bad[0]).is_err());
     }
 }
