@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::sio::{parse_ack, SioConn};
+use crate::sockjs::SockJsWs;
 use crate::stats::{new_hist, Latency, Report};
 use crate::util::{now_ns, parse_url, Target};
 use crate::ws::{tcp_connect, WsConn};
@@ -77,8 +78,17 @@ impl Shared {
     }
 }
 
+/// What the echo connections speak.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    WebSocket,
+    SocketIo,
+    /// SockJS over its `websocket` transport
+    SockJs,
+}
+
 pub fn run(a: EchoArgs) -> Result<Report, String> {
-    run_proto(a, false)
+    run_proto(a, Proto::WebSocket)
 }
 
 /// `sio-echo`: the same over Socket.IO: every message is an acked `echo`
@@ -87,10 +97,21 @@ pub fn run_sio(a: EchoArgs) -> Result<Report, String> {
     if a.raw_tcp {
         return Err("--raw-tcp does not apply to Socket.IO".into());
     }
-    run_proto(a, true)
+    run_proto(a, Proto::SocketIo)
 }
 
-fn run_proto(a: EchoArgs, sio: bool) -> Result<Report, String> {
+/// `sockjs-echo`: the same over SockJS's `websocket` transport (`--url
+/// ws://HOST/bench`, the service prefix): each session is
+/// `/bench/<server>/<session>/websocket`, every message goes out as
+/// `["xx…"]` and comes back in an `a[...]` frame (possibly with others).
+pub fn run_sockjs(a: EchoArgs) -> Result<Report, String> {
+    if a.raw_tcp {
+        return Err("--raw-tcp does not apply to SockJS".into());
+    }
+    run_proto(a, Proto::SockJs)
+}
+
+fn run_proto(a: EchoArgs, proto: Proto) -> Result<Report, String> {
     let target = parse_url(&a.url)?;
     if a.size == 0 || a.in_flight == 0 || a.connections == 0 {
         return Err("--size, --in-flight and --connections must be positive".into());
@@ -112,8 +133,10 @@ fn run_proto(a: EchoArgs, sio: bool) -> Result<Report, String> {
         for _ in 0..a.connections {
             let (sh, t, rx) = (sh.clone(), target.clone(), start_rx.clone());
             let (size, inf) = (a.size, a.in_flight);
-            if sio {
+            if proto == Proto::SocketIo {
                 tokio::task::spawn_local(sio_conn(t, sh, size, inf, rx));
+            } else if proto == Proto::SockJs {
+                tokio::task::spawn_local(sockjs_conn(t, sh, size, inf, rx));
             } else if a.raw_tcp {
                 tokio::task::spawn_local(tcp_conn(t, sh, size, inf, rx));
             } else {
@@ -139,8 +162,10 @@ fn run_proto(a: EchoArgs, sio: bool) -> Result<Report, String> {
         let secs = t0.elapsed().as_secs_f64();
         let hist = sh.hist.borrow();
         Ok(Report {
-            scenario: if sio {
+            scenario: if proto == Proto::SocketIo {
                 "sio-echo".into()
+            } else if proto == Proto::SockJs {
+                "sockjs-echo".into()
             } else if a.raw_tcp {
                 "echo-tcp".into()
             } else {
@@ -201,6 +226,64 @@ async fn ws_conn(
         sh.completed(&mut fifo, n, now);
         for _ in 0..n {
             c.send_text(&payload);
+            fifo.push_back(now);
+        }
+        if let Err(e) = c.flush().await {
+            return sh.error(&e.to_string());
+        }
+        if !alive {
+            return sh.error("closed by server");
+        }
+    }
+}
+
+/// SockJS echo over the `websocket` transport: replies come back in order
+/// (one session), several per frame at times.
+async fn sockjs_conn(
+    t: Target,
+    sh: Rc<Shared>,
+    size: usize,
+    inf: usize,
+    mut start: watch::Receiver<bool>,
+) {
+    let payload = "x".repeat(size);
+    let mut c = match SockJsWs::connect(&t, None).await {
+        Ok(c) => c,
+        Err(e) => return sh.error(&e.to_string()),
+    };
+    sh.ready.set(sh.ready.get() + 1);
+    let _ = start.wait_for(|v| *v).await;
+    let mut fifo: VecDeque<u64> = VecDeque::with_capacity(inf + 1);
+    let now = now_ns();
+    for _ in 0..inf {
+        c.send(&payload);
+        fifo.push_back(now);
+    }
+    if let Err(e) = c.flush().await {
+        return sh.error(&e.to_string());
+    }
+    loop {
+        match c.read().await {
+            Ok(0) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
+            Ok(_) => {}
+        }
+        if sh.phase.get() == STOP {
+            return;
+        }
+        let now = now_ns();
+        let mut n = 0usize;
+        let mut bad = 0usize;
+        let alive = c.process(|p| {
+            n += 1;
+            bad += (p.len() != size) as usize;
+        });
+        if bad > 0 {
+            return sh.error("echoed message of the wrong size");
+        }
+        sh.completed(&mut fifo, n, now);
+        for _ in 0..n {
+            c.send(&payload);
             fifo.push_back(now);
         }
         if let Err(e) = c.flush().await {

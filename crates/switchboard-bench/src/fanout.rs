@@ -18,6 +18,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 
 use crate::sio::SioConn;
+use crate::sockjs::{xhr_send, SockJsWs, StreamState, XhrStream};
 use crate::stats::{new_hist, Latency, Report};
 use crate::util::{now_ns, parse_url, Target};
 use crate::ws::WsConn;
@@ -99,8 +100,26 @@ fn put_hex16(out: &mut [u8], v: u64) {
     }
 }
 
+/// What the subscribers and the publisher speak.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    WebSocket,
+    SocketIo,
+    /// SockJS, subscribers on the `websocket` transport
+    SockJsWs,
+    /// SockJS, subscribers on the `xhr-streaming` transport
+    SockJsXhr,
+}
+
+/// The SockJS transport of the fan-out's subscribers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum SockJsTransport {
+    Websocket,
+    XhrStreaming,
+}
+
 pub fn run(a: FanoutArgs) -> Result<Report, String> {
-    run_proto(a, false)
+    run_proto(a, Kind::WebSocket)
 }
 
 /// `sio-fanout`: the same over Socket.IO. The subscribers `join` the room
@@ -109,7 +128,23 @@ pub fn run(a: FanoutArgs) -> Result<Report, String> {
 /// an ack id, the subscribers receive `42["msg","<payload>"]`. `--sub-url`
 /// and `--pub-url` are both the server's `ws://HOST/socket.io/`.
 pub fn run_sio(a: FanoutArgs) -> Result<Report, String> {
-    run_proto(a, true)
+    run_proto(a, Kind::SocketIo)
+}
+
+/// `sockjs-fanout`: the same over SockJS (`--sub-url` and `--pub-url` are
+/// the service prefix, `ws://HOST/bench`). Subscribers open a session on
+/// `transport` (`websocket` or `xhr-streaming`), send `join` and wait for
+/// its echo; the publisher (a `websocket` session in no set) sends
+/// `pub:<payload>`, which the server sends to every member (and echoes to
+/// the publisher, which discards it).
+pub fn run_sockjs(a: FanoutArgs, transport: SockJsTransport) -> Result<Report, String> {
+    run_proto(
+        a,
+        match transport {
+            SockJsTransport::Websocket => Kind::SockJsWs,
+            SockJsTransport::XhrStreaming => Kind::SockJsXhr,
+        },
+    )
 }
 
 /// What the publisher needs from its connection, WebSocket or Socket.IO.
@@ -158,10 +193,34 @@ impl PubConn for SioPub {
     }
 }
 
+struct SockJsPub {
+    c: SockJsWs,
+    msg: String,
+}
+
+impl PubConn for SockJsPub {
+    fn publish(&mut self, payload: &str) {
+        self.msg.clear();
+        self.msg.push_str(SOCKJS_PUB);
+        self.msg.push_str(payload);
+        self.c.send(&self.msg);
+    }
+    fn discard(&mut self) -> std::io::Result<bool> {
+        self.c.try_read()?;
+        Ok(self.c.process(|_| {}))
+    }
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.c.flush().await
+    }
+}
+
+/// The prefix of a SockJS publication (the message is sent on as is).
+const SOCKJS_PUB: &str = "pub:";
+
 /// The room the Socket.IO subscribers join.
 const SIO_ROOM: &str = "bench";
 
-fn run_proto(a: FanoutArgs, sio: bool) -> Result<Report, String> {
+fn run_proto(a: FanoutArgs, kind: Kind) -> Result<Report, String> {
     let sub = parse_url(&a.sub_url)?;
     let publ = parse_url(&a.pub_url)?;
     if a.size < 32 {
@@ -186,12 +245,17 @@ fn run_proto(a: FanoutArgs, sio: bool) -> Result<Report, String> {
             hist: RefCell::new(new_hist()),
         });
         let sem = Rc::new(Semaphore::new(64));
+        let reopened = Rc::new(Cell::new(0u64));
         for _ in 0..a.subscribers {
-            if sio {
-                tokio::task::spawn_local(sio_subscriber(sub.clone(), sh.clone(), sem.clone()));
-            } else {
-                tokio::task::spawn_local(subscriber(sub.clone(), sh.clone(), sem.clone()));
-            }
+            let (t, shc, semc) = (sub.clone(), sh.clone(), sem.clone());
+            match kind {
+                Kind::WebSocket => tokio::task::spawn_local(subscriber(t, shc, semc)),
+                Kind::SocketIo => tokio::task::spawn_local(sio_subscriber(t, shc, semc)),
+                Kind::SockJsWs => tokio::task::spawn_local(sockjs_ws_subscriber(t, shc, semc)),
+                Kind::SockJsXhr => {
+                    tokio::task::spawn_local(sockjs_xhr_subscriber(t, shc, semc, reopened.clone()))
+                }
+            };
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         while sh.ready.get() + (sh.errors.get() as usize) < a.subscribers
@@ -207,20 +271,33 @@ fn run_proto(a: FanoutArgs, sio: bool) -> Result<Report, String> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (size, rate) = (a.size, a.rate);
         let shp = sh.clone();
-        let publisher = if sio {
-            let c = SioConn::connect(&publ, None)
-                .await
-                .map_err(|e| format!("publisher: {e}"))?;
-            let p = SioPub {
-                c,
-                msg: String::with_capacity(size + 64),
-            };
-            tokio::task::spawn_local(publish(p, shp, size, rate))
-        } else {
-            let p = WsConn::connect(&publ, None)
-                .await
-                .map_err(|e| format!("publisher: {e}"))?;
-            tokio::task::spawn_local(publish(p, shp, size, rate))
+        let publisher = match kind {
+            Kind::SocketIo => {
+                let c = SioConn::connect(&publ, None)
+                    .await
+                    .map_err(|e| format!("publisher: {e}"))?;
+                let p = SioPub {
+                    c,
+                    msg: String::with_capacity(size + 64),
+                };
+                tokio::task::spawn_local(publish(p, shp, size, rate))
+            }
+            Kind::SockJsWs | Kind::SockJsXhr => {
+                let c = SockJsWs::connect(&publ, None)
+                    .await
+                    .map_err(|e| format!("publisher: {e}"))?;
+                let p = SockJsPub {
+                    c,
+                    msg: String::with_capacity(size + 8),
+                };
+                tokio::task::spawn_local(publish(p, shp, size, rate))
+            }
+            Kind::WebSocket => {
+                let p = WsConn::connect(&publ, None)
+                    .await
+                    .map_err(|e| format!("publisher: {e}"))?;
+                tokio::task::spawn_local(publish(p, shp, size, rate))
+            }
         };
         tokio::time::sleep(a.warmup).await;
         sh.win_start.set(now_ns());
@@ -238,9 +315,22 @@ fn run_proto(a: FanoutArgs, sio: bool) -> Result<Report, String> {
         }
         sh.phase.set(DONE);
         publisher.abort();
+        if kind == Kind::SockJsXhr {
+            eprintln!(
+                "sockjs-fanout: xhr_streaming responses reopened {} times ({:.1} per subscriber)",
+                reopened.get(),
+                reopened.get() as f64 / subs as f64
+            );
+        }
         let hist = sh.hist.borrow();
         Ok(Report {
-            scenario: if sio { "sio-fanout" } else { "fanout" }.into(),
+            scenario: match kind {
+                Kind::WebSocket => "fanout",
+                Kind::SocketIo => "sio-fanout",
+                Kind::SockJsWs => "sockjs-fanout-ws",
+                Kind::SockJsXhr => "sockjs-fanout-xhr",
+            }
+            .into(),
             rate: received as f64 / secs,
             latency: Latency::from_hist(&hist),
             published: sh.published.get(),
@@ -398,6 +488,156 @@ async fn sio_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
         }
         if !alive {
             return sh.error("closed by server");
+        }
+    }
+}
+
+/// One SockJS message received by a subscriber: a `pub:` one is counted
+/// (and, if published in the window, recorded).
+#[inline]
+fn sockjs_delivery(
+    m: &[u8],
+    now: u64,
+    (ws, we): (u64, u64),
+    h: &mut Histogram<u64>,
+    n: &mut u64,
+    in_win: &mut u64,
+) {
+    let Some(p) = m.strip_prefix(SOCKJS_PUB.as_bytes()) else {
+        return;
+    };
+    *n += 1;
+    if p.len() >= 32 {
+        if let Some(ts) = hex16(&p[16..32]) {
+            if ts >= ws && ts < we {
+                *in_win += 1;
+                h.saturating_record(now.saturating_sub(ts).max(1));
+            }
+        }
+    }
+}
+
+/// A SockJS subscriber on the `websocket` transport: sends `join`, waits for
+/// its echo, then counts `pub:` messages.
+async fn sockjs_ws_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
+    let permit = sem.acquire().await;
+    let mut c = match SockJsWs::connect(&t, None).await {
+        Ok(c) => c,
+        Err(e) => return sh.error(&e.to_string()),
+    };
+    c.send("join");
+    if let Err(e) = c.flush().await {
+        return sh.error(&e.to_string());
+    }
+    if let Err(e) = c.wait_for(b"join").await {
+        return sh.error(&format!("join: {e}"));
+    }
+    drop(permit);
+    sh.ready.set(sh.ready.get() + 1);
+    loop {
+        match c.read().await {
+            Ok(0) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
+            Ok(_) => {}
+        }
+        let phase = sh.phase.get();
+        if phase == DONE {
+            return;
+        }
+        let now = now_ns();
+        let win = (sh.win_start.get(), sh.win_end.get());
+        let (mut n, mut in_win) = (0u64, 0u64);
+        let alive = {
+            let mut h = sh.hist.borrow_mut();
+            c.process(|m| sockjs_delivery(m, now, win, &mut h, &mut n, &mut in_win))
+        };
+        sh.delivered.set(sh.delivered.get() + in_win);
+        if phase == MEASURE {
+            sh.received_in_window.set(sh.received_in_window.get() + n);
+        }
+        if let Err(e) = c.flush().await {
+            return sh.error(&e.to_string());
+        }
+        if !alive {
+            return sh.error("closed by server");
+        }
+    }
+}
+
+/// A SockJS subscriber on the `xhr-streaming` transport: opens the stream,
+/// sends `join` with `xhr_send`, waits for its echo on the stream, then
+/// counts `pub:` messages, reopening the stream each time the server ends it
+/// (stream byte limit).
+async fn sockjs_xhr_subscriber(
+    t: Target,
+    sh: Rc<Shared>,
+    sem: Rc<Semaphore>,
+    reopened: Rc<Cell<u64>>,
+) {
+    let permit = sem.acquire().await;
+    let mut x = match XhrStream::open(&t, None).await {
+        Ok(x) => x,
+        Err(e) => return sh.error(&e.to_string()),
+    };
+    if let Err(e) = xhr_send(&t, &x.session, "join").await {
+        return sh.error(&format!("join: {e}"));
+    }
+    let mut joined = false;
+    while !joined {
+        match x.process(|m| joined |= m == b"join") {
+            Ok(StreamState::Open) => {}
+            Ok(StreamState::Ended) => {
+                if let Err(e) = x.reopen().await {
+                    return sh.error(&format!("reopen: {e}"));
+                }
+            }
+            Ok(StreamState::Closed) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
+        }
+        if joined {
+            break;
+        }
+        match x.read().await {
+            Ok(0) if x.eof_ends_response() => {}
+            Ok(0) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
+            Ok(_) => {}
+        }
+    }
+    drop(permit);
+    sh.ready.set(sh.ready.get() + 1);
+    loop {
+        match x.read().await {
+            Ok(0) if x.eof_ends_response() => {}
+            Ok(0) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
+            Ok(_) => {}
+        }
+        let phase = sh.phase.get();
+        if phase == DONE {
+            return;
+        }
+        let now = now_ns();
+        let win = (sh.win_start.get(), sh.win_end.get());
+        let (mut n, mut in_win) = (0u64, 0u64);
+        let state = {
+            let mut h = sh.hist.borrow_mut();
+            x.process(|m| sockjs_delivery(m, now, win, &mut h, &mut n, &mut in_win))
+        };
+        sh.delivered.set(sh.delivered.get() + in_win);
+        if phase == MEASURE {
+            sh.received_in_window.set(sh.received_in_window.get() + n);
+        }
+        match state {
+            Ok(StreamState::Open) => {}
+            Ok(StreamState::Ended) => {
+                reopened.set(reopened.get() + 1);
+                if let Err(e) = x.reopen().await {
+                    return sh.error(&format!("reopen: {e}"));
+                }
+            }
+            Ok(StreamState::Closed) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
         }
     }
 }

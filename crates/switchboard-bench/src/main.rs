@@ -8,6 +8,7 @@ mod echo;
 mod fanout;
 mod idle;
 mod sio;
+mod sockjs;
 mod stats;
 mod suite;
 mod util;
@@ -75,6 +76,24 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// SockJS echo over the `websocket` transport (--url ws://HOST/bench, the service prefix)
+    SockjsEcho {
+        #[command(flatten)]
+        args: echo::EchoArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// SockJS fan-out: subscribers send `join` (on --transport), a `websocket`
+    /// session sends `pub:<payload>` (--sub-url and --pub-url ws://HOST/bench)
+    SockjsFanout {
+        #[command(flatten)]
+        args: fanout::FanoutArgs,
+        /// the subscribers' transport
+        #[arg(long, value_enum, default_value = "websocket")]
+        transport: fanout::SockJsTransport,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every scenario against every server, pinned, repeated; markdown tables of medians and ratios
     Suite {
         #[command(flatten)]
@@ -92,6 +111,12 @@ fn main() {
         Cmd::SioEcho { args, json } => (echo::run_sio(args), json),
         Cmd::SioFanout { args, json } => (fanout::run_sio(args), json),
         Cmd::SioIdle { args, json } => (idle::run_sio(args), json),
+        Cmd::SockjsEcho { args, json } => (echo::run_sockjs(args), json),
+        Cmd::SockjsFanout {
+            args,
+            transport,
+            json,
+        } => (fanout::run_sockjs(args, transport), json),
         Cmd::Suite { args } => {
             if let Err(e) = suite::run(args) {
                 eprintln!("switchboard-bench: {e}");

@@ -81,7 +81,7 @@ impl Report {
                 self.errors
             ),
             s => {
-                let fanout = s.ends_with("fanout");
+                let fanout = s.contains("fanout");
                 let what = if fanout {
                     "deliveries/s"
                 } else if s == "sio-echo" {

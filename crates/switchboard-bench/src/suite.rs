@@ -25,18 +25,28 @@ pub struct SuiteArgs {
     pub node_peer: PathBuf,
     /// servers, comma-separated: switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo
     /// (WebSocket; the default) or sio-switchboard,sio-node,sio-socketioxide (Socket.IO;
-    /// the default with --socketio)
+    /// the default with --socketio) or sockjs-switchboard,sockjs-node (SockJS; the
+    /// default with --sockjs)
     #[arg(long)]
     pub servers: Option<String>,
     /// scenarios, comma-separated: echo16,echo1,fanout,fanout-light,idle (WebSocket; the
     /// default) or sio-echo16,sio-echo1,sio-fanout,sio-fanout-light,sio-idle (Socket.IO;
-    /// the default with --socketio). A scenario runs only against the servers of its protocol.
+    /// the default with --socketio) or sockjs-echo,sockjs-fanout-ws,sockjs-fanout-xhr,
+    /// sockjs-fanout-ws-light,sockjs-fanout-xhr-light (SockJS; the default with --sockjs).
+    /// A scenario runs only against the servers of its protocol.
     #[arg(long)]
     pub scenarios: Option<String>,
     /// the Socket.IO suite: Switchboard's Socket.IO server vs Node socket.io 4 and
     /// socketioxide (changes the defaults of --servers and --scenarios)
     #[arg(long)]
     pub socketio: bool,
+    /// the SockJS suite: Switchboard's SockJS transport vs sockjs-node 0.3 (changes the
+    /// defaults of --servers and --scenarios)
+    #[arg(long, conflicts_with = "socketio")]
+    pub sockjs: bool,
+    /// subscribers of the SockJS xhr-streaming fan-out (default: --subscribers)
+    #[arg(long)]
+    pub xhr_subscribers: Option<usize>,
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
     #[arg(long, default_value = "5s")]
@@ -77,8 +87,15 @@ struct Server {
     sub: &'static str,
     publ: &'static str,
     tcp: bool,
-    /// a Socket.IO server (runs the sio-* scenarios only)
-    sio: bool,
+    /// the protocol it serves (it runs that protocol's scenarios only)
+    proto: Proto,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    WebSocket,
+    SocketIo,
+    SockJs,
 }
 
 impl SuiteArgs {
@@ -86,6 +103,7 @@ impl SuiteArgs {
         match &self.servers {
             Some(s) => s,
             None if self.socketio => "sio-switchboard,sio-node,sio-socketioxide",
+            None if self.sockjs => "sockjs-switchboard,sockjs-node",
             None => "switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo",
         }
     }
@@ -93,6 +111,9 @@ impl SuiteArgs {
         match &self.scenarios {
             Some(s) => s,
             None if self.socketio => "sio-echo16,sio-echo1,sio-fanout,sio-fanout-light,sio-idle",
+            None if self.sockjs => {
+                "sockjs-echo,sockjs-fanout-ws,sockjs-fanout-xhr,sockjs-fanout-ws-light,sockjs-fanout-xhr-light"
+            }
             None => "echo16,echo1,fanout,fanout-light,idle",
         }
     }
@@ -112,6 +133,13 @@ enum Scen {
     /// Socket.IO fan-out at a tenth of the rate
     SioFanoutLight,
     SioIdle,
+    /// SockJS `websocket` echo, 16 in flight
+    SockJsEcho,
+    SockJsFanoutWs,
+    SockJsFanoutXhr,
+    /// the SockJS fan-outs at a tenth of the rate
+    SockJsFanoutWsLight,
+    SockJsFanoutXhrLight,
 }
 
 impl Scen {
@@ -127,6 +155,11 @@ impl Scen {
             "sio-fanout" => Scen::SioFanout,
             "sio-fanout-light" => Scen::SioFanoutLight,
             "sio-idle" => Scen::SioIdle,
+            "sockjs-echo" => Scen::SockJsEcho,
+            "sockjs-fanout-ws" => Scen::SockJsFanoutWs,
+            "sockjs-fanout-xhr" => Scen::SockJsFanoutXhr,
+            "sockjs-fanout-ws-light" => Scen::SockJsFanoutWsLight,
+            "sockjs-fanout-xhr-light" => Scen::SockJsFanoutXhrLight,
             _ => return Err(format!("unknown scenario {s}")),
         })
     }
@@ -142,6 +175,20 @@ impl Scen {
             Scen::SioFanout => "sio-fanout",
             Scen::SioFanoutLight => "sio-fanout-light",
             Scen::SioIdle => "sio-idle",
+            Scen::SockJsEcho => "sockjs-echo",
+            Scen::SockJsFanoutWs => "sockjs-fanout-ws",
+            Scen::SockJsFanoutXhr => "sockjs-fanout-xhr",
+            Scen::SockJsFanoutWsLight => "sockjs-fanout-ws-light",
+            Scen::SockJsFanoutXhrLight => "sockjs-fanout-xhr-light",
+        }
+    }
+    fn proto(self) -> Proto {
+        if self.is_sio() {
+            Proto::SocketIo
+        } else if self.key().starts_with("sockjs-") {
+            Proto::SockJs
+        } else {
+            Proto::WebSocket
         }
     }
     fn is_sio(self) -> bool {
@@ -158,7 +205,14 @@ impl Scen {
     fn is_fanout(self) -> bool {
         matches!(
             self,
-            Scen::Fanout | Scen::FanoutLight | Scen::SioFanout | Scen::SioFanoutLight
+            Scen::Fanout
+                | Scen::FanoutLight
+                | Scen::SioFanout
+                | Scen::SioFanoutLight
+                | Scen::SockJsFanoutWs
+                | Scen::SockJsFanoutXhr
+                | Scen::SockJsFanoutWsLight
+                | Scen::SockJsFanoutXhrLight
         )
     }
     fn is_idle(self) -> bool {
@@ -192,7 +246,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/ws/topic/bench",
                 publ: "/ws/topic/bench",
                 tcp: false,
-                sio: false,
+                proto: Proto::WebSocket,
             },
             "node-ws" => {
                 let dir = a.node_peer.parent().unwrap();
@@ -215,7 +269,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     sub: "/fanout",
                     publ: "/publish",
                     tcp: false,
-                    sio: false,
+                    proto: Proto::WebSocket,
                 }
             }
             "tungstenite" => Server {
@@ -226,7 +280,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/fanout",
                 publ: "/publish",
                 tcp: false,
-                sio: false,
+                proto: Proto::WebSocket,
             },
             "fastwebsockets" => Server {
                 name: "fastwebsockets",
@@ -236,7 +290,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/fanout",
                 publ: "/publish",
                 tcp: false,
-                sio: false,
+                proto: Proto::WebSocket,
             },
             "tcp-echo" => Server {
                 name: "tcp-echo",
@@ -246,7 +300,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "",
                 publ: "",
                 tcp: true,
-                sio: false,
+                proto: Proto::WebSocket,
             },
             "sio-switchboard" => Server {
                 name: "sio-switchboard",
@@ -256,7 +310,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/socket.io/",
                 publ: "/socket.io/",
                 tcp: false,
-                sio: true,
+                proto: Proto::SocketIo,
             },
             "sio-node" => {
                 let dir = a.node_peer.parent().unwrap();
@@ -283,7 +337,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     sub: "/socket.io/",
                     publ: "/socket.io/",
                     tcp: false,
-                    sio: true,
+                    proto: Proto::SocketIo,
                 }
             }
             "sio-socketioxide" => Server {
@@ -294,8 +348,46 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/socket.io/",
                 publ: "/socket.io/",
                 tcp: false,
-                sio: true,
+                proto: Proto::SocketIo,
             },
+            "sockjs-switchboard" => Server {
+                name: "sockjs-switchboard",
+                label: "Switchboard",
+                argv: vec![s(bin_dir.join("sockjs-switchboard")), "--listen".into()],
+                echo: "/bench",
+                sub: "/bench",
+                publ: "/bench",
+                tcp: false,
+                proto: Proto::SockJs,
+            },
+            "sockjs-node" => {
+                let dir = a.node_peer.parent().unwrap();
+                if !dir.join("node_modules/sockjs").exists() {
+                    eprintln!("suite: installing the Node peers' packages (npm ci)");
+                    let st = Command::new("npm")
+                        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                        .current_dir(dir)
+                        .status()
+                        .map_err(|e| format!("npm: {e}"))?;
+                    if !st.success() {
+                        return Err("npm ci failed for the Node peers".into());
+                    }
+                }
+                Server {
+                    name: "sockjs-node",
+                    label: "sockjs-node",
+                    argv: vec![
+                        "node".into(),
+                        s(dir.join("peer-sockjs.mjs")),
+                        "--listen".into(),
+                    ],
+                    echo: "/bench",
+                    sub: "/bench",
+                    publ: "/bench",
+                    tcp: false,
+                    proto: Proto::SockJs,
+                }
+            }
             other => return Err(format!("unknown server {other}")),
         });
     }
@@ -342,7 +434,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
     for rep in 0..a.reps {
         for (si, &sc) in scens.iter().enumerate() {
             for (vi, srv) in servers.iter().enumerate() {
-                if srv.sio != sc.is_sio() || (srv.tcp && !matches!(sc, Scen::Echo16 | Scen::Echo1))
+                if srv.proto != sc.proto() || (srv.tcp && !matches!(sc, Scen::Echo16 | Scen::Echo1))
                 {
                     continue;
                 }
@@ -403,6 +495,35 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                                 &url(srv.publ),
                             ]);
                             cmd.args(["--subscribers", &a.subscribers.to_string(), "--size", "64"]);
+                            cmd.args(["--rate", &rate.to_string()]);
+                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                        }
+                        Scen::SockJsEcho => {
+                            cmd.args(["sockjs-echo", "--url", &url(srv.echo)]);
+                            cmd.args(["--connections", &a.connections.to_string(), "--size", "32"]);
+                            cmd.args(["--in-flight", "16"]);
+                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                        }
+                        Scen::SockJsFanoutWs
+                        | Scen::SockJsFanoutXhr
+                        | Scen::SockJsFanoutWsLight
+                        | Scen::SockJsFanoutXhrLight => {
+                            let rate = sockjs_rate(&a, sc);
+                            let xhr =
+                                matches!(sc, Scen::SockJsFanoutXhr | Scen::SockJsFanoutXhrLight);
+                            cmd.args([
+                                "sockjs-fanout",
+                                "--sub-url",
+                                &url(srv.sub),
+                                "--pub-url",
+                                &url(srv.publ),
+                            ]);
+                            cmd.args([
+                                "--transport",
+                                if xhr { "xhr-streaming" } else { "websocket" },
+                            ]);
+                            let subs = if xhr { xhr_subs(&a) } else { a.subscribers };
+                            cmd.args(["--subscribers", &subs.to_string(), "--size", "64"]);
                             cmd.args(["--rate", &rate.to_string()]);
                             cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
                         }
@@ -476,6 +597,18 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// publications/s of a SockJS fan-out scenario
+fn sockjs_rate(a: &SuiteArgs, sc: Scen) -> u64 {
+    match sc {
+        Scen::SockJsFanoutWsLight | Scen::SockJsFanoutXhrLight => (a.rate / 10).max(1),
+        _ => a.rate,
+    }
+}
+
+fn xhr_subs(a: &SuiteArgs) -> usize {
+    a.xhr_subscribers.unwrap_or(a.subscribers)
+}
+
 fn start_server(
     srv: &Server,
     addr: &str,
@@ -516,7 +649,7 @@ fn brief(r: &Report) -> String {
             "{:.0} B/conn ({} conns, errors {})",
             r.bytes_per_conn, r.connections, r.errors
         ),
-        "fanout" | "sio-fanout" => format!(
+        s if s.contains("fanout") => format!(
             "{:.0} deliveries/s p99 {:.0} us lost {} errors {}",
             r.rate, r.latency.p99_us, r.lost, r.errors
         ),
@@ -582,6 +715,7 @@ fn render(
     let mut md = String::new();
     let sb_ws = servers.iter().position(|s| s.name == "switchboard");
     let sb_sio = servers.iter().position(|s| s.name == "sio-switchboard");
+    let sb_sockjs = servers.iter().position(|s| s.name == "sockjs-switchboard");
     let _ = writeln!(
         md,
         "Suite: {} repetitions (medians), runs of {} after {} warm-up; servers on CPU {}, load generator on CPU {}{}.\n",
@@ -633,8 +767,26 @@ fn render(
                 "Socket.IO idle: {} sockets connected to `/`, server RSS growth",
                 a.idle_connections
             ),
+            Scen::SockJsEcho => format!(
+                "SockJS echo (websocket transport): {} sessions, 32-char messages, 16 in flight per session",
+                a.connections
+            ),
+            Scen::SockJsFanoutWs | Scen::SockJsFanoutWsLight => format!(
+                "SockJS fan-out, websocket subscribers: {} sessions joined, `pub:` + 64 chars, {} publications/s",
+                a.subscribers,
+                sockjs_rate(a, sc)
+            ),
+            Scen::SockJsFanoutXhr | Scen::SockJsFanoutXhrLight => format!(
+                "SockJS fan-out, xhr-streaming subscribers: {} sessions joined, `pub:` + 64 chars, {} publications/s (publisher on websocket)",
+                xhr_subs(a),
+                sockjs_rate(a, sc)
+            ),
         };
-        let sbi = if sc.is_sio() { sb_sio } else { sb_ws };
+        let sbi = match sc.proto() {
+            Proto::SocketIo => sb_sio,
+            Proto::SockJs => sb_sockjs,
+            Proto::WebSocket => sb_ws,
+        };
         let unit = if sc.is_sio() { "acks/s" } else { "msgs/s" };
         let _ = writeln!(md, "### {title}\n");
         match sc {
