@@ -230,7 +230,8 @@ test('iframe.html: 200 with ETag, then 304 for If-None-Match', async () => {
   assert.equal(r.status, 200);
   assert.match(r.headers['content-type'], /^text\/html; ?charset=UTF-8$/);
   assert.match(r.body, /SockJS\.bootstrap_iframe\(\)/);
-  assert.match(r.body, /sockjs-client@1/);
+  // The client library is the copy the server embeds (clientLibraryUrl default).
+  assert.match(r.body, /<script src="\/assets\/vendor\/sockjs\.min\.js"><\/script>/);
   const etag = r.headers.etag;
   assert.ok(etag, 'ETag header');
   const versioned = await request('GET', '/sockjs/echo/iframe-1.6.1.html');
@@ -443,5 +444,85 @@ test('[[sockjs.services]]: declared prefixes, behaviours and per-service options
     c.close();
   } finally {
     await own.stop();
+  }
+});
+
+/** POSTs an xhr_streaming receiver on `port`; resolves { chunks(), ended, res, req }. */
+function stream(port, path) {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    let ended = false;
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path, agent: false }, (res) => {
+      res.on('data', (c) => { text += c.toString('utf8'); });
+      res.on('end', () => { ended = true; });
+      res.on('error', () => {});
+      resolve({ text: () => text, ended: () => ended, req });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function until(pred, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('heartbeats: an idle receiver gets h frames every heartbeat_time_ms', async () => {
+  const fast = await startServer({ env: { SWITCHBOARD_SOCKJS__HEARTBEAT_TIME_MS: '200' } });
+  try {
+    const s = await stream(fast.port, `/sockjs/echo/000/${session()}/xhr_streaming`);
+    await until(() => s.text().endsWith('\no\n'), 3000, 'the open frame');
+    const t0 = Date.now();
+    await until(() => (s.text().match(/\nh\n/g) || []).length >= 3, 3000, 'three heartbeats');
+    assert.ok(Date.now() - t0 >= 400, 'heartbeats are spaced, not a burst');
+    s.req.destroy();
+  } finally {
+    await fast.stop();
+  }
+});
+
+test('a closed session answers every later receiver with its close frame', async () => {
+  const id = session();
+  const path = `/sockjs/close/000/${id}/xhr`;
+  const first = await request('POST', path);
+  assert.equal(first.body, 'o\n');
+  for (let i = 0; i < 2; i++) {
+    const again = await request('POST', path);
+    assert.equal(again.status, 200);
+    assert.equal(again.body, 'c[3000,"Go away!"]\n');
+  }
+});
+
+test('the streaming byte limit ends the stream; the next receiver gets the rest, in order', async () => {
+  const small = await startServer({ env: { SWITCHBOARD_SOCKJS__STREAM_BYTES_LIMIT: '4096' } });
+  try {
+    const id = session();
+    const base = `/sockjs/echo/000/${id}`;
+    const first = await stream(small.port, `${base}/xhr_streaming`);
+    await until(() => first.text().endsWith('\no\n'), 3000, 'the open frame');
+    // One xhr_send per message: each becomes its own a[...] frame.
+    for (let i = 0; i < 40; i++) {
+      const status = await new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: small.port, method: 'POST', path: `${base}/xhr_send`, agent: false },
+          (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+        req.on('error', reject);
+        req.end(JSON.stringify([`${i}:${'x'.repeat(128)}`]));
+      });
+      assert.equal(status, 204);
+    }
+    await until(() => first.ended(), 3000, 'the first stream to end at the limit');
+    const got = (text) => [...text.matchAll(/"(\d+):x+"/g)].map((m) => Number(m[1]));
+    const before = got(first.text());
+    assert.ok(before.length > 0 && before.length < 40, `the first stream carried ${before.length} of 40`);
+    const second = await stream(small.port, `${base}/xhr_streaming`);
+    await until(() => got(second.text()).length + before.length >= 40, 3000, 'the rest');
+    assert.deepEqual([...before, ...got(second.text())], Array.from({ length: 40 }, (_, i) => i));
+    second.req.destroy();
+  } finally {
+    await small.stop();
   }
 });
