@@ -21,6 +21,8 @@
 //!
 //! Run: `cargo run --release -p switchboard-socketio --example chat -- 3000`
 //! (or `PORT=3000`); it prints `listening on 127.0.0.1:PORT` when ready.
+//! `CHAT_RECOVERY=off` turns connection state recovery off (the churn
+//! test's control run, tests/node/churn.test.mjs).
 //! The seeds' page (`io('http://localhost:3000')`) talks to it unchanged.
 
 use axum::Router;
@@ -30,9 +32,9 @@ use switchboard_transport::engineio::{Cors, EngineIo, EngineIoConfig};
 use switchboard_transport::Registry;
 use switchboard_websocket::DeflateConfig;
 
-fn chat() -> SocketIo {
+fn chat(recovery: bool) -> SocketIo {
     let io = SocketIo::with_config(Config {
-        connection_state_recovery: Some(RecoveryConfig::default()),
+        connection_state_recovery: recovery.then(RecoveryConfig::default),
         ..Config::default()
     });
     let everyone = io.clone();
@@ -95,7 +97,8 @@ async fn main() -> std::io::Result<()> {
         }),
         ..EngineIoConfig::default()
     };
-    let engine = EngineIo::new(chat(), config, Registry::new());
+    let recovery = std::env::var("CHAT_RECOVERY").map_or(true, |v| v != "off");
+    let engine = EngineIo::new(chat(recovery), config, Registry::new());
     let app = Router::new().route_service("/socket.io/", engine);
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

@@ -58,11 +58,12 @@ pub(crate) fn to_messages(enc: Encoded) -> Vec<Message> {
     out
 }
 
-/// What a recovered socket gets back once connected.
+/// What a recovered socket gets back once connected: its rooms, and the
+/// events after `offset` (the last one its client saw).
 #[derive(Default)]
 struct Resume {
     rooms: Vec<String>,
-    missed: Vec<Vec<Message>>,
+    offset: Option<u64>,
 }
 
 /// The string at `key` of an object payload.
@@ -225,7 +226,7 @@ impl Client {
                     socket,
                     Resume {
                         rooms: r.rooms,
-                        missed: r.missed,
+                        offset: Some(r.offset),
                     },
                 )
             }
@@ -308,18 +309,27 @@ impl Client {
                 t.abort();
             }
         }
-        ns.insert_socket(socket.clone(), &resume.rooms);
-        let mut data = vec![("sid".to_owned(), Value::from(socket.id()))];
-        if let Some(pid) = socket.pid() {
-            data.push(("pid".to_owned(), Value::from(pid)));
-        }
-        self.send_packet(
-            &Packet::new(PacketType::Connect)
-                .with_nsp(ns.name())
-                .with_data(Value::Object(data)),
-        );
-        for messages in resume.missed {
-            let _ = self.send_messages(messages);
+        let connect = |missed: Vec<Vec<Message>>| {
+            ns.insert_socket(socket.clone(), &resume.rooms);
+            let mut data = vec![("sid".to_owned(), Value::from(socket.id()))];
+            if let Some(pid) = socket.pid() {
+                data.push(("pid".to_owned(), Value::from(pid)));
+            }
+            self.send_packet(
+                &Packet::new(PacketType::Connect)
+                    .with_nsp(ns.name())
+                    .with_data(Value::Object(data)),
+            );
+            for messages in missed {
+                let _ = self.send_messages(messages);
+            }
+        };
+        // A recovered socket joins its rooms and gets CONNECT and the missed
+        // events under the store's lock: every event of the namespace is
+        // then either among the missed ones or sent live after them.
+        match (resume.offset, ns.recovery()) {
+            (Some(offset), Some(recovery)) => recovery.resume(offset, &resume.rooms, connect),
+            _ => connect(Vec::new()),
         }
         let handler = ns.hooks().on_connection.read().clone();
         if let Some(h) = handler {

@@ -67,8 +67,9 @@ pub(crate) struct Restored {
     pub pid: String,
     pub rooms: Vec<Room>,
     pub data: http::Extensions,
-    /// The missed events, oldest first, each as its encoded messages.
-    pub missed: Vec<Vec<Message>>,
+    /// The last offset the client saw; [`Recovery::resume`] gives the
+    /// events after it.
+    pub offset: u64,
 }
 
 #[derive(Default)]
@@ -149,36 +150,53 @@ impl Recovery {
         st.expiry.push_back((now, pid.to_owned()));
     }
 
-    /// The session `pid` with the events after `offset` that it would have
-    /// received; `None` when the session expired or is unknown, or the
-    /// offset is no longer (or never was) stored. A restored session is
-    /// removed: it can be restored once.
+    /// The session `pid`, if the client's `offset` is still stored; `None`
+    /// when the session expired or is unknown, or the offset is no longer
+    /// (or never was) stored. A restored session is removed: it can be
+    /// restored once. The missed events come with [`resume`](Self::resume),
+    /// once the socket is ready to join its rooms.
     pub(crate) fn restore(&self, now: Instant, pid: &str, offset: &str) -> Option<Restored> {
         let mut st = self.state.lock();
         self.prune(&mut st, now);
         let offset: u64 = offset.parse().ok()?;
-        let index = {
+        let stored = {
             let (a, b) = st.packets.as_slices();
-            match a.binary_search_by_key(&offset, |p| p.offset) {
-                Ok(i) => i,
-                Err(_) => a.len() + b.binary_search_by_key(&offset, |p| p.offset).ok()?,
-            }
+            a.binary_search_by_key(&offset, |p| p.offset).is_ok()
+                || b.binary_search_by_key(&offset, |p| p.offset).is_ok()
         };
+        if !stored {
+            return None;
+        }
         let session = st.sessions.remove(pid)?;
-        let missed = st
-            .packets
-            .iter()
-            .skip(index + 1)
-            .filter(|p| should_include(&session.rooms, &p.opts))
-            .map(|p| p.messages.clone())
-            .collect();
         Some(Restored {
             sid: session.sid,
             pid: pid.to_owned(),
             rooms: session.rooms,
             data: session.data,
-            missed,
+            offset,
         })
+    }
+
+    /// Calls `connect` with the events after `offset` meant for `rooms`
+    /// (oldest first, each as its encoded messages), under the store's
+    /// lock: `connect` adds the socket to the namespace and queues them, so
+    /// no event recorded meanwhile falls between the missed ones and the
+    /// live ones (recorded after `restore`, before the socket joined), nor
+    /// reaches the client before them.
+    pub(crate) fn resume(
+        &self,
+        offset: u64,
+        rooms: &[Room],
+        connect: impl FnOnce(Vec<Vec<Message>>),
+    ) {
+        let st = self.state.lock();
+        let missed = st
+            .packets
+            .iter()
+            .filter(|p| p.offset > offset && should_include(rooms, &p.opts))
+            .map(|p| p.messages.clone())
+            .collect();
+        connect(missed);
     }
 
     /// Drops the events and sessions older than the window.
@@ -278,9 +296,31 @@ mod tests {
         assert_eq!(got.sid, "sid1");
         assert_eq!(got.rooms, vec!["sid1".to_owned(), "red".to_owned()]);
         assert_eq!(got.data.get::<u32>(), Some(&7));
-        assert_eq!(texts(&got.missed), ["all", "red", "private"]);
+        assert_eq!(texts(&missed(&r, &got)), ["all", "red", "private"]);
         // Once only.
         assert!(r.restore(t, "pid1", &first).is_none());
+    }
+
+    fn missed(r: &Recovery, got: &Restored) -> Vec<Vec<Message>> {
+        let mut out = Vec::new();
+        r.resume(got.offset, &got.rooms, |m| out = m);
+        out
+    }
+
+    #[test]
+    fn an_event_recorded_between_restore_and_resume_is_among_the_missed() {
+        // The socket is restored on CONNECT but joins its rooms later
+        // (`resume`, from finish_connect): an event sent in between reaches
+        // no live socket, so it must be among the missed ones.
+        let r = Recovery::new(RecoveryConfig::default());
+        let t = Instant::now();
+        let seen = record(&r, t, &opts(&[], &[]), "seen");
+        r.persist(t, "p", "s", vec!["s".into()], http::Extensions::new());
+        record(&r, t, &opts(&[], &[]), "before");
+        let got = r.restore(t, "p", &seen).expect("restored");
+        record(&r, t, &opts(&[], &[]), "between");
+        record(&r, t, &opts(&["other"], &[]), "elsewhere");
+        assert_eq!(texts(&missed(&r, &got)), ["before", "between"]);
     }
 
     #[test]
