@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Client as StompClient, Versions } from '@stomp/stompjs';
 import SockJS from 'sockjs-client';
 import {
-  startServer, envelopeClient, closeAll, uniqueTopic, withTimeout, WebSocket, sleep,
+  startServer, envelopeClient, closeAll, uniqueTopic, withTimeout, WebSocket, sleep, freePort,
 } from './lib/harness.mjs';
 
 const SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
@@ -316,3 +316,21 @@ for (const [label, factory] of [['WebSocket', overWs], ['SockJS', overSockJs]]) 
     await stop(client);
   });
 }
+
+test('the Web-STOMP layout ([stomp] web_stomp_listen): /ws and /stomp as RabbitMQ serves them', async () => {
+  const port = await freePort();
+  const rabbit = await startServer({ env: { SWITCHBOARD_STOMP__WEB_STOMP_LISTEN: `127.0.0.1:${port}` } });
+  try {
+    // The seeds' client code for RabbitMQ: ws://host:15674/ws, and SockJS at /stomp.
+    const web = { ws: `ws://127.0.0.1:${port}`, http: `http://127.0.0.1:${port}` };
+    const { client: a } = await connect({ webSocketFactory: () => new WebSocket(`${web.ws}/ws`, SUBPROTOCOLS) }, rabbit);
+    const { client: b } = await connect({ webSocketFactory: () => new SockJS(`${web.http}/stomp`) }, rabbit);
+    const topic = uniqueTopic('web-stomp');
+    const { inbox } = await subscribe(b, `/topic/${topic}`);
+    a.publish({ destination: `/topic/${topic}`, body: 'from /ws to /stomp' });
+    assert.equal((await inbox.next()).body, 'from /ws to /stomp');
+    await Promise.all([stop(a), stop(b)]);
+  } finally {
+    await rabbit.stop();
+  }
+});

@@ -1,7 +1,8 @@
 """The STOMP broker of the `switchboard` binary against the real `stomp.py`
 (PyPI), over plain TCP and over WebSocket (`/stomp`): ack modes, NACK and
 redelivery, transactions, receipts, competing consumers on a queue, messages
-that wait for a consumer, credentials, and an error for a forbidden frame.
+that wait for a consumer, credentials, and an error for a forbidden frame;
+durable queues (`[stomp] data_dir`) across a restart of the server.
 
 Run: SWITCHBOARD_BIN=target/release/switchboard python3 -m unittest -v tests/python/test_stomp.py
 (with stomp.py and websocket-client installed, see requirements.txt).
@@ -9,8 +10,10 @@ Run: SWITCHBOARD_BIN=target/release/switchboard python3 -m unittest -v tests/pyt
 
 import os
 import queue
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 import urllib.request
@@ -28,12 +31,15 @@ def free_port():
 
 
 class Server:
-    """`switchboard serve` on free ports, STOMP over TCP on its own port."""
+    """`switchboard serve` on free ports, STOMP over TCP on its own port;
+    with `data_dir`, durable queues kept there."""
 
-    def __init__(self):
+    def __init__(self, data_dir=None):
         self.http_port = free_port()
         self.stomp_port = free_port()
         env = dict(os.environ)
+        if data_dir is not None:
+            env["SWITCHBOARD_STOMP__DATA_DIR"] = str(data_dir)
         env["SWITCHBOARD_STOMP__TCP_LISTEN"] = f"127.0.0.1:{self.stomp_port}"
         env["SWITCHBOARD_STOMP__USERS"] = '[{login = "guest", passcode = "guest"}]'
         env["SWITCHBOARD_STOMP__ALLOW_ANONYMOUS"] = "false"
@@ -65,6 +71,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.stderr and not self.proc.stderr.closed:
+            self.proc.stderr.close()
 
 
 class Listener(stomp.ConnectionListener):
@@ -275,6 +283,72 @@ class StompTests:
         c.send("/elsewhere/x", "nope")
         frame = lc.errors.get(timeout=TIMEOUT)
         self.assertIn("destination", frame.headers.get("message", ""))
+
+
+def start_server(data_dir):
+    """A second server (besides the module's), on `data_dir`; stopped at
+    the end of the test unless stopped before."""
+    return Server(data_dir=data_dir)
+
+
+class DurableQueues(unittest.TestCase):
+    """`SWITCHBOARD_STOMP__DATA_DIR`: queue messages survive a restart."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="switchboard-stomp-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def start(self):
+        srv = start_server(self.dir)
+        self.addCleanup(srv.stop)
+        return srv
+
+    def client(self, srv):
+        conn = stomp.Connection12([("127.0.0.1", srv.stomp_port)], heartbeats=(0, 0))
+        listener = Listener()
+        conn.set_listener("t", listener)
+        conn.connect("guest", "guest", wait=True)
+        self.addCleanup(StompTests.close_quietly, conn)
+        return conn, listener
+
+    def test_unacknowledged_messages_survive_a_restart(self):
+        q = "/queue/durable-jobs"
+        srv = self.start()
+        p, lp = self.client(srv)
+        sent = [f"job {i}" for i in range(5)]
+        for i, body in enumerate(sent):
+            p.send(q, body, content_type="text/plain", headers={"job-id": str(i)}, receipt=f"r{i}")
+        # A RECEIPT means the message is on disk.
+        self.assertEqual(sorted(lp.receipts.get(timeout=TIMEOUT) for _ in sent), sorted(f"r{i}" for i in range(5)))
+        srv.stop()  # SIGTERM
+
+        srv = self.start()
+        c, lc = self.client(srv)
+        c.subscribe(q, id="1", ack="client-individual")
+        got = [lc.next() for _ in sent]
+        self.assertEqual([f.body for f in got], sent)
+        self.assertEqual([f.headers["job-id"] for f in got], [str(i) for i in range(5)])
+        self.assertTrue(all(f.headers.get("redelivered") == "true" for f in got))
+        lc.none()
+        # Acknowledge the first three; the other two stay stored.
+        for f in got[:3]:
+            c.ack(f.headers["ack"])
+        c.disconnect(receipt="bye")
+        srv.stop()
+
+        srv = self.start()
+        c, lc = self.client(srv)
+        c.subscribe(q, id="1", ack="auto")
+        self.assertEqual([lc.next().body for _ in range(2)], sent[3:])
+        lc.none()
+        c.disconnect(receipt="bye")
+        srv.stop()
+
+        # `auto` deliveries were deleted once written: nothing comes back.
+        srv = self.start()
+        c, lc = self.client(srv)
+        c.subscribe(q, id="1", ack="auto")
+        lc.none(wait=0.5)
 
 
 class OverTcp(StompTests, unittest.TestCase):

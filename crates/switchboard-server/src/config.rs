@@ -132,6 +132,10 @@ pub struct StompSettings {
     /// free (a warning, not an error, when it is not); `""` for none; an
     /// address, that address (an error when it cannot be bound).
     pub tcp_listen: Option<String>,
+    /// An extra listener laid out as RabbitMQ's Web-STOMP (there on port
+    /// 15674): STOMP over WebSocket at `/ws`, over SockJS at `/stomp`, so
+    /// client code written for RabbitMQ runs unchanged. Unset: none.
+    pub web_stomp_listen: Option<SocketAddr>,
     /// Users allowed to connect (`login` / `passcode` of CONNECT).
     pub users: Vec<StompUser>,
     /// Whether a CONNECT without credentials is accepted (the demo default;
@@ -146,6 +150,9 @@ pub struct StompSettings {
     pub heart_beat_ms: u64,
     /// Messages one `/queue/...` holds for a consumer; more are refused.
     pub max_queue_length: usize,
+    /// Directory of the durable queue store: `/queue/...` messages not yet
+    /// acknowledged survive a restart. Unset (or `""`): queues live in memory.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// One STOMP user.
@@ -166,11 +173,13 @@ impl Default for StompSettings {
         StompSettings {
             enabled: true,
             tcp_listen: None,
+            web_stomp_listen: None,
             users: Vec::new(),
             allow_anonymous: true,
             connect_timeout_ms: 10_000,
             heart_beat_ms: 10_000,
             max_queue_length: 10_000,
+            data_dir: None,
         }
     }
 }

@@ -69,6 +69,12 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::from(2);
             }
         };
+        if let Some(dir) = config.stomp.data_dir.as_deref().filter(|d| !d.as_os_str().is_empty()) {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                eprintln!("switchboard: stomp.data_dir {}: {e}", dir.display());
+                return std::process::ExitCode::from(2);
+            }
+        }
         let sb = Switchboard::new(config);
         if let (Some(broker), Some((address, required))) = (sb.stomp(), stomp_tcp) {
             match tokio::net::TcpListener::bind(address).await {
@@ -86,6 +92,31 @@ fn main() -> std::process::ExitCode {
                 }
                 Err(e) => {
                     tracing::warn!(%address, error = %e, "no STOMP over TCP (set stomp.tcp_listen)")
+                }
+            }
+        }
+        if let (Some(address), Some(_)) = (sb.state().config.stomp.web_stomp_listen, sb.stomp()) {
+            match tokio::net::TcpListener::bind(address).await {
+                Ok(l) => {
+                    tracing::info!(%address, "STOMP in the Web-STOMP layout (/ws, /stomp)");
+                    let router = switchboard_server::endpoints::stomp::web_stomp_router(sb.state());
+                    let shutdown = sb.shutdown().clone();
+                    tokio::spawn(async move {
+                        let stop = shutdown.clone();
+                        let guard = stop.register();
+                        let signal = std::future::poll_fn(move |cx| {
+                            if guard.poll_shutdown(cx) {
+                                std::task::Poll::Ready(())
+                            } else {
+                                std::task::Poll::Pending
+                            }
+                        });
+                        switchboard_server::serve::accept_loop(l, router, &shutdown, signal).await;
+                    });
+                }
+                Err(e) => {
+                    eprintln!("switchboard: cannot listen for Web-STOMP on {address}: {e}");
+                    return std::process::ExitCode::from(1);
                 }
             }
         }

@@ -8,6 +8,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::time::Duration;
+use switchboard_transport::Shutdown;
 use tokio::net::TcpListener;
 
 /// How long live connections get to close after the stop signal.
@@ -19,7 +20,27 @@ pub async fn serve(
     sb: Switchboard,
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let service = TowerToHyperService::new(sb.router());
+    accept_loop(listener, sb.router(), sb.shutdown(), signal).await;
+    tracing::info!(connections = sb.shutdown().live(), "shutting down");
+    sb.shutdown().trigger();
+    let left = sb.shutdown().wait_idle(DRAIN_TIMEOUT).await;
+    if left > 0 {
+        tracing::warn!(left, "connections still open after the drain timeout");
+    }
+    Ok(())
+}
+
+/// Serves `router` on `listener` (HTTP/1.1 with upgrades) until `signal`
+/// completes; every connection registers with `shutdown`, which closes them
+/// (the caller triggers and drains it). Used for the main listener and for
+/// extra ones, e.g. the Web-STOMP layout (`[stomp] web_stomp_listen`).
+pub async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: &Shutdown,
+    signal: impl Future<Output = ()>,
+) {
+    let service = TowerToHyperService::new(router);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -40,7 +61,7 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let conn = builder.serve_connection(TokioIo::new(stream), service.clone()).with_upgrades();
-                let guard = sb.shutdown().register();
+                let guard = shutdown.register();
                 tokio::spawn(async move {
                     tokio::pin!(conn);
                     let stop = std::future::poll_fn(|cx| {
@@ -62,14 +83,6 @@ pub async fn serve(
             () = &mut signal => break,
         }
     }
-    drop(listener);
-    tracing::info!(connections = sb.shutdown().live(), "shutting down");
-    sb.shutdown().trigger();
-    let left = sb.shutdown().wait_idle(DRAIN_TIMEOUT).await;
-    if left > 0 {
-        tracing::warn!(left, "connections still open after the drain timeout");
-    }
-    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -20,6 +20,7 @@ use switchboard_hub::{validate_topic, Hub};
 
 use crate::config::StompConfig;
 use crate::queue::{Inbox, Queue, QueueFull, QueueMessage};
+use crate::store::QueueStore;
 use crate::transaction::Unacked;
 
 /// The STOMP broker. Cheap to clone (an `Arc`); one per server, shared by
@@ -46,6 +47,8 @@ struct Inner {
     config: StompConfig,
     queues: Mutex<Queues>,
     next_connection: AtomicU64,
+    /// A durable store; `None` for the in-memory broker (no store calls).
+    store: Option<Box<dyn QueueStore>>,
 }
 
 #[derive(Default)]
@@ -85,8 +88,51 @@ impl Broker {
                 config,
                 queues: Mutex::new(Queues::default()),
                 next_connection: AtomicU64::new(1),
+                store: None,
             }),
         }
+    }
+
+    /// A broker on `hub` whose queue messages are kept in `store` until
+    /// acknowledged (see [`crate::store`]). Every message already in the
+    /// store is loaded into its queue, in order, marked `redelivered:true`
+    /// (it may have been delivered before); the queue bound does not apply
+    /// to them. A non-durable store ([`MemoryStore`](crate::MemoryStore))
+    /// gives the same broker as [`Broker::new`].
+    pub fn with_store(
+        hub: Hub,
+        config: StompConfig,
+        store: impl QueueStore,
+    ) -> std::io::Result<Broker> {
+        if !store.is_durable() {
+            return Ok(Broker::new(hub, config));
+        }
+        let mut queues = Queues::default();
+        for m in store.load()? {
+            queues.next_seq = queues.next_seq.max(m.seq);
+            let (name, queue) = queues.get(&m.queue);
+            let message = Arc::new(QueueMessage {
+                seq: m.seq,
+                destination: Arc::from(format!("/queue/{name}")),
+                headers: m.headers,
+                body: m.body,
+            });
+            queue.requeue(message, true);
+        }
+        Ok(Broker {
+            inner: Arc::new(Inner {
+                hub,
+                config,
+                queues: Mutex::new(queues),
+                next_connection: AtomicU64::new(1),
+                store: Some(Box::new(store)),
+            }),
+        })
+    }
+
+    /// Whether queue messages are kept in a durable store.
+    pub fn is_durable(&self) -> bool {
+        self.inner.store.is_some()
     }
 
     /// The hub `/topic/` destinations live on.
@@ -132,9 +178,25 @@ impl Broker {
         validate_topic(name).map_err(|_| SendToQueueError::InvalidName)?;
         let config = &self.inner.config;
         let mut queues = self.inner.queues.lock();
-        queues.next_seq += 1;
-        let seq = queues.next_seq;
+        let seq = queues.next_seq + 1;
         let (name, queue) = queues.get(name);
+        if let Some(store) = &self.inner.store {
+            // Durable: on disk before it can be dispatched or receipted.
+            // Under the queues lock, so the bound and the order hold.
+            let stored = queue
+                .check_room(config.max_queue_length)
+                .map_err(SendToQueueError::Full)
+                .and_then(|()| {
+                    store.insert(seq, &name, &headers, &body).map_err(|e| {
+                        tracing::error!(error = %e, "stomp queue store: insert failed");
+                        SendToQueueError::Store
+                    })
+                });
+            if let Err(e) = stored {
+                queues.forget_if_unused(&name);
+                return Err(e);
+            }
+        }
         let message = Arc::new(QueueMessage {
             seq,
             destination: Arc::from(format!("/queue/{name}")),
@@ -143,6 +205,7 @@ impl Broker {
         });
         let pushed = queue.push(message, config.max_queue_length);
         queue.dispatch(&name, config.max_in_flight);
+        queues.next_seq = seq;
         if pushed.is_err() {
             queues.forget_if_unused(&name);
         }
@@ -187,7 +250,19 @@ impl Broker {
 
     /// Messages done with: acknowledged, or written on an `auto`
     /// subscription. Their consumers get room for more.
+    ///
+    /// Durable store: this is where messages are deleted from it, before
+    /// the consumer gets room for more. A failed delete only means the
+    /// message may come back after a restart (at least once).
     pub(crate) fn settle(&self, connection: u64, done: &[Unacked]) {
+        if let Some(store) = &self.inner.store {
+            if !done.is_empty() {
+                let seqs: Vec<u64> = done.iter().map(|u| u.message.seq).collect();
+                if let Err(e) = store.remove(&seqs) {
+                    tracing::error!(error = %e, "stomp queue store: remove failed");
+                }
+            }
+        }
         self.release(connection, done);
     }
 
@@ -232,6 +307,8 @@ pub enum SendToQueueError {
     InvalidName,
     /// The queue is at its bound ([`StompConfig::max_queue_length`]).
     Full(QueueFull),
+    /// The durable store could not write the message (logged).
+    Store,
 }
 
 impl fmt::Display for SendToQueueError {
@@ -239,6 +316,7 @@ impl fmt::Display for SendToQueueError {
         match self {
             SendToQueueError::InvalidName => f.write_str("invalid queue name"),
             SendToQueueError::Full(e) => e.fmt(f),
+            SendToQueueError::Store => f.write_str("message could not be stored"),
         }
     }
 }
@@ -251,6 +329,7 @@ impl fmt::Debug for Broker {
         f.debug_struct("Broker")
             .field("config", &self.inner.config)
             .field("queues", &queues)
+            .field("durable", &self.is_durable())
             .finish()
     }
 }

@@ -389,6 +389,12 @@ impl StompClient {
                     Err(SendToQueueError::Full(e)) => {
                         self.fail(&format!("{destination}: {e}"), "message not queued");
                     }
+                    Err(SendToQueueError::Store) => {
+                        self.fail(
+                            &format!("{destination}: {}", SendToQueueError::Store),
+                            "message not queued",
+                        );
+                    }
                     Err(SendToQueueError::InvalidName) => {
                         self.fail("invalid destination", destination);
                     }

@@ -6,9 +6,11 @@
 //! * `/topic/<name>` is the hub topic `<name>`: STOMP subscribers see what
 //!   WebSocket, Socket.IO and SockJS clients publish on it, and the other
 //!   way round (see `docs/stomp.md` for the payload mapping).
-//! * `/queue/<name>` is an in-memory point-to-point queue: one consumer per
+//! * `/queue/<name>` is a point-to-point queue: one consumer per
 //!   message, round robin, ack modes `auto` / `client` /
-//!   `client-individual`, redelivery with `redelivered:true`.
+//!   `client-individual`, redelivery with `redelivered:true`. In memory by
+//!   default; with [`Broker::with_store`] and a [`RedbStore`], messages not
+//!   yet acknowledged survive a restart.
 //! * Transactions buffer SEND, ACK and NACK until COMMIT.
 //! * [`Authenticator`] checks CONNECT credentials, a [`PermissionFn`]
 //!   guards each destination.
@@ -48,6 +50,7 @@ pub mod config;
 pub mod connection;
 pub mod destination;
 mod queue;
+pub mod store;
 mod transaction;
 pub mod websocket;
 
@@ -58,6 +61,7 @@ pub use config::StompConfig;
 pub use connection::{run_connection, serve_tcp};
 pub use destination::{Destination, InvalidDestination};
 pub use queue::QueueFull;
+pub use store::{MemoryStore, QueueStore, RedbStore, StoredMessage};
 pub use websocket::{StompWsHandler, SUBPROTOCOLS};
 
 /// The protocol core (for [`StompConfig::session`] settings such as

@@ -143,15 +143,21 @@ impl Queue {
         self.consumers.len()
     }
 
+    /// Whether a new message may be appended: fewer than `limit` wait.
+    pub(crate) fn check_room(&self, limit: usize) -> Result<(), QueueFull> {
+        if self.waiting.len() >= limit {
+            return Err(QueueFull { limit });
+        }
+        Ok(())
+    }
+
     /// Appends a new message, unless `limit` messages already wait.
     pub(crate) fn push(
         &mut self,
         message: Arc<QueueMessage>,
         limit: usize,
     ) -> Result<(), QueueFull> {
-        if self.waiting.len() >= limit {
-            return Err(QueueFull { limit });
-        }
+        self.check_room(limit)?;
         self.waiting.push_back(Waiting {
             message,
             redelivered: false,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use switchboard_hub::Hub;
-use switchboard_stomp::{Broker, StaticUsers, StompClient, StompConfig, StompWsHandler};
+use switchboard_stomp::{Broker, RedbStore, StaticUsers, StompClient, StompConfig, StompWsHandler};
 use switchboard_transport::sockjs::{CloseReason, SockJs, SockJsConn, SockJsHandler};
 use switchboard_transport::Registry;
 use tokio::sync::Notify;
@@ -44,15 +44,56 @@ pub fn broker(hub: &Hub, settings: &StompSettings) -> Broker {
             .allow_anonymous(settings.allow_anonymous);
         config = config.with_authenticator(users);
     }
-    Broker::new(hub.clone(), config)
+    match settings
+        .data_dir
+        .as_deref()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        // The server cannot run without the store it was told to use.
+        Some(dir) => RedbStore::open(dir)
+            .and_then(|store| Broker::with_store(hub.clone(), config, store))
+            .unwrap_or_else(|e| panic!("stomp.data_dir {}: {e}", dir.display())),
+        None => Broker::new(hub.clone(), config),
+    }
 }
 
 /// Mounts `/stomp`: a WebSocket upgrade of `/stomp` itself is STOMP over
 /// WebSocket; everything else under it is the SockJS service.
 pub fn mount(router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc<AppState>> {
-    let Some(broker) = state.stomp.clone() else {
-        return router;
+    match service(state) {
+        Some(service) => router.nest_service("/stomp", service),
+        None => router,
+    }
+}
+
+/// The router of the RabbitMQ Web-STOMP layout (`[stomp] web_stomp_listen`,
+/// port 15674 there): STOMP over WebSocket at `/ws`, STOMP over SockJS at
+/// `/stomp`, so client code written for RabbitMQ runs unchanged.
+pub fn web_stomp_router(state: &Arc<AppState>) -> axum::Router {
+    let Some(service) = service(state) else {
+        return axum::Router::new();
     };
+    axum::Router::new()
+        .route_service("/ws", service.clone())
+        .nest_service("/stomp", service)
+}
+
+/// The `/stomp` service: STOMP over WebSocket for an upgrade of its root,
+/// the SockJS service for everything else.
+fn service(
+    state: &Arc<AppState>,
+) -> Option<
+    impl tower::Service<
+            Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future = impl Send,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+> {
+    let broker = state.stomp.clone()?;
     let sockjs = SockJs::new(
         StompOverSockJs {
             broker: broker.clone(),
@@ -62,18 +103,19 @@ pub fn mount(router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router<Arc
         state.shutdown.clone(),
     );
     let state = state.clone();
-    let service = tower::service_fn(move |req: Request| {
+    Some(tower::service_fn(move |req: Request| {
         let (state, broker, sockjs) = (state.clone(), broker.clone(), sockjs.clone());
         async move {
-            let at_root = matches!(req.uri().path(), "" | "/");
+            // Under `nest_service` the root is "/"; under `route_service("/ws")`
+            // the path is the whole "/ws".
+            let at_root = matches!(req.uri().path(), "" | "/" | "/ws");
             if at_root && switchboard_engineio::is_websocket_upgrade(req.headers()) {
                 let handler = StompWsHandler::new(&broker);
                 return Ok(upgrade_with(&state, req, handler, &state.stomp_ws_options));
             }
             sockjs.oneshot(req).await
         }
-    });
-    router.nest_service("/stomp", service)
+    }))
 }
 
 /// Serves STOMP over TCP on `listener` until `registry` shuts down.
