@@ -34,7 +34,7 @@ class Server:
     """`switchboard serve` on free ports, STOMP over TCP on its own port;
     with `data_dir`, durable queues kept there."""
 
-    def __init__(self, data_dir=None):
+    def __init__(self, data_dir=None, extra_env=None):
         self.http_port = free_port()
         self.stomp_port = free_port()
         env = dict(os.environ)
@@ -43,6 +43,7 @@ class Server:
         env["SWITCHBOARD_STOMP__TCP_LISTEN"] = f"127.0.0.1:{self.stomp_port}"
         env["SWITCHBOARD_STOMP__USERS"] = '[{login = "guest", passcode = "guest"}]'
         env["SWITCHBOARD_STOMP__ALLOW_ANONYMOUS"] = "false"
+        env.update(extra_env or {})
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", f"127.0.0.1:{self.http_port}"],
             env=env,
@@ -349,6 +350,73 @@ class DurableQueues(unittest.TestCase):
         c, lc = self.client(srv)
         c.subscribe(q, id="1", ack="auto")
         lc.none(wait=0.5)
+
+
+class Permissions(unittest.TestCase):
+    """`[[permissions]]` rules for `/queue` (and `/topic`) destinations, some
+    for named users only: a refused SEND or SUBSCRIBE is an ERROR frame."""
+
+    @classmethod
+    def setUpClass(cls):
+        rules = (
+            '[{queue = "orders", users = ["shop"], subscribe = false},'
+            ' {queue = "orders", publish = false},'
+            ' {topic = "alerts", users = ["shop"]},'
+            ' {topic = "alerts", publish = false}]'
+        )
+        cls.srv = Server(
+            extra_env={
+                "SWITCHBOARD_STOMP__USERS": '[{login = "guest", passcode = "guest"}, {login = "shop", passcode = "s3cret"}]',
+                "SWITCHBOARD_PERMISSIONS": rules,
+            }
+        )
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def client(self, login):
+        conn = stomp.Connection12([("127.0.0.1", self.srv.stomp_port)], heartbeats=(0, 0))
+        listener = Listener()
+        conn.set_listener("t", listener)
+        conn.connect(login, {"guest": "guest", "shop": "s3cret"}[login], wait=True)
+        self.addCleanup(StompTests.close_quietly, conn)
+        return conn, listener
+
+    def test_queue_rules_per_user(self):
+        worker, lw = self.client("guest")
+        worker.subscribe("/queue/orders", id="1", ack="auto", receipt="sub")
+        self.assertEqual(lw.receipts.get(timeout=TIMEOUT), "sub")
+        shop, ls = self.client("shop")
+        shop.send("/queue/orders", "order 1", receipt="sent")
+        self.assertEqual(ls.receipts.get(timeout=TIMEOUT), "sent")
+        self.assertEqual(lw.next().body, "order 1")
+        # The shop may not consume orders...
+        shop.subscribe("/queue/orders", id="2", ack="auto")
+        frame = ls.errors.get(timeout=TIMEOUT)
+        self.assertIn("subscribing to /queue/orders not allowed", frame.headers.get("message", ""))
+        # ...and the worker may not send them.
+        worker.send("/queue/orders", "forged order")
+        frame = lw.errors.get(timeout=TIMEOUT)
+        self.assertIn("sending to /queue/orders not allowed", frame.headers.get("message", ""))
+        # Other queues stay open to everyone.
+        other, lo = self.client("guest")
+        other.subscribe("/queue/jobs", id="1", ack="auto", receipt="s")
+        self.assertEqual(lo.receipts.get(timeout=TIMEOUT), "s")
+        other.send("/queue/jobs", "job", receipt="j")
+        self.assertEqual(lo.next().body, "job")
+
+    def test_topic_rules_per_user(self):
+        reader, lr = self.client("guest")
+        reader.subscribe("/topic/alerts", id="1", ack="auto", receipt="sub")
+        self.assertEqual(lr.receipts.get(timeout=TIMEOUT), "sub")
+        shop, ls = self.client("shop")
+        shop.send("/topic/alerts", "fire", receipt="sent")
+        self.assertEqual(ls.receipts.get(timeout=TIMEOUT), "sent")
+        self.assertEqual(lr.next().body, "fire")
+        reader.send("/topic/alerts", "false alarm")
+        frame = lr.errors.get(timeout=TIMEOUT)
+        self.assertIn("alerts", frame.headers.get("message", "") + frame.body)
 
 
 class OverTcp(StompTests, unittest.TestCase):

@@ -36,16 +36,75 @@ pub struct ClientInfo {
     /// endpoints that cannot show them say no, which spares the O(subscribers)
     /// fan-out of every join and leave.
     pub presence_events: bool,
+    /// The user its credentials proved (a token's subject, a STOMP login);
+    /// `None` for an anonymous connection, whatever name it chose.
+    pub user: Option<Arc<str>>,
+    /// Limits carried by its credentials (e.g. a token's topic claims),
+    /// checked on every subscribe and publish before the hub's authorize
+    /// hook. `None`: no limit from the credentials.
+    pub grants: Option<Grants>,
 }
 
 impl ClientInfo {
-    /// Builds a `ClientInfo`.
+    /// Builds an anonymous `ClientInfo` without grants.
     pub fn new(name: impl Into<Arc<str>>, protocol: &'static str) -> Self {
         ClientInfo {
             name: name.into(),
             protocol,
             presence_events: true,
+            user: None,
+            grants: None,
         }
+    }
+
+    /// Sets the authenticated user (builder style).
+    pub fn with_user(mut self, user: Option<Arc<str>>) -> Self {
+        self.user = user;
+        self
+    }
+
+    /// Sets the credentials' limits (builder style).
+    pub fn with_grants(mut self, grants: Option<Grants>) -> Self {
+        self.grants = grants;
+        self
+    }
+
+    /// Sets whether presence events are delivered (builder style).
+    pub fn with_presence_events(mut self, on: bool) -> Self {
+        self.presence_events = on;
+        self
+    }
+}
+
+/// What a connection's credentials allow on topics: a predicate checked by
+/// [`Client::subscribe`] and [`Client::publish`]. Equal when it is the same
+/// predicate (pointer equality).
+#[derive(Clone)]
+pub struct Grants(Arc<dyn Fn(&str, Action) -> bool + Send + Sync>);
+
+impl Grants {
+    /// Wraps a predicate: `true` allows the action on the topic.
+    pub fn new(f: impl Fn(&str, Action) -> bool + Send + Sync + 'static) -> Self {
+        Grants(Arc::new(f))
+    }
+
+    /// Whether the credentials allow `action` on `topic`.
+    pub fn allows(&self, topic: &str, action: Action) -> bool {
+        (self.0)(topic, action)
+    }
+}
+
+impl PartialEq for Grants {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Grants {}
+
+impl fmt::Debug for Grants {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Grants(<fn>)")
     }
 }
 
@@ -125,6 +184,11 @@ impl Client {
     }
 
     fn authorize(&self, topic: &str, action: Action) -> Result<(), HubError> {
+        if let Some(g) = &self.info.grants {
+            if !g.allows(topic, action) {
+                return Err(HubError::Forbidden);
+            }
+        }
         match &self.hub.inner.config.authorize {
             Some(f) if !f(&self.info, topic, action) => Err(HubError::Forbidden),
             _ => Ok(()),

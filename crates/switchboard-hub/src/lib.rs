@@ -63,7 +63,7 @@ mod publication;
 mod topic;
 
 pub use backplane::{Backplane, InMemoryBackplane};
-pub use client::{Client, ClientId, ClientInfo, Subscribed};
+pub use client::{Client, ClientId, ClientInfo, Grants, Subscribed};
 pub use config::{Action, AuthorizeFn, HubConfig};
 pub use error::{validate_topic, HubError, MAX_TOPIC_LEN};
 pub use history::HistoryRange;

@@ -548,6 +548,38 @@ fn authorize_hook_forbids() {
     assert_eq!(HubError::Forbidden.to_string(), "forbidden");
 }
 
+#[test]
+fn grants_limit_a_client_before_the_hook() {
+    // The hook allows everything but "closed"; the token allows reading
+    // "news.*" and writing "chat" only.
+    let hub = Hub::new(cfg().with_authorize(|_, topic, _| topic != "closed"));
+    let grants = Grants::new(|topic, action| match action {
+        Action::Subscribe => topic.starts_with("news.") || topic == "chat" || topic == "closed",
+        Action::Publish => topic == "chat",
+    });
+    let limited = hub.connect(
+        ClientInfo::new("alice", "websocket")
+            .with_user(Some("alice".into()))
+            .with_grants(Some(grants.clone())),
+    );
+    assert_eq!(limited.info().user.as_deref(), Some("alice"));
+    assert!(limited.subscribe("news.today", None).is_ok());
+    assert!(limited.subscribe("chat", None).is_ok());
+    assert_eq!(limited.subscribe("other", None).unwrap_err(), HubError::Forbidden);
+    assert_eq!(
+        limited.publish("news.today", Payload::text("x")).unwrap_err(),
+        HubError::Forbidden
+    );
+    assert_eq!(limited.publish("chat", Payload::text("x")), Ok(1));
+    // Both must agree: the grants allow "closed", the hook does not.
+    assert_eq!(limited.subscribe("closed", None).unwrap_err(), HubError::Forbidden);
+    // A client without grants is only subject to the hook.
+    let free = hub.connect(ClientInfo::new("bob", "websocket"));
+    assert!(free.subscribe("other", None).is_ok());
+    assert_eq!(grants, grants.clone());
+    assert_ne!(grants, Grants::new(|_, _| true));
+}
+
 struct CountingWaker(AtomicUsize);
 
 impl Wake for CountingWaker {

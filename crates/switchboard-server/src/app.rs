@@ -94,7 +94,7 @@ impl Switchboard {
         let stomp = config
             .stomp
             .enabled
-            .then(|| endpoints::stomp::broker(&hub, &config.stomp));
+            .then(|| endpoints::stomp::broker(&hub, &config.stomp, &config.permissions));
         let stomp_ws_options = ServerOptions {
             protocols: switchboard_stomp::SUBPROTOCOLS
                 .iter()

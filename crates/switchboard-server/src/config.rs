@@ -26,7 +26,7 @@ pub struct Config {
     /// The STOMP broker (`/stomp` and a TCP port).
     pub stomp: StompSettings,
     /// Topic permission rules, first match wins (`[[permissions]]`).
-    pub permissions: Vec<crate::permissions::TopicRule>,
+    pub permissions: Vec<crate::permissions::Rule>,
 }
 
 /// Raw WebSocket endpoint settings.
@@ -380,6 +380,9 @@ impl Config {
             .map_err(|e| ConfigError(e.to_string()))?;
         config.sockjs.validate()?;
         config.stomp.tcp_address()?;
+        for rule in &config.permissions {
+            rule.validate().map_err(ConfigError)?;
+        }
         Ok(config)
     }
 }

@@ -327,11 +327,14 @@ impl StompClient {
                 return;
             }
         };
-        self.hub = Some(self.broker.hub().connect(ClientInfo {
-            name: principal.name_arc().clone(),
-            protocol: "stomp",
-            presence_events: false,
-        }));
+        let user = (!principal.is_anonymous()).then(|| principal.name_arc().clone());
+        self.hub = Some(
+            self.broker.hub().connect(
+                ClientInfo::new(principal.name_arc().clone(), "stomp")
+                    .with_presence_events(false)
+                    .with_user(user),
+            ),
+        );
         let session_id = format!("session-{}", self.id);
         let mut headers = vec![("session", session_id.as_str())];
         if !principal.is_anonymous() {

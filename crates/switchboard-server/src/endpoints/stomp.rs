@@ -7,6 +7,7 @@
 
 use crate::app::AppState;
 use crate::config::{StompSettings, StompUser};
+use crate::permissions::Rule;
 use crate::upgrade::upgrade_with;
 use axum::extract::Request;
 use axum::Router;
@@ -23,8 +24,10 @@ use switchboard_transport::Registry;
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
-/// The broker `settings` describe, on `hub`.
-pub fn broker(hub: &Hub, settings: &StompSettings) -> Broker {
+/// The broker `settings` describe, on `hub`; `rules` are the
+/// `[[permissions]]` (the `queue` ones apply here; `/topic` destinations are
+/// checked by the hub with the `topic` ones).
+pub fn broker(hub: &Hub, settings: &StompSettings, rules: &[Rule]) -> Broker {
     let mut config = StompConfig {
         connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
         max_queue_length: settings.max_queue_length,
@@ -43,6 +46,20 @@ pub fn broker(hub: &Hub, settings: &StompSettings) -> Broker {
             })
             .allow_anonymous(settings.allow_anonymous);
         config = config.with_authenticator(users);
+    }
+    if rules.iter().any(|r| r.queue.is_some()) {
+        let rules = rules.to_vec();
+        config = config.with_permission(move |principal, destination, action| {
+            let Some(queue) = destination.strip_prefix("/queue/") else {
+                return true;
+            };
+            let user = (!principal.is_anonymous()).then(|| principal.name());
+            let action = match action {
+                switchboard_stomp::Action::Send => switchboard_hub::Action::Publish,
+                switchboard_stomp::Action::Subscribe => switchboard_hub::Action::Subscribe,
+            };
+            crate::permissions::queue_allowed(&rules, user, queue, action)
+        });
     }
     match settings
         .data_dir

@@ -19,11 +19,9 @@ pub async fn topic(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    let client = state.hub.connect(ClientInfo {
-        name: "anonymous".into(),
-        protocol: "websocket",
-        presence_events: false,
-    });
+    let client = state
+        .hub
+        .connect(ClientInfo::new("anonymous", "websocket").with_presence_events(false));
     if let Err(e) = client.subscribe(&name, None) {
         let status = match e {
             HubError::InvalidTopic => StatusCode::BAD_REQUEST,
