@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Switchboard on a fresh machine of this kind, installing
-# what the tests need first: Chromium (Debian), kosoku (PyPI, in a virtualenv),
+# what the tests need first: Chromium and redis-server (Debian; the tests
+# start their own redis-server on free ports), kosoku (PyPI, in a virtualenv),
 # the Node test clients (npm, from the lockfile). Steps:
 #   1. cargo tests (unit, integration, doc) of the whole workspace
 #   2. the fuzz targets of every parser, 15 s each (scripts/fuzz.sh), and the
@@ -18,12 +19,14 @@ step() { printf '\n==== %s ====\n' "$*"; }
 step "install: system packages"
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if ((${#need_apt[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 chromium --version
+redis-server --version
 
 step "install: kosoku and stomp.py (virtualenv)"
 VENV=$ROOT/target/venv

@@ -3,6 +3,7 @@
 //! result of a subscribe ([`Subscribed`]). Dropping a `Client` disconnects it.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -13,6 +14,7 @@ use crate::hub::Hub;
 use crate::mailbox::{Delivery, Mailbox};
 use crate::presence::{Presence, PresenceEvent, PresenceKind};
 use crate::publication::{now_ms, Payload, Publication};
+use crate::registry::ProtocolCounters;
 use crate::topic::{FanOut, Topic};
 
 /// Process-unique id of a connection (never reused by a hub).
@@ -36,10 +38,17 @@ pub struct ClientInfo {
     /// endpoints that cannot show them say no, which spares the O(subscribers)
     /// fan-out of every join and leave.
     pub presence_events: bool,
-    /// The user its credentials proved (a token's subject, a STOMP login);
-    /// `None` for an anonymous connection, whatever name it chose.
-    pub user: Option<Arc<str>>,
-    /// Limits carried by its credentials (e.g. a token's topic claims),
+    /// What its credentials proved; `None` for an anonymous connection,
+    /// whatever name it chose.
+    pub credentials: Option<Arc<Credentials>>,
+}
+
+/// What an authenticated connection's credentials proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user (a token's subject, a STOMP login).
+    pub user: Arc<str>,
+    /// Limits carried by the credentials (e.g. a token's topic claims),
     /// checked on every subscribe and publish before the hub's authorize
     /// hook. `None`: no limit from the credentials.
     pub grants: Option<Grants>,
@@ -52,21 +61,23 @@ impl ClientInfo {
             name: name.into(),
             protocol,
             presence_events: true,
-            user: None,
-            grants: None,
+            credentials: None,
         }
     }
 
-    /// Sets the authenticated user (builder style).
-    pub fn with_user(mut self, user: Option<Arc<str>>) -> Self {
-        self.user = user;
+    /// Marks the connection as authenticated as `user`, with the
+    /// credentials' limits if any (builder style).
+    pub fn with_user(mut self, user: impl Into<Arc<str>>, grants: Option<Grants>) -> Self {
+        self.credentials = Some(Arc::new(Credentials {
+            user: user.into(),
+            grants,
+        }));
         self
     }
 
-    /// Sets the credentials' limits (builder style).
-    pub fn with_grants(mut self, grants: Option<Grants>) -> Self {
-        self.grants = grants;
-        self
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&Arc<str>> {
+        self.credentials.as_ref().map(|c| &c.user)
     }
 
     /// Sets whether presence events are delivered (builder style).
@@ -80,7 +91,9 @@ impl ClientInfo {
 /// [`Client::subscribe`] and [`Client::publish`]. Equal when it is the same
 /// predicate (pointer equality).
 #[derive(Clone)]
-pub struct Grants(Arc<dyn Fn(&str, Action) -> bool + Send + Sync>);
+pub struct Grants(Arc<GrantFn>);
+
+type GrantFn = dyn Fn(&str, Action) -> bool + Send + Sync;
 
 impl Grants {
     /// Wraps a predicate: `true` allows the action on the topic.
@@ -150,16 +163,23 @@ pub struct Client {
     hub: Hub,
     mailbox: Arc<Mailbox>,
     subs: Mutex<Vec<Subscription>>,
+    counters: Arc<ProtocolCounters>,
 }
 
 impl Client {
     pub(crate) fn new(id: ClientId, info: ClientInfo, hub: Hub, mailbox: Arc<Mailbox>) -> Self {
+        let registry = &hub.inner.registry;
+        let counters = registry.connected(info.protocol);
+        if let Some(user) = info.user() {
+            registry.add_user(user, id, &mailbox);
+        }
         Client {
             id,
             info,
             hub,
             mailbox,
             subs: Mutex::new(Vec::new()),
+            counters,
         }
     }
 
@@ -184,7 +204,7 @@ impl Client {
     }
 
     fn authorize(&self, topic: &str, action: Action) -> Result<(), HubError> {
-        if let Some(g) = &self.info.grants {
+        if let Some(g) = self.info.credentials.as_ref().and_then(|c| c.grants.as_ref()) {
             if !g.allows(topic, action) {
                 return Err(HubError::Forbidden);
             }
@@ -299,6 +319,7 @@ impl Client {
     pub fn publish(&self, topic: &str, payload: Payload) -> Result<u64, HubError> {
         validate_topic(topic)?;
         self.authorize(topic, Action::Publish)?;
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
         Ok(self
             .hub
             .inner
@@ -320,6 +341,10 @@ impl Drop for Client {
     fn drop(&mut self) {
         self.unsubscribe_all();
         self.mailbox.close();
+        self.counters.connections.fetch_sub(1, Ordering::Relaxed);
+        if let Some(user) = self.info.user() {
+            self.hub.inner.registry.remove_user(user, self.id);
+        }
         self.hub.inner.client_gone();
     }
 }

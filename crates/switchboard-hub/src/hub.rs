@@ -1,6 +1,7 @@
 //! The [`Hub`]: the sharded topic map, publish fan-out, idle-topic retention,
 //! presence/history queries, statistics ([`HubStats`]) and the entry point for
-//! publications relayed from other nodes ([`Hub::deliver_remote`]).
+//! publications relayed from other nodes ([`Hub::deliver_remote`]), and the
+//! non-owning [`WeakHub`] a backplane's network task holds.
 //!
 //! Locking and topic lifetime are documented on [`Hub`].
 
@@ -8,7 +9,8 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use parking_lot::RwLock;
 
@@ -20,6 +22,7 @@ use crate::history::HistoryRange;
 use crate::mailbox::{Delivery, Mailbox};
 use crate::presence::Presence;
 use crate::publication::{now_ms, Payload, Publication};
+use crate::registry::{FanoutSnapshot, ProtocolStats, Registry};
 use crate::topic::{FanOut, Topic, TopicState};
 
 /// Counters describing a hub.
@@ -71,6 +74,7 @@ pub(crate) struct HubInner {
     delivered: AtomicU64,
     dropped_deliveries: AtomicU64,
     dropped_slow_consumers: AtomicU64,
+    pub(crate) registry: Registry,
 }
 
 /// The pub/sub hub shared by every protocol. Cheap to clone (an `Arc`).
@@ -120,7 +124,34 @@ impl Hub {
                 delivered: AtomicU64::new(0),
                 dropped_deliveries: AtomicU64::new(0),
                 dropped_slow_consumers: AtomicU64::new(0),
+                registry: Registry::default(),
             }),
+        }
+    }
+
+    /// A non-owning handle on this hub: it does not keep the hub alive.
+    ///
+    /// For a [`Backplane`] whose network task delivers remote publications
+    /// with [`deliver_remote`](Self::deliver_remote): the hub owns the
+    /// backplane, so a backplane holding a `Hub` would keep both alive
+    /// forever. Its task holds a `WeakHub` instead and stops once
+    /// [`WeakHub::upgrade`] returns `None`.
+    ///
+    /// ```
+    /// use switchboard_hub::{Hub, HubConfig, Payload};
+    ///
+    /// let hub = Hub::new(HubConfig::default());
+    /// let weak = hub.downgrade();
+    /// if let Some(hub) = weak.upgrade() {
+    ///     hub.deliver_remote("chat", Payload::text("hi"), None, 0).unwrap();
+    /// }
+    /// assert_eq!(hub.last_seq("chat"), 1);
+    /// drop(hub);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    pub fn downgrade(&self) -> WeakHub {
+        WeakHub {
+            inner: Arc::downgrade(&self.inner),
         }
     }
 
@@ -231,6 +262,29 @@ impl Hub {
         }
     }
 
+    /// Connections and publications per protocol (`ClientInfo::protocol`),
+    /// for every protocol seen since the hub started.
+    pub fn protocol_stats(&self) -> Vec<ProtocolStats> {
+        self.inner.registry.protocol_stats()
+    }
+
+    /// How long publications took to reach every local subscriber's mailbox.
+    pub fn fanout_histogram(&self) -> FanoutSnapshot {
+        self.inner.registry.fanout.snapshot()
+    }
+
+    /// Number of distinct authenticated users connected.
+    pub fn user_count(&self) -> usize {
+        self.inner.registry.users()
+    }
+
+    /// Disconnects every connection authenticated as `user`
+    /// (`ClientInfo::user`): kicks their mailboxes ([`Mailbox::kick`]), and
+    /// each transport closes its connection. Returns how many were kicked.
+    pub fn disconnect_user(&self, user: &str) -> usize {
+        self.inner.registry.disconnect_user(user)
+    }
+
     /// Every topic in the map with its number of subscribers (0 for idle
     /// topics), in no particular order.
     pub fn topics(&self) -> Vec<(Arc<str>, usize)> {
@@ -253,6 +307,29 @@ impl fmt::Debug for Hub {
         f.debug_struct("Hub")
             .field("config", &self.inner.config)
             .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A non-owning handle on a [`Hub`], from [`Hub::downgrade`]: it does not
+/// keep the hub (nor, therefore, its backplane) alive. Cheap to clone;
+/// `WeakHub::default()` never upgrades.
+#[derive(Clone, Default)]
+pub struct WeakHub {
+    inner: Weak<HubInner>,
+}
+
+impl WeakHub {
+    /// The hub, if it still exists (some [`Hub`] or [`Client`] holds it).
+    pub fn upgrade(&self) -> Option<Hub> {
+        self.inner.upgrade().map(|inner| Hub { inner })
+    }
+}
+
+impl fmt::Debug for WeakHub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakHub")
+            .field("alive", &(self.inner.strong_count() > 0))
             .finish()
     }
 }
@@ -320,6 +397,7 @@ impl HubInner {
         timestamp_ms: u64,
         local: bool,
     ) -> u64 {
+        let started = Instant::now();
         let (topic, created, (seq, fan, idle)) = self.with_live_topic(name, |t, st| {
             st.seq += 1;
             let p = Arc::new(Publication::new(
@@ -336,6 +414,7 @@ impl HubInner {
             }
             (st.seq, fan, st.count == 0)
         });
+        self.registry.fanout.observe(started.elapsed());
         self.published.fetch_add(1, Ordering::Relaxed);
         self.delivered.fetch_add(fan.delivered, Ordering::Relaxed);
         self.record_drops(fan);

@@ -60,14 +60,16 @@ mod hub;
 mod mailbox;
 mod presence;
 mod publication;
+mod registry;
 mod topic;
 
 pub use backplane::{Backplane, InMemoryBackplane};
-pub use client::{Client, ClientId, ClientInfo, Grants, Subscribed};
+pub use client::{Client, ClientId, ClientInfo, Credentials, Grants, Subscribed};
 pub use config::{Action, AuthorizeFn, HubConfig};
 pub use error::{validate_topic, HubError, MAX_TOPIC_LEN};
 pub use history::HistoryRange;
-pub use hub::{Hub, HubStats};
+pub use hub::{Hub, HubStats, WeakHub};
 pub use mailbox::{Delivery, Mailbox, DELIVERY_OVERHEAD};
 pub use presence::{Presence, PresenceEvent, PresenceKind};
+pub use registry::{FanoutHistogram, FanoutSnapshot, ProtocolStats, FANOUT_BUCKETS_US};
 pub use publication::{now_ms, Encoding, EncodingCache, Payload, PayloadKind, Publication};

@@ -76,6 +76,7 @@ impl Delivery {
 
 const OVERFLOWED: u8 = 1;
 const CLOSED: u8 = 2;
+const KICKED: u8 = 4;
 
 /// Result of a push, for the hub's accounting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,11 +283,32 @@ impl Mailbox {
         self.waker.wake();
     }
 
+    /// Asks the consumer to end its connection ([`Hub::disconnect_user`](crate::Hub::disconnect_user)):
+    /// closes the mailbox (later pushes are refused; queued deliveries can
+    /// still be drained), marks it kicked ([`is_kicked`](Self::is_kicked))
+    /// and wakes the consumer, whose transport then closes the connection
+    /// with its protocol's "disconnected by the server". Returns `false` if
+    /// it was already kicked or closed.
+    pub fn kick(&self) -> bool {
+        let before = {
+            let _q = self.queue.lock();
+            self.state.fetch_or(KICKED | CLOSED, Ordering::AcqRel)
+        };
+        self.waker.wake();
+        before & (KICKED | CLOSED) == 0
+    }
+
+    /// Whether [`kick`](Self::kick) was called: the transport must close the
+    /// connection. Sticky.
+    pub fn is_kicked(&self) -> bool {
+        self.state.load(Ordering::Acquire) & KICKED != 0
+    }
+
     fn is_ready(&self) -> bool {
         self.state.load(Ordering::Acquire) != 0 || !self.queue.lock().items.is_empty()
     }
 
-    /// Ready when the mailbox is non-empty, overflowed or closed; otherwise
+    /// Ready when the mailbox is non-empty, overflowed, kicked or closed; otherwise
     /// registers the task's waker (only the last registered waker is kept:
     /// a mailbox has a single consumer) and returns `Pending`.
     pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {

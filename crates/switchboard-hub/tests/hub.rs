@@ -558,11 +558,9 @@ fn grants_limit_a_client_before_the_hook() {
         Action::Publish => topic == "chat",
     });
     let limited = hub.connect(
-        ClientInfo::new("alice", "websocket")
-            .with_user(Some("alice".into()))
-            .with_grants(Some(grants.clone())),
+        ClientInfo::new("alice", "websocket").with_user("alice", Some(grants.clone())),
     );
-    assert_eq!(limited.info().user.as_deref(), Some("alice"));
+    assert_eq!(limited.info().user().map(|u| &**u), Some("alice"));
     assert!(limited.subscribe("news.today", None).is_ok());
     assert!(limited.subscribe("chat", None).is_ok());
     assert_eq!(limited.subscribe("other", None).unwrap_err(), HubError::Forbidden);
@@ -578,6 +576,73 @@ fn grants_limit_a_client_before_the_hook() {
     assert!(free.subscribe("other", None).is_ok());
     assert_eq!(grants, grants.clone());
     assert_ne!(grants, Grants::new(|_, _| true));
+}
+
+#[test]
+fn counters_per_protocol_and_fanout_histogram() {
+    let hub = Hub::new(cfg());
+    let a = hub.connect(ClientInfo::new("a", "websocket"));
+    let b = hub.connect(ClientInfo::new("b", "websocket"));
+    let c = hub.connect(ClientInfo::new("c", "stomp"));
+    a.subscribe("t", None).unwrap();
+    c.subscribe("t", None).unwrap();
+    b.publish("t", Payload::text("1")).unwrap();
+    b.publish("t", Payload::text("2")).unwrap();
+    c.publish("t", Payload::text("3")).unwrap();
+    hub.publish("t", Payload::text("server"), None).unwrap();
+    let find = |p: &str| {
+        hub.protocol_stats()
+            .into_iter()
+            .find(|s| s.protocol == p)
+            .unwrap()
+    };
+    assert_eq!((find("websocket").connections, find("websocket").published), (2, 2));
+    assert_eq!((find("stomp").connections, find("stomp").published), (1, 1));
+    drop(b);
+    assert_eq!(find("websocket").connections, 1);
+    // Every publication (client or server) was timed once.
+    let h = hub.fanout_histogram();
+    assert_eq!(h.count(), 4);
+    assert_eq!(h.counts.len(), FANOUT_BUCKETS_US.len() + 1);
+    assert!(h.sum_ns > 0);
+}
+
+fn queued_messages(m: &Mailbox) -> usize {
+    let mut out = Vec::new();
+    m.drain(&mut out);
+    messages(&out).len()
+}
+
+#[test]
+fn disconnect_user_kicks_only_that_users_connections() {
+    let hub = Hub::new(cfg());
+    let alice1 = hub.connect(ClientInfo::new("alice", "websocket").with_user("alice", None));
+    let alice2 = hub.connect(ClientInfo::new("Alice", "stomp").with_user("alice", None));
+    let bob = hub.connect(ClientInfo::new("bob", "websocket").with_user("bob", None));
+    // Anonymous, calling itself alice: not alice.
+    let impostor = hub.connect(ClientInfo::new("alice", "sockjs"));
+    for c in [&alice1, &alice2, &bob, &impostor] {
+        c.subscribe("t", None).unwrap();
+    }
+    assert_eq!(hub.user_count(), 2);
+    hub.publish("t", Payload::text("before"), None).unwrap();
+    assert_eq!(hub.disconnect_user("alice"), 2);
+    assert_eq!(hub.disconnect_user("alice"), 0, "already kicked");
+    assert_eq!(hub.disconnect_user("nobody"), 0);
+    hub.publish("t", Payload::text("after"), None).unwrap();
+    for kicked in [&alice1, &alice2] {
+        let m = kicked.mailbox();
+        assert!(m.is_kicked() && m.is_closed() && !m.is_overflowed());
+        // What was queued before the kick can still be delivered; nothing after.
+        assert_eq!(queued_messages(m), 1);
+    }
+    for free in [&bob, &impostor] {
+        assert!(!free.mailbox().is_kicked());
+        assert_eq!(queued_messages(free.mailbox()), 2);
+    }
+    drop(alice1);
+    drop(alice2);
+    assert_eq!(hub.user_count(), 1);
 }
 
 struct CountingWaker(AtomicUsize);

@@ -6,8 +6,12 @@ use crate::config::Config;
 use crate::endpoints;
 use axum::routing::{any, get};
 use axum::Router;
-use std::sync::Arc;
-use switchboard_hub::Hub;
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock};
+use switchboard_auth::Authenticator;
+use switchboard_hub::{now_ms, Hub};
+use switchboard_redis::RedisBackplane;
+use switchboard_socketio::SocketIo;
 use switchboard_transport::{DriverConfig, Shutdown};
 use switchboard_websocket::handshake::server::ServerOptions;
 use switchboard_websocket::DeflateConfig;
@@ -29,6 +33,16 @@ pub struct AppState {
     /// Handshake options of STOMP over WebSocket: `ws_options` with the
     /// STOMP subprotocols.
     pub stomp_ws_options: ServerOptions,
+    /// Connection tokens and API keys (`[auth]`).
+    pub auth: Arc<Authenticator>,
+    /// The Redis backplane, when `[redis]` is configured (for metrics).
+    pub redis: Option<Arc<RedisBackplane>>,
+    /// The Socket.IO server, once [`Switchboard::router`] built it (for the API).
+    pub socket_io: OnceLock<SocketIo>,
+    /// This node's id (random per process; the Redis backplane's when it has one).
+    pub node_id: String,
+    /// When the server started, in ms since the epoch.
+    pub started_at_ms: u64,
 }
 
 /// A Switchboard instance: build it from a [`Config`], mount its router.
@@ -46,6 +60,12 @@ pub struct Switchboard {
 
 impl Switchboard {
     /// Builds the hub and the endpoint settings from `config`.
+    ///
+    /// # Panics
+    ///
+    /// If `[auth]` is unusable or `[redis]` invalid ([`Config::load`]
+    /// reports both as errors first), or, with `[redis]`, outside a Tokio
+    /// runtime (the backplane starts its tasks here).
     pub fn new(config: Config) -> Self {
         let mut hub_config = switchboard_hub::HubConfig {
             history_size: config.hub.history_size,
@@ -59,13 +79,24 @@ impl Switchboard {
                 crate::permissions::allowed(&rules, client, topic, action)
             });
         }
-        let hub = Hub::new(hub_config);
-        Self::with_hub(config, hub)
+        match config.redis.clone() {
+            Some(redis) => {
+                let bp = RedisBackplane::new(redis).unwrap_or_else(|e| panic!("[redis]: {e}"));
+                let hub = Hub::with_backplane(hub_config, bp.clone());
+                bp.start(&hub).unwrap_or_else(|e| panic!("[redis]: {e}"));
+                Self::build(config, hub, Some(bp))
+            }
+            None => Self::build(config, Hub::new(hub_config), None),
+        }
     }
 
     /// Like [`Switchboard::new`] with a hub of the caller's (e.g. shared with
     /// the rest of the application, or with another backplane).
     pub fn with_hub(config: Config, hub: Hub) -> Self {
+        Self::build(config, hub, None)
+    }
+
+    fn build(config: Config, hub: Hub, redis: Option<Arc<RedisBackplane>>) -> Self {
         let allowed = config.websocket.allowed_origins.clone();
         let origin_allowed: Option<switchboard_websocket::handshake::OriginCheck> =
             if allowed.is_empty() {
@@ -91,10 +122,13 @@ impl Switchboard {
             ping_timeout: std::time::Duration::from_secs(config.websocket.ping_timeout_secs),
             ..DriverConfig::default()
         });
+        let auth = Arc::new(
+            Authenticator::new(&config.auth).unwrap_or_else(|e| panic!("[auth]: {e}")),
+        );
         let stomp = config
             .stomp
             .enabled
-            .then(|| endpoints::stomp::broker(&hub, &config.stomp, &config.permissions));
+            .then(|| endpoints::stomp::broker(&hub, &config.stomp, &config.permissions, &auth));
         let stomp_ws_options = ServerOptions {
             protocols: switchboard_stomp::SUBPROTOCOLS
                 .iter()
@@ -102,6 +136,10 @@ impl Switchboard {
                 .collect(),
             deflate: ws_options.deflate.clone(),
             origin_allowed: ws_options.origin_allowed.clone(),
+        };
+        let node_id = match &redis {
+            Some(bp) => format!("{:016x}", bp.node_id()),
+            None => format!("{:016x}", std::collections::hash_map::RandomState::new().hash_one(now_ms())),
         };
         Switchboard {
             state: Arc::new(AppState {
@@ -112,6 +150,11 @@ impl Switchboard {
                 driver_config,
                 stomp,
                 stomp_ws_options,
+                auth,
+                redis,
+                socket_io: OnceLock::new(),
+                node_id,
+                started_at_ms: now_ms(),
             }),
         }
     }
@@ -140,8 +183,9 @@ impl Switchboard {
     /// Every endpoint: the chat page, health, the WebSocket endpoints, Socket.IO
     /// and the SockJS services.
     pub fn router(&self) -> Router {
-        let (_io, engine) = endpoints::socketio::socket_io(&self.state);
-        let router = endpoints::stomp::mount(Router::new(), &self.state);
+        let (io, engine) = endpoints::socketio::socket_io(&self.state);
+        let _ = self.state.socket_io.set(io);
+        let router = endpoints::stomp::mount(endpoints::api::routes(), &self.state);
         endpoints::sockjs::mount(router, &self.state)
             .route(
                 "/socket.io/",
@@ -162,6 +206,7 @@ impl Switchboard {
             .route("/assets/{file}", get(endpoints::page::asset))
             .route("/assets/vendor/{file}", get(endpoints::page::vendor))
             .route("/healthz", get(endpoints::health::healthz))
+            .route("/metrics", get(crate::metrics::metrics))
             .route("/ws", any(endpoints::chat::chat))
             .route("/ws/echo", any(endpoints::echo::echo))
             .route("/ws/topic/{name}", any(endpoints::topic::topic))

@@ -25,6 +25,10 @@ pub struct Config {
     pub sockjs: SockJsSettings,
     /// The STOMP broker (`/stomp` and a TCP port).
     pub stomp: StompSettings,
+    /// The Redis backplane (`[redis]`): absent, the node is alone (in-memory hub).
+    pub redis: Option<switchboard_redis::RedisConfig>,
+    /// Connection tokens and API keys (`[auth]`, docs/auth.md).
+    pub auth: switchboard_auth::AuthConfig,
     /// Topic permission rules, first match wins (`[[permissions]]`).
     pub permissions: Vec<crate::permissions::Rule>,
 }
@@ -269,6 +273,8 @@ impl Default for Config {
             sockjs: SockJsSettings::default(),
             stomp: StompSettings::default(),
             permissions: Vec::new(),
+            auth: Default::default(),
+            redis: None,
         }
     }
 }
@@ -346,6 +352,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sockjs",
     "stomp",
     "permissions",
+    "auth",
+    "redis",
 ];
 
 impl Config {
@@ -380,6 +388,13 @@ impl Config {
             .map_err(|e| ConfigError(e.to_string()))?;
         config.sockjs.validate()?;
         config.stomp.tcp_address()?;
+        if let Some(redis) = &config.redis {
+            redis
+                .validate()
+                .map_err(|e| ConfigError(format!("[redis]: {e}")))?;
+        }
+        switchboard_auth::Authenticator::new(&config.auth)
+            .map_err(|e| ConfigError(format!("[auth]: {e}")))?;
         for rule in &config.permissions {
             rule.validate().map_err(ConfigError)?;
         }

@@ -7,8 +7,10 @@
 //! the subscribers' handlers → their cores → their sockets.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod endpoints;
+pub mod metrics;
 pub mod permissions;
 pub mod serve;
 pub mod upgrade;

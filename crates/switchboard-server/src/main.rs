@@ -1,4 +1,5 @@
-//! The `switchboard` command: `switchboard serve [--listen ADDR:PORT] [--config FILE]`.
+//! The `switchboard` command: `switchboard serve [--listen ADDR:PORT] [--config FILE]`,
+//! and `switchboard token` to mint an HS256 connection token for `[auth]`.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -28,11 +29,42 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print an HS256 connection token (JWT) signed with `[auth] jwt_hs256_secret`.
+    Token {
+        /// The user id (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Display name (`name`); the subject is shown when absent.
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime in seconds (`exp` = now + ttl).
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// A topic glob the holder may subscribe to (repeatable; none: no limit).
+        #[arg(long)]
+        subscribe: Vec<String>,
+        /// A topic glob the holder may publish to (repeatable; none: no limit).
+        #[arg(long)]
+        publish: Vec<String>,
+        /// TOML configuration file with the secret; SWITCHBOARD_* variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let Command::Serve { listen, config } = cli.command;
+    let (listen, config) = match cli.command {
+        Command::Serve { listen, config } => (listen, config),
+        Command::Token {
+            sub,
+            name,
+            ttl,
+            subscribe,
+            publish,
+            config,
+        } => return token(sub, name, ttl, subscribe, publish, config),
+    };
     let mut config = match Config::load(config.as_deref(), std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
@@ -128,4 +160,42 @@ fn main() -> std::process::ExitCode {
             }
         }
     })
+}
+
+/// `switchboard token`: mints a token with the configured HS256 secret.
+fn token(
+    sub: String,
+    name: Option<String>,
+    ttl: u64,
+    subscribe: Vec<String>,
+    publish: Vec<String>,
+    config: Option<PathBuf>,
+) -> std::process::ExitCode {
+    let config = match Config::load(config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("switchboard: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let Some(secret) = config.auth.jwt_hs256_secret.as_deref() else {
+        eprintln!("switchboard: no [auth] jwt_hs256_secret (SWITCHBOARD_AUTH__JWT_HS256_SECRET) to sign with");
+        return std::process::ExitCode::from(2);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = switchboard_auth::Claims {
+        sub: Some(sub),
+        name,
+        iss: config.auth.issuer.clone(),
+        aud: config.auth.audience.clone(),
+        exp: Some(now + ttl),
+        nbf: None,
+        iat: Some(now),
+        subscribe: (!subscribe.is_empty()).then_some(subscribe),
+        publish: (!publish.is_empty()).then_some(publish),
+    };
+    println!("{}", switchboard_auth::mint_hs256(secret.as_bytes(), &claims));
+    std::process::ExitCode::SUCCESS
 }

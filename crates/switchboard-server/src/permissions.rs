@@ -63,7 +63,7 @@ impl Rule {
 
 /// Whether `rules` let `client` do `action` on hub topic `topic`.
 pub fn allowed(rules: &[Rule], client: &ClientInfo, topic: &str, action: Action) -> bool {
-    first_match(rules, client.user.as_deref(), |r| r.topic.as_deref(), topic)
+    first_match(rules, client.user().map(|u| &**u), |r| r.topic.as_deref(), topic)
         .is_none_or(|r| r.decides(action))
 }
 
@@ -173,7 +173,7 @@ mod tests {
             .try_into()
             .unwrap();
         rules.iter().for_each(|r| r.validate().unwrap());
-        let root = ClientInfo::new("root", "stomp").with_user(Some("root".into()));
+        let root = ClientInfo::new("root", "stomp").with_user("root", None);
         // An anonymous client that calls itself "root" is not root.
         let impostor = ClientInfo::new("root", "websocket");
         assert!(allowed(&rules, &root, "admin.x", Action::Publish));

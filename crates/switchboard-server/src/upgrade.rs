@@ -108,3 +108,19 @@ pub fn text_response(status: StatusCode, reason: &str) -> Response {
     );
     resp
 }
+
+/// The answer to an upgrade refused for its credentials (401 with
+/// `WWW-Authenticate: Bearer`) or its display name (400), with the reason.
+pub fn refused(refusal: &crate::auth::Refusal) -> Response {
+    match refusal {
+        crate::auth::Refusal::Auth(_) => {
+            let mut r = text_response(StatusCode::UNAUTHORIZED, refusal.reason());
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
+        crate::auth::Refusal::BadName(_) => text_response(StatusCode::BAD_REQUEST, refusal.reason()),
+    }
+}

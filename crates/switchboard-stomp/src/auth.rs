@@ -7,28 +7,74 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use switchboard_hub::Grants;
+use switchboard_stomp_proto::ConnectRequest;
+
 /// The authenticated identity of a connection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     name: Arc<str>,
+    id: Arc<str>,
     anonymous: bool,
+    grants: Option<Grants>,
 }
 
 impl Principal {
-    /// A named user.
+    /// A named user (its name is also its user id).
     pub fn user(name: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
+        Principal {
+            id: name.clone(),
+            name,
+            anonymous: false,
+            grants: None,
+        }
+    }
+
+    /// A user whose display name differs from its id (e.g. a token's `name`
+    /// and `sub`), with the limits its credentials carry on hub topics.
+    pub fn authenticated(
+        name: impl Into<Arc<str>>,
+        id: impl Into<Arc<str>>,
+        grants: Option<Grants>,
+    ) -> Self {
         Principal {
             name: name.into(),
+            id: id.into(),
             anonymous: false,
+            grants,
         }
     }
 
     /// The anonymous principal (name `anonymous`).
     pub fn anonymous() -> Self {
+        let name: Arc<str> = Arc::from("anonymous");
         Principal {
-            name: Arc::from("anonymous"),
+            id: name.clone(),
+            name,
             anonymous: true,
+            grants: None,
         }
+    }
+
+    /// An anonymous connection that chose a display name (not an identity:
+    /// permission rules and `Hub::disconnect_user` never match it).
+    pub fn anonymous_named(name: impl Into<Arc<str>>) -> Self {
+        Principal {
+            name: name.into(),
+            ..Principal::anonymous()
+        }
+    }
+
+    /// The user id (the login for [`StaticUsers`]); what permission rules
+    /// and `Hub::disconnect_user` match.
+    pub fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// The credentials' limits on hub topics, if any.
+    pub fn grants(&self) -> Option<&Grants> {
+        self.grants.as_ref()
     }
 
     /// The name, used as the hub display name (`from` of publications).
@@ -60,6 +106,18 @@ pub trait Authenticator: Send + Sync + 'static {
         passcode: Option<&str>,
         host: Option<&str>,
     ) -> Result<Principal, String>;
+
+    /// Authenticates a whole CONNECT frame: what the broker calls. The
+    /// default passes `login`, `passcode` and `host` to
+    /// [`authenticate`](Self::authenticate); override it to read other
+    /// headers (e.g. a `token` header).
+    fn authenticate_request(&self, req: &ConnectRequest) -> Result<Principal, String> {
+        self.authenticate(
+            req.login.as_deref(),
+            req.passcode.as_deref(),
+            req.host.as_deref(),
+        )
+    }
 }
 
 /// Accepts everybody: a `login` becomes the principal's name (the passcode
@@ -114,6 +172,16 @@ impl StaticUsers {
     pub fn allow_anonymous(mut self, allow: bool) -> Self {
         self.allow_anonymous = allow;
         self
+    }
+
+    /// Whether anonymous connections are accepted.
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous
+    }
+
+    /// Whether `login` is one of the users.
+    pub fn has_user(&self, login: &str) -> bool {
+        self.users.contains_key(login)
     }
 }
 

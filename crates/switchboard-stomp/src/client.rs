@@ -223,13 +223,18 @@ impl StompClient {
                 );
                 return;
             }
-            if mailbox.drain(&mut batch) == 0 {
-                break;
-            }
+            let drained = mailbox.drain(&mut batch);
             for d in batch.drain(..) {
                 if let Delivery::Message(p) = d {
                     self.on_publication(&p);
                 }
+            }
+            if mailbox.is_kicked() {
+                self.fail("disconnected by the server", "");
+                return;
+            }
+            if drained == 0 {
+                break;
             }
         }
         self.batch = batch;
@@ -314,11 +319,7 @@ impl StompClient {
     }
 
     fn on_connect(&mut self, now: Instant, req: ConnectRequest) {
-        let auth = self.broker.config().authenticator.authenticate(
-            req.login.as_deref(),
-            req.passcode.as_deref(),
-            req.host.as_deref(),
-        );
+        let auth = self.broker.config().authenticator.authenticate_request(&req);
         let principal = match auth {
             Ok(p) => p,
             Err(message) => {
@@ -327,14 +328,12 @@ impl StompClient {
                 return;
             }
         };
-        let user = (!principal.is_anonymous()).then(|| principal.name_arc().clone());
-        self.hub = Some(
-            self.broker.hub().connect(
-                ClientInfo::new(principal.name_arc().clone(), "stomp")
-                    .with_presence_events(false)
-                    .with_user(user),
-            ),
-        );
+        let mut info =
+            ClientInfo::new(principal.name_arc().clone(), "stomp").with_presence_events(false);
+        if !principal.is_anonymous() {
+            info = info.with_user(principal.id().clone(), principal.grants().cloned());
+        }
+        self.hub = Some(self.broker.hub().connect(info));
         let session_id = format!("session-{}", self.id);
         let mut headers = vec![("session", session_id.as_str())];
         if !principal.is_anonymous() {

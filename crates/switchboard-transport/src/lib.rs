@@ -14,4 +14,4 @@ pub use engineio::{
 };
 pub use registry::{ConnectionGuard, Registry, Shutdown};
 pub use sockjs::{SockJs, SockJsConn, SockJsHandler};
-pub use websocket::{drive, Driver, DriverConfig, WsHandler};
+pub use websocket::{drive, Driver, DriverConfig, WsHandler, DISCONNECTED_BY_SERVER};

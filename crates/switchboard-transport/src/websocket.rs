@@ -19,6 +19,11 @@ use switchboard_websocket::{CloseCode, Connection, Event, Writer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+/// Close code of a connection the server ended on purpose (e.g. a backend
+/// disconnected its user through the API): 4001, from the range RFC 6455
+/// leaves to applications, with reason "disconnected by the server".
+pub const DISCONNECTED_BY_SERVER: CloseCode = CloseCode(4001);
+
 /// What a WebSocket endpoint does with a connection's traffic.
 pub trait WsHandler: Send + Unpin + 'static {
     /// Called for every event from the peer; replies go to `out`.
@@ -203,6 +208,10 @@ where
         DELIVERIES.with(|d| *d.borrow_mut() = batch);
         if mailbox.is_overflowed() {
             self.drop_slow_consumer();
+        } else if mailbox.is_kicked() {
+            self.conn
+                .writer()
+                .close(DISCONNECTED_BY_SERVER, "disconnected by the server");
         } else if mailbox.is_closed() {
             self.conn
                 .writer()

@@ -3,14 +3,13 @@
 //! open.
 
 use crate::app::AppState;
-use crate::endpoints::envelope::{self, display_name, message_event_json, Envelope, EnvelopeOut};
-use crate::upgrade::{text_response, upgrade};
+use crate::endpoints::envelope::{self, message_event_json, Envelope, EnvelopeOut};
+use crate::upgrade::upgrade;
 use axum::extract::{Query, Request, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
-use switchboard_hub::{ClientInfo, Delivery, Encoding, Publication};
+use switchboard_hub::{Delivery, Encoding, Publication};
 use switchboard_transport::WsHandler;
 use switchboard_websocket::{encode_frame, Event, OpCode, Writer};
 
@@ -26,11 +25,14 @@ pub async fn chat(
     Query(q): Query<ChatQuery>,
     req: Request,
 ) -> Response {
-    let name = match display_name(q.name) {
-        Ok(n) => n,
-        Err(reason) => return text_response(StatusCode::BAD_REQUEST, reason),
+    let (parts, body) = req.into_parts();
+    let token = crate::auth::request_token(&parts);
+    let info = match crate::auth::identify(&state.auth, token.as_deref(), q.name, "websocket") {
+        Ok(info) => info,
+        Err(refusal) => return crate::upgrade::refused(&refusal),
     };
-    let client = state.hub.connect(ClientInfo::new(name, "websocket"));
+    let req = Request::from_parts(parts, body);
+    let client = state.hub.connect(info);
     upgrade(
         &state,
         req,

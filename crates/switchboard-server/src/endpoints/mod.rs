@@ -1,5 +1,6 @@
 //! HTTP and WebSocket endpoints, one module each.
 
+pub mod api;
 pub mod chat;
 pub mod echo;
 pub mod envelope;

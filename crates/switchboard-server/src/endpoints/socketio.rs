@@ -9,24 +9,29 @@ use crate::wire::{
 };
 use bytes::Bytes;
 use serde::Deserialize;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use switchboard_engineio::Utf8Bytes;
 use switchboard_hub::{
     Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind, Publication,
 };
-use switchboard_socketio::{AckSender, DisconnectReason, SocketIo, SocketRef, Value};
+use switchboard_socketio::{AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef, Value};
 use switchboard_socketio_proto::encode_event_raw;
 use switchboard_transport::engineio::{Cors, EngineIo, EngineIoConfig};
-
-static ANON: AtomicU64 = AtomicU64::new(1);
 
 /// Builds the Socket.IO server bound to `state`'s hub and its Engine.IO endpoint.
 pub fn socket_io(state: &Arc<AppState>) -> (SocketIo, EngineIo<SocketIo>) {
     let io = SocketIo::new();
     let hub_state = state.clone();
-    io.ns("/", move |socket: SocketRef| {
+    let ns = io.ns("/", move |socket: SocketRef| {
         on_connection(&hub_state, socket)
+    });
+    // Credentials are checked before the socket connects: a refusal is a
+    // CONNECT_ERROR whose message is the reason (`connect_error` on the client).
+    let auth_state = state.clone();
+    ns.middleware(move |socket: &SocketRef| {
+        let info = identify(&auth_state, socket).map_err(|r| ConnectError::new(r.reason()))?;
+        socket.extensions().insert(info);
+        Ok(())
     });
     let config = EngineIoConfig {
         cors: Cors::Reflect,
@@ -41,6 +46,28 @@ pub fn socket_io(state: &Arc<AppState>) -> (SocketIo, EngineIo<SocketIo>) {
 #[derive(Deserialize, Default)]
 struct Auth {
     name: Option<String>,
+    token: Option<String>,
+}
+
+/// The socket's hub identity from its handshake: the token in `auth.token`,
+/// `?token=` or `Authorization: Bearer`, the name in `auth.name` or `?name=`.
+fn identify(state: &AppState, socket: &SocketRef) -> Result<ClientInfo, crate::auth::Refusal> {
+    let hs = socket.handshake();
+    let auth = hs.auth_as::<Auth>().unwrap_or_default();
+    let token = auth
+        .token
+        .or_else(|| hs.query_param("token").map(str::to_owned))
+        .or_else(|| {
+            hs.headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(switchboard_auth::bearer_token)
+                .map(str::to_owned)
+        });
+    let name = auth
+        .name
+        .or_else(|| hs.query_param("name").map(str::to_owned));
+    crate::auth::identify(&state.auth, token.as_deref(), name, "socket.io")
 }
 
 /// `subscribe` takes a topic name or `{topic, since}`.
@@ -63,32 +90,21 @@ struct HistoryArg {
     since: Option<u64>,
 }
 
-fn display_name(socket: &SocketRef) -> Result<String, &'static str> {
-    let name = socket
-        .handshake()
-        .auth_as::<Auth>()
-        .ok()
-        .and_then(|a| a.name)
-        .or_else(|| socket.handshake().query_param("name").map(str::to_owned));
-    match name {
-        Some(n) if !n.is_empty() && n.chars().count() <= 64 && !n.chars().any(char::is_control) => {
-            Ok(n)
-        }
-        Some(_) => Err("name must be 1 to 64 printable characters"),
-        None => Ok(format!("anon-{}", ANON.fetch_add(1, Ordering::Relaxed))),
-    }
-}
-
 fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
-    let name = match display_name(&socket) {
-        Ok(n) => n,
-        Err(reason) => {
-            let _ = socket.emit("error", reason);
-            socket.disconnect(false);
-            return;
-        }
+    // Set by the middleware; a socket recovered without middlewares
+    // (connection state recovery) is identified again.
+    let info = match socket.extensions().get::<ClientInfo>() {
+        Some(info) => info,
+        None => match identify(state, &socket) {
+            Ok(info) => info,
+            Err(refusal) => {
+                let _ = socket.emit("error", refusal.reason());
+                socket.disconnect(false);
+                return;
+            }
+        },
     };
-    let client = Arc::new(state.hub.connect(ClientInfo::new(name, "socket.io")));
+    let client = Arc::new(state.hub.connect(info));
     let pump = tokio::spawn(pump(client.clone(), socket.clone()));
 
     let c = client.clone();
@@ -228,9 +244,7 @@ async fn pump(client: Arc<Client>, socket: SocketRef) {
             socket.disconnect(true);
             return;
         }
-        if mailbox.drain(&mut batch) == 0 && mailbox.is_closed() {
-            return;
-        }
+        let drained = mailbox.drain(&mut batch);
         for d in batch.drain(..) {
             match d {
                 Delivery::Message(p) => send_publication(&socket, &p),
@@ -239,6 +253,14 @@ async fn pump(client: Arc<Client>, socket: SocketRef) {
                     let _ = socket.emit_encoded(Utf8Bytes::from(text));
                 }
             }
+        }
+        if mailbox.is_kicked() {
+            // "io server disconnect": the client does not reconnect by itself.
+            socket.disconnect(false);
+            return;
+        }
+        if drained == 0 && mailbox.is_closed() {
+            return;
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use crate::app::AppState;
 use crate::config::{SockJsBehaviour, SockJsService};
-use crate::endpoints::envelope::{self, display_name, message_event_json, Envelope, EnvelopeOut};
+use crate::endpoints::envelope::{self, message_event_json, Envelope, EnvelopeOut};
 use axum::extract::Query;
 use axum::Router;
 use parking_lot::Mutex;
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_hub::{ClientInfo, Encoding, Hub, Mailbox, Publication};
+use switchboard_hub::{Encoding, Hub, Mailbox, Publication};
 use switchboard_transport::sockjs::{
     CloseReason, EncodedMessage, SockJs, SockJsConfig, SockJsConn, SockJsHandler, SLOW_CONSUMER,
 };
@@ -47,6 +47,7 @@ pub fn mount(mut router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router
             SockJsBehaviour::Chat => {
                 let chat = Chat {
                     hub: state.hub.clone(),
+                    auth: state.auth.clone(),
                     sessions: Mutex::new(HashMap::new()),
                 };
                 router.nest_service(prefix, SockJs::new(chat, config, registry))
@@ -119,6 +120,7 @@ impl SockJsHandler for CloseAtOnce {
 /// The `chat` behaviour: the envelope on the hub.
 pub struct Chat {
     hub: Hub,
+    auth: Arc<switchboard_auth::Authenticator>,
     /// Open sessions by [`SockJsConn::serial`].
     sessions: Mutex<HashMap<u64, ChatSession>>,
 }
@@ -138,14 +140,19 @@ impl SockJsHandler for Chat {
         let name = Query::<ChatQuery>::try_from_uri(&req.uri)
             .ok()
             .and_then(|q| q.0.name);
-        let name = match display_name(name) {
-            Ok(n) => n,
-            Err(reason) => {
-                conn.close(BAD_NAME_CODE, reason);
+        let token = crate::auth::request_token(req);
+        let info = match crate::auth::identify(&self.auth, token.as_deref(), name, "sockjs") {
+            Ok(info) => info,
+            Err(refusal) => {
+                let code = match refusal {
+                    crate::auth::Refusal::Auth(_) => crate::auth::UNAUTHORIZED_CLOSE_CODE,
+                    crate::auth::Refusal::BadName(_) => BAD_NAME_CODE,
+                };
+                conn.close(code, refusal.reason());
                 return;
             }
         };
-        let client = self.hub.connect(ClientInfo::new(name, "sockjs"));
+        let client = self.hub.connect(info);
         let pump = tokio::spawn(pump(client.mailbox().clone(), conn.clone()));
         let envelope = Arc::new(Envelope::new(client));
         self.sessions
@@ -199,11 +206,19 @@ async fn pump(mailbox: Arc<Mailbox>, conn: SockJsConn) {
             conn.close(SLOW_CONSUMER.code, SLOW_CONSUMER.reason.clone());
             return;
         }
-        if mailbox.drain(&mut batch) == 0 && mailbox.is_closed() {
-            return;
-        }
+        let drained = mailbox.drain(&mut batch);
         for d in batch.drain(..) {
             envelope::deliver(d, &mut SockJsOut(&conn));
+        }
+        if mailbox.is_kicked() {
+            conn.close(
+                switchboard_transport::DISCONNECTED_BY_SERVER.0,
+                "Disconnected by the server",
+            );
+            return;
+        }
+        if drained == 0 && mailbox.is_closed() {
+            return;
         }
         if conn.is_closed() {
             return;

@@ -27,7 +27,14 @@ use tower::ServiceExt;
 /// The broker `settings` describe, on `hub`; `rules` are the
 /// `[[permissions]]` (the `queue` ones apply here; `/topic` destinations are
 /// checked by the hub with the `topic` ones).
-pub fn broker(hub: &Hub, settings: &StompSettings, rules: &[Rule]) -> Broker {
+/// `auth` checks tokens (in `passcode` or a `token` header) besides
+/// `[stomp] users`.
+pub fn broker(
+    hub: &Hub,
+    settings: &StompSettings,
+    rules: &[Rule],
+    auth: &Arc<switchboard_auth::Authenticator>,
+) -> Broker {
     let mut config = StompConfig {
         connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
         max_queue_length: settings.max_queue_length,
@@ -37,23 +44,25 @@ pub fn broker(hub: &Hub, settings: &StompSettings, rules: &[Rule]) -> Broker {
         settings.heart_beat_ms,
         settings.heart_beat_ms,
     );
-    if !settings.users.is_empty() || !settings.allow_anonymous {
-        let users = settings
-            .users
-            .iter()
-            .fold(StaticUsers::new(), |u, StompUser { login, passcode }| {
-                u.user(login.clone(), passcode.clone())
-            })
-            .allow_anonymous(settings.allow_anonymous);
-        config = config.with_authenticator(users);
-    }
+    let users = settings
+        .users
+        .iter()
+        .fold(StaticUsers::new(), |u, StompUser { login, passcode }| {
+            u.user(login.clone(), passcode.clone())
+        })
+        .allow_anonymous(settings.allow_anonymous);
+    config = config.with_authenticator(crate::auth::StompAuth {
+        users,
+        has_users: !settings.users.is_empty(),
+        tokens: auth.clone(),
+    });
     if rules.iter().any(|r| r.queue.is_some()) {
         let rules = rules.to_vec();
         config = config.with_permission(move |principal, destination, action| {
             let Some(queue) = destination.strip_prefix("/queue/") else {
                 return true;
             };
-            let user = (!principal.is_anonymous()).then(|| principal.name());
+            let user = (!principal.is_anonymous()).then(|| &**principal.id());
             let action = match action {
                 switchboard_stomp::Action::Send => switchboard_hub::Action::Publish,
                 switchboard_stomp::Action::Subscribe => switchboard_hub::Action::Subscribe,

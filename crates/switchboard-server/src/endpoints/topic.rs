@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use std::sync::Arc;
-use switchboard_hub::{Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind};
+use switchboard_hub::{Client, Delivery, Encoding, HubError, Payload, PayloadKind};
 use switchboard_transport::WsHandler;
 use switchboard_websocket::{encode_frame, Event, OpCode, Writer};
 
@@ -19,9 +19,19 @@ pub async fn topic(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    let client = state
-        .hub
-        .connect(ClientInfo::new("anonymous", "websocket").with_presence_events(false));
+    let (parts, body) = req.into_parts();
+    let token = crate::auth::request_token(&parts);
+    let info = match crate::auth::identify(
+        &state.auth,
+        token.as_deref(),
+        Some("anonymous".to_owned()),
+        "websocket",
+    ) {
+        Ok(info) => info.with_presence_events(false),
+        Err(refusal) => return crate::upgrade::refused(&refusal),
+    };
+    let req = Request::from_parts(parts, body);
+    let client = state.hub.connect(info);
     if let Err(e) = client.subscribe(&name, None) {
         let status = match e {
             HubError::InvalidTopic => StatusCode::BAD_REQUEST,

@@ -1,0 +1,208 @@
+//! [`RedisBackplane`]: the `switchboard_hub::Backplane` implementation (what
+//! the hub calls under its topic locks: queue or record, never wait) and the
+//! handle that starts and stops the two network links ([`crate::link`]).
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use switchboard_hub::{Backplane, Hub, Publication};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::RedisConfig;
+use crate::error::Error;
+use crate::link::{self, Links};
+use crate::outbox::Outbox;
+use crate::publisher::Publisher;
+use crate::stats::{BackplaneStats, Counters};
+use crate::subscriber::Subscriber;
+use crate::topics::Topics;
+
+/// State shared by the backplane handle and its links.
+pub(crate) struct Shared {
+    pub(crate) config: RedisConfig,
+    pub(crate) client: redis::Client,
+    pub(crate) node_id: u64,
+    /// `{prefix}:t:`
+    pub(crate) channel_prefix: String,
+    pub(crate) outbox: Outbox,
+    pub(crate) topics: Topics,
+    pub(crate) stats: Counters,
+    pub(crate) links: Links,
+}
+
+/// Relays a hub's publications through Redis pub/sub, so that the hubs of
+/// several nodes sharing one Redis act as one.
+///
+/// Build it, give it to the hub, then start it with that hub:
+///
+/// ```no_run
+/// use switchboard_hub::{Hub, HubConfig};
+/// use switchboard_redis::{RedisBackplane, RedisConfig};
+///
+/// # async fn run() -> Result<(), switchboard_redis::Error> {
+/// let bp = RedisBackplane::new(RedisConfig::new("redis://127.0.0.1:6379"))?;
+/// let hub = Hub::with_backplane(HubConfig::default(), bp.clone());
+/// bp.start(&hub)?; // spawns the network tasks on the current Tokio runtime
+/// # Ok(()) }
+/// ```
+///
+/// The tasks hold only a [`WeakHub`](switchboard_hub::WeakHub): when the hub
+/// and every handle on the backplane are dropped (or on
+/// [`shutdown`](Self::shutdown)) they stop and close their connections.
+///
+/// # What it guarantees
+///
+/// * Local delivery never waits for Redis: `publish` only queues.
+/// * Per-topic order per origin node: a node's publications on a topic reach
+///   every other node in the order they were published (one publisher link,
+///   pipelined on one connection; one subscriber connection).
+/// * At most once: a publication is never sent twice. It is lost for the
+///   other nodes when the outgoing queue is full
+///   ([`BackplaneStats::dropped`]) or its `PUBLISH` fails
+///   ([`BackplaneStats::publish_errors`]). While a node is disconnected it
+///   receives nothing, and what other nodes publish meanwhile cannot be
+///   recovered (Redis pub/sub keeps nothing); its own publications are
+///   queued (within the bounds) and sent on reconnection.
+/// * Sequence numbers stay node-local (see `switchboard_hub::Backplane`).
+pub struct RedisBackplane {
+    shared: Arc<Shared>,
+    /// The outbox's receiver until `start` hands it to the publisher link.
+    pending_rx: Mutex<Option<mpsc::UnboundedReceiver<Arc<Publication>>>>,
+    /// Set to `true` (or dropped with the backplane) to stop the links.
+    shutdown: watch::Sender<bool>,
+}
+
+impl RedisBackplane {
+    /// Checks `config` and builds the backplane (no connection yet). Give a
+    /// clone to [`Hub::with_backplane`], then call [`start`](Self::start).
+    pub fn new(config: RedisConfig) -> Result<Arc<RedisBackplane>, Error> {
+        config.validate()?;
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| Error::Config(format!("url: {e}")))?;
+        let (outbox, rx) = Outbox::new(config.max_queued_messages, config.max_queued_bytes);
+        let shared = Arc::new(Shared {
+            channel_prefix: config.channel_prefix(),
+            node_id: random_u64(),
+            client,
+            outbox,
+            topics: Topics::default(),
+            stats: Counters::default(),
+            links: Links::default(),
+            config,
+        });
+        Ok(Arc::new(RedisBackplane {
+            shared,
+            pending_rx: Mutex::new(Some(rx)),
+            shutdown: watch::Sender::new(false),
+        }))
+    }
+
+    /// Spawns the publisher and subscriber links on the current Tokio
+    /// runtime; remote publications are delivered into `hub` (held weakly).
+    /// Connecting happens in the background: an unreachable Redis is retried
+    /// (and logged), never an error here. Publications and topics opened
+    /// before `start` are sent once connected.
+    pub fn start(&self, hub: &Hub) -> Result<(), Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let rx = self.pending_rx.lock().take().ok_or(Error::AlreadyStarted)?;
+        let shared = &self.shared;
+        tracing::info!(
+            node = %format_args!("{:016x}", shared.node_id),
+            redis = %crate::config::redact(&shared.config.url),
+            prefix = %shared.config.prefix,
+            "redis backplane starting"
+        );
+        runtime.spawn(link::supervise(
+            shared.clone(),
+            Publisher::new(rx),
+            self.shutdown.subscribe(),
+        ));
+        runtime.spawn(link::supervise(
+            shared.clone(),
+            Subscriber::new(hub.downgrade()),
+            self.shutdown.subscribe(),
+        ));
+        Ok(())
+    }
+
+    /// Stops the links and closes their connections; publications still
+    /// queued are discarded. Later publications are counted as dropped.
+    /// (Dropping the hub and every handle on the backplane does the same.)
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// This node's id: random per backplane, carried by every message so
+    /// that a node ignores its own publications echoed back by Redis.
+    pub fn node_id(&self) -> u64 {
+        self.shared.node_id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RedisConfig {
+        &self.shared.config
+    }
+
+    /// Whether Redis has confirmed this node's subscription to `topic` on
+    /// the current connection (so remote publications on it arrive).
+    pub fn is_subscribed(&self, topic: &str) -> bool {
+        self.shared.topics.is_subscribed(topic)
+    }
+
+    /// Counters, for monitoring.
+    pub fn stats(&self) -> BackplaneStats {
+        let mut stats = self.shared.stats.snapshot();
+        stats.queued = self.shared.outbox.len();
+        let (open, subscribed) = self.shared.topics.counts();
+        stats.open_topics = open;
+        stats.subscribed_topics = subscribed;
+        stats
+    }
+}
+
+impl Backplane for RedisBackplane {
+    fn publish(&self, publication: &Arc<Publication>) {
+        if !self.shared.outbox.push(publication) {
+            self.shared
+                .stats
+                .dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn topic_opened(&self, topic: &str) {
+        self.shared.topics.open(topic);
+    }
+
+    fn topic_closed(&self, topic: &str) {
+        self.shared.topics.close(topic);
+    }
+}
+
+impl fmt::Debug for RedisBackplane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackplane")
+            .field("node_id", &format_args!("{:016x}", self.shared.node_id))
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A random `u64` from the standard library's per-process random hash keys
+/// (no RNG dependency); distinct on every call.
+pub(crate) fn random_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}

@@ -1,0 +1,159 @@
+//! The publisher link: drains the outbox in order and sends each batch as
+//! one pipeline of `PUBLISH {prefix}:t:{topic} {message}` on a multiplexed
+//! connection, one batch in flight at a time (which keeps per-topic order).
+//! The channel name and the message are written straight into the command
+//! buffer: one copy of the payload per publication.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisResult, RedisWrite, ToRedisArgs};
+use switchboard_hub::Publication;
+use tokio::sync::mpsc;
+
+use crate::backplane::Shared;
+use crate::link::{End, LinkKind, Session};
+use crate::wire;
+
+/// Most publications in one pipeline.
+const MAX_BATCH: usize = 512;
+/// A batch stops growing past this many bytes of data.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+pub(crate) struct Publisher {
+    rx: mpsc::UnboundedReceiver<Arc<Publication>>,
+    batch: Vec<Arc<Publication>>,
+    /// Publish errors already logged (to log the first and then rarely).
+    logged_errors: u64,
+}
+
+impl Publisher {
+    pub(crate) fn new(rx: mpsc::UnboundedReceiver<Arc<Publication>>) -> Self {
+        Publisher {
+            rx,
+            batch: Vec::new(),
+            logged_errors: 0,
+        }
+    }
+
+    /// Waits for the next publication; `None` after `ping_interval` idle.
+    async fn next(&mut self, shared: &Shared) -> Option<Option<Arc<Publication>>> {
+        match shared.config.ping_interval() {
+            Some(idle) => tokio::time::timeout(idle, self.rx.recv()).await.ok(),
+            None => Some(self.rx.recv().await),
+        }
+    }
+}
+
+impl Session for Publisher {
+    type Conn = MultiplexedConnection;
+    const KIND: LinkKind = LinkKind::Publisher;
+
+    async fn connect(&mut self, shared: &Shared) -> RedisResult<MultiplexedConnection> {
+        let timeout = Some(shared.config.command_timeout());
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        shared
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    async fn run(&mut self, shared: &Shared, mut conn: MultiplexedConnection) -> End {
+        let timeout = shared.config.command_timeout();
+        loop {
+            let first = match self.next(shared).await {
+                Some(Some(p)) => p,
+                Some(None) => return End::Stop, // the backplane is gone
+                None => {
+                    let ping = redis::cmd("PING");
+                    let pong = ping.query_async::<redis::Value>(&mut conn);
+                    match tokio::time::timeout(timeout, pong).await {
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(e)) => return End::Lost(format!("PING: {e}")),
+                        Err(_) => return End::Lost("PING timed out".into()),
+                    }
+                }
+            };
+            let mut bytes = first.payload.len();
+            self.batch.push(first);
+            while self.batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                let Ok(p) = self.rx.try_recv() else { break };
+                bytes += p.payload.len();
+                self.batch.push(p);
+            }
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors(); // one result per PUBLISH, error replies included
+            for p in &self.batch {
+                shared.outbox.taken(p);
+                pipe.cmd("PUBLISH")
+                    .arg(Channel {
+                        prefix: &shared.channel_prefix,
+                        topic: &p.topic,
+                    })
+                    .arg(Wire(wire::Message::from_publication(shared.node_id, p)));
+            }
+            let n = self.batch.len() as u64;
+            self.batch.clear();
+            let query = pipe.query_async::<Vec<RedisResult<redis::Value>>>(&mut conn);
+            let refused = match tokio::time::timeout(timeout, query).await {
+                Ok(Ok(results)) => {
+                    let refused: Vec<_> = results.into_iter().filter_map(Result::err).collect();
+                    let stats = &shared.stats;
+                    stats.published.fetch_add(n - refused.len() as u64, Relaxed);
+                    stats
+                        .publish_errors
+                        .fetch_add(refused.len() as u64, Relaxed);
+                    refused
+                }
+                Ok(Err(e)) => {
+                    shared.stats.publish_errors.fetch_add(n, Relaxed);
+                    return End::Lost(format!("PUBLISH: {e}"));
+                }
+                Err(_) => {
+                    shared.stats.publish_errors.fetch_add(n, Relaxed);
+                    return End::Lost("PUBLISH timed out".into());
+                }
+            };
+            // Error replies (e.g. an ACL denying a channel): the connection
+            // is fine. Logged the 1st, 2nd, 4th… time.
+            if let Some(e) = refused.first() {
+                let total = shared.stats.publish_errors.load(Relaxed);
+                if total >= self.logged_errors.saturating_mul(2).max(1) {
+                    self.logged_errors = total;
+                    tracing::warn!(
+                        refused = refused.len(),
+                        publish_errors = total,
+                        "redis backplane: PUBLISH refused: {e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The channel name `{prefix}{topic}` as one argument, built in place.
+struct Channel<'a> {
+    prefix: &'a str,
+    topic: &'a str,
+}
+
+impl ToRedisArgs for Channel<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        use std::io::Write;
+        let mut arg = out.writer_for_next_arg();
+        let _ = arg.write_all(self.prefix.as_bytes());
+        let _ = arg.write_all(self.topic.as_bytes());
+    }
+}
+
+/// An encoded message as one argument, built in place.
+struct Wire<'a>(wire::Message<'a>);
+
+impl ToRedisArgs for Wire<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        let _ = self.0.write_to(&mut out.writer_for_next_arg());
+    }
+}
