@@ -3,6 +3,13 @@
 //! connection, one batch in flight at a time (which keeps per-topic order).
 //! The channel name and the message are written straight into the command
 //! buffer: one copy of the payload per publication.
+//!
+//! A batch whose connection turns out dead when it is written (an idle
+//! connection that outlived a Redis restart unnoticed: broken pipe, reset)
+//! is kept and sent again once on the new connection, since the dead one
+//! cannot have delivered it. A batch that times out or fails otherwise is
+//! counted in `publish_errors` and not retried (it might have been
+//! delivered: no duplicates).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -26,6 +33,8 @@ pub(crate) struct Publisher {
     batch: Vec<Arc<Publication>>,
     /// Publish errors already logged (to log the first and then rarely).
     logged_errors: u64,
+    /// `batch` failed once on a dead connection and is being sent again.
+    retrying: bool,
 }
 
 impl Publisher {
@@ -34,6 +43,7 @@ impl Publisher {
             rx,
             batch: Vec::new(),
             logged_errors: 0,
+            retrying: false,
         }
     }
 
@@ -64,30 +74,16 @@ impl Session for Publisher {
     async fn run(&mut self, shared: &Shared, mut conn: MultiplexedConnection) -> End {
         let timeout = shared.config.command_timeout();
         loop {
-            let first = match self.next(shared).await {
-                Some(Some(p)) => p,
-                Some(None) => return End::Stop, // the backplane is gone
-                None => {
-                    let ping = redis::cmd("PING");
-                    let pong = ping.query_async::<redis::Value>(&mut conn);
-                    match tokio::time::timeout(timeout, pong).await {
-                        Ok(Ok(_)) => continue,
-                        Ok(Err(e)) => return End::Lost(format!("PING: {e}")),
-                        Err(_) => return End::Lost("PING timed out".into()),
-                    }
+            if self.batch.is_empty() {
+                match self.fill(shared, &mut conn, timeout).await {
+                    Ok(true) => {}
+                    Ok(false) => return End::Stop,
+                    Err(end) => return end,
                 }
-            };
-            let mut bytes = first.payload.len();
-            self.batch.push(first);
-            while self.batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-                let Ok(p) = self.rx.try_recv() else { break };
-                bytes += p.payload.len();
-                self.batch.push(p);
             }
             let mut pipe = redis::pipe();
             pipe.ignore_errors(); // one result per PUBLISH, error replies included
             for p in &self.batch {
-                shared.outbox.taken(p);
                 pipe.cmd("PUBLISH")
                     .arg(Channel {
                         prefix: &shared.channel_prefix,
@@ -96,10 +92,11 @@ impl Session for Publisher {
                     .arg(Wire(wire::Message::from_publication(shared.node_id, p)));
             }
             let n = self.batch.len() as u64;
-            self.batch.clear();
             let query = pipe.query_async::<Vec<RedisResult<redis::Value>>>(&mut conn);
             let refused = match tokio::time::timeout(timeout, query).await {
                 Ok(Ok(results)) => {
+                    self.batch.clear();
+                    self.retrying = false;
                     let refused: Vec<_> = results.into_iter().filter_map(Result::err).collect();
                     let stats = &shared.stats;
                     stats.published.fetch_add(n - refused.len() as u64, Relaxed);
@@ -108,11 +105,21 @@ impl Session for Publisher {
                         .fetch_add(refused.len() as u64, Relaxed);
                     refused
                 }
+                Ok(Err(e)) if !self.retrying && (e.is_connection_dropped() || e.is_io_error()) => {
+                    // Written into a dead connection: not delivered. Again,
+                    // once, on the next connection.
+                    self.retrying = true;
+                    return End::Lost(format!("PUBLISH: {e} (the batch is sent again)"));
+                }
                 Ok(Err(e)) => {
+                    self.batch.clear();
+                    self.retrying = false;
                     shared.stats.publish_errors.fetch_add(n, Relaxed);
                     return End::Lost(format!("PUBLISH: {e}"));
                 }
                 Err(_) => {
+                    self.batch.clear();
+                    self.retrying = false;
                     shared.stats.publish_errors.fetch_add(n, Relaxed);
                     return End::Lost("PUBLISH timed out".into());
                 }
@@ -130,6 +137,44 @@ impl Session for Publisher {
                     );
                 }
             }
+        }
+    }
+}
+
+impl Publisher {
+    /// Waits for publications and takes a batch of them from the outbox
+    /// (pinging Redis while idle). `Ok(false)`: the backplane is gone;
+    /// `Err`: the connection failed its ping.
+    async fn fill(
+        &mut self,
+        shared: &Shared,
+        conn: &mut MultiplexedConnection,
+        timeout: std::time::Duration,
+    ) -> Result<bool, End> {
+        loop {
+            let first = match self.next(shared).await {
+                Some(Some(p)) => p,
+                Some(None) => return Ok(false), // the backplane is gone
+                None => {
+                    let ping = redis::cmd("PING");
+                    let pong = ping.query_async::<redis::Value>(conn);
+                    match tokio::time::timeout(timeout, pong).await {
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(e)) => return Err(End::Lost(format!("PING: {e}"))),
+                        Err(_) => return Err(End::Lost("PING timed out".into())),
+                    }
+                }
+            };
+            let mut bytes = first.payload.len();
+            shared.outbox.taken(&first);
+            self.batch.push(first);
+            while self.batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                let Ok(p) = self.rx.try_recv() else { break };
+                bytes += p.payload.len();
+                shared.outbox.taken(&p);
+                self.batch.push(p);
+            }
+            return Ok(true);
         }
     }
 }

@@ -266,6 +266,35 @@ async fn redis_restart_reconnects_resubscribes_and_counts_losses() {
     assert_eq!(st.queued, 0);
 }
 
+/// A node that published nothing during an outage still holds its old
+/// publishing connection when Redis is back: its first publication goes into
+/// that dead connection, and must be sent again on a new one, not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_publication_after_a_quiet_outage_is_not_lost() {
+    let mut redis = RedisServer::start().await;
+    let url = redis.url();
+    let a = Node::start(config(&url));
+    let b = Node::start(config(&url));
+    let alice = a.client("alice");
+    let bob = b.client("bob");
+    alice.subscribe("t", None).unwrap();
+    a.subscribed("t", true).await;
+    bob.publish("t", Payload::text("before")).unwrap();
+    assert_eq!(texts(&recv(&alice, 1).await), ["before"]);
+
+    redis.kill();
+    eventually("A disconnected", || !a.bp.stats().connected).await;
+    redis.restart().await;
+    eventually("A reconnected", || a.bp.stats().connected).await;
+    a.subscribed("t", true).await;
+
+    bob.publish("t", Payload::text("after")).unwrap();
+    assert_eq!(texts(&recv(&alice, 1).await), ["after"]);
+    // (the reply to B's PUBLISH may come after Alice got the message)
+    eventually("B's publications counted", || b.bp.stats().published == 2).await;
+    assert_eq!(b.bp.stats().publish_errors, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_are_counted_and_skipped() {
     let redis = RedisServer::start().await;

@@ -43,6 +43,8 @@ pub struct AppState {
     pub node_id: String,
     /// When the server started, in ms since the epoch.
     pub started_at_ms: u64,
+    /// The cluster's nodes as this node hears them ([`crate::nodes`]).
+    pub nodes: crate::nodes::Nodes,
 }
 
 /// A Switchboard instance: build it from a [`Config`], mount its router.
@@ -73,12 +75,15 @@ impl Switchboard {
             mailbox_max_bytes: config.hub.mailbox_max_bytes,
             ..Default::default()
         };
-        if !config.permissions.is_empty() {
-            let rules = config.permissions.clone();
-            hub_config = hub_config.with_authorize(move |client, topic, action| {
-                crate::permissions::allowed(&rules, client, topic, action)
-            });
-        }
+        // Topics starting with `$` are the server's own (crate::nodes).
+        let rules = config.permissions.clone();
+        hub_config = hub_config.with_authorize(move |client, topic, action| {
+            if client.protocol == crate::nodes::INTERNAL {
+                return true;
+            }
+            crate::nodes::client_topic(topic)
+                && crate::permissions::allowed(&rules, client, topic, action)
+        });
         match config.redis.clone() {
             Some(redis) => {
                 let bp = RedisBackplane::new(redis).unwrap_or_else(|e| panic!("[redis]: {e}"));
@@ -155,6 +160,7 @@ impl Switchboard {
                 socket_io: OnceLock::new(),
                 node_id,
                 started_at_ms: now_ms(),
+                nodes: Default::default(),
             }),
         }
     }
@@ -184,7 +190,10 @@ impl Switchboard {
     /// and the SockJS services.
     pub fn router(&self) -> Router {
         let (io, engine) = endpoints::socketio::socket_io(&self.state);
-        let _ = self.state.socket_io.set(io);
+        if self.state.socket_io.set(io).is_ok() {
+            // The first router starts the node heartbeat.
+            crate::nodes::start(&self.state);
+        }
         let router = endpoints::stomp::mount(endpoints::api::routes(), &self.state);
         endpoints::sockjs::mount(router, &self.state)
             .route(
@@ -203,6 +212,7 @@ impl Switchboard {
                 get(endpoints::page::socket_io_client),
             )
             .route("/", get(endpoints::page::index))
+            .route("/admin", get(endpoints::page::admin))
             .route("/assets/{file}", get(endpoints::page::asset))
             .route("/assets/vendor/{file}", get(endpoints::page::vendor))
             .route("/healthz", get(endpoints::health::healthz))

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod endpoints;
 pub mod metrics;
+pub mod nodes;
 pub mod permissions;
 pub mod serve;
 pub mod upgrade;

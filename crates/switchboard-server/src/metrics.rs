@@ -36,7 +36,12 @@ pub fn render(state: &AppState) -> String {
     let mut out = String::with_capacity(4096);
     let hub = &state.hub;
     let stats = hub.stats();
-    let protocols = hub.protocol_stats();
+    // The server's own hub clients (crate::nodes) are not connections.
+    let protocols: Vec<_> = hub
+        .protocol_stats()
+        .into_iter()
+        .filter(|p| p.protocol != crate::nodes::INTERNAL)
+        .collect();
 
     family(
         &mut out,
@@ -278,7 +283,9 @@ pub fn info_json(state: &AppState) -> String {
         switchboard_hub::now_ms().saturating_sub(state.started_at_ms),
         switchboard_hub::now_ms()
     );
-    for (i, p) in hub.protocol_stats().iter().enumerate() {
+    let protocols = hub.protocol_stats();
+    let protocols = protocols.iter().filter(|p| p.protocol != crate::nodes::INTERNAL);
+    for (i, p) in protocols.enumerate() {
         let _ = write!(
             r,
             "{}{}:{}",
@@ -312,6 +319,7 @@ pub fn info_json(state: &AppState) -> String {
         None => r.push_str(",\"backplane\":{\"kind\":\"memory\"}"),
     }
     let mut topics = hub.topics();
+    topics.retain(|(name, _)| crate::nodes::client_topic(name));
     topics.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     r.push_str(",\"top_topics\":[");
     for (i, (name, subs)) in topics.iter().take(20).enumerate() {

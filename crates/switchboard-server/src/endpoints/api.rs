@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/presence", get(presence))
         .route("/api/history", get(history))
         .route("/api/info", get(info))
+        .route("/api/nodes", get(nodes))
         .route("/api/socketio/emit", post(socketio_emit))
         .route("/api/disconnect", post(disconnect))
 }
@@ -202,6 +203,15 @@ async fn info(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respons
         return r;
     }
     json(StatusCode::OK, crate::metrics::info_json(&state))
+}
+
+/// `GET /api/nodes`: `{"nodes":[..]}`, this node's report and the last one
+/// of every other live node (crate::nodes).
+async fn nodes(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    json(StatusCode::OK, state.nodes.json(&state))
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,6 @@
-//! The chat page (`/`) and its assets (`/assets/{file}`), embedded in the
-//! binary at build time from `crates/switchboard-server/assets/`, and the
-//! client libraries it loads (`/assets/vendor/{file}`, from npm by lockfile).
+//! The chat page (`/`), the admin page (`/admin`) and their assets
+//! (`/assets/{file}`), embedded in the binary at build time from
+//! `crates/switchboard-server/assets/`, and the client libraries they load (`/assets/vendor/{file}`, from npm by lockfile).
 //! The Socket.IO client is also served where Node's server serves it
 //! (`/socket.io/socket.io.js`), so pages written for Node work unchanged.
 
@@ -52,6 +52,12 @@ fn serve(name: &str) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
     }
+}
+
+/// `GET /admin`: the admin page (nodes, connections, topics, throughput;
+/// it reads `/api/nodes` with an API key).
+pub async fn admin() -> Response {
+    serve("admin.html")
 }
 
 /// `GET /`: the chat page.

@@ -1,0 +1,298 @@
+// Three Switchboard nodes sharing one redis-server ([redis], docs/cluster.md):
+// clients of all four protocols — `ws` on /ws, socket.io-client, sockjs-client
+// on /sockjs/chat, @stomp/stompjs on /stomp — spread across the nodes, every
+// client sees every message of its topic in order per publisher; /api/nodes
+// lists the nodes; Redis restarting (clients keep their connections, nodes
+// reconnect and resubscribe, /metrics says so); a node killed with SIGKILL
+// (its clients move to another node and go on).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import net from 'node:net';
+import http from 'node:http';
+import { io } from 'socket.io-client';
+import SockJS from 'sockjs-client';
+import { Client as StompClient } from '@stomp/stompjs';
+import {
+  startServer, freePort, Client, uniqueTopic, withTimeout, WebSocket, httpGet, sleep,
+} from './lib/harness.mjs';
+
+const API_KEY = 'cluster-test-api-key-0123456789';
+const N = 150; // messages per publisher
+
+let redisPort;
+let redis;
+const nodes = [];
+const cleanups = [];
+
+function redisBinary() {
+  try {
+    return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('redis-server not found: apt-get install -y redis-server');
+  }
+}
+
+/** Start redis-server on `redisPort`; resolves once it answers PING. */
+async function startRedis() {
+  const child = spawn(redisBinary(), ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(redisPort, '127.0.0.1');
+      s.on('connect', () => s.write('PING\r\n'));
+      s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return child;
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('redis-server did not start');
+    await sleep(50);
+  }
+}
+
+async function stopRedis() {
+  if (!redis) return;
+  const r = redis;
+  redis = null;
+  if (r.exitCode === null) {
+    const gone = new Promise((resolve) => r.once('exit', resolve));
+    r.kill('SIGKILL');
+    await gone;
+  }
+}
+
+before(async () => {
+  redisPort = await freePort();
+  redis = await startRedis();
+  for (let i = 0; i < 3; i++) {
+    nodes.push(await startServer({
+      env: {
+        SWITCHBOARD_REDIS__URL: `redis://127.0.0.1:${redisPort}`,
+        SWITCHBOARD_REDIS__RECONNECT_MAX_MS: '500',
+        SWITCHBOARD_AUTH__API_KEYS: `["${API_KEY}"]`,
+        SWITCHBOARD_STOMP__TCP_LISTEN: '',
+      },
+    }));
+  }
+});
+after(async () => {
+  for (const c of cleanups.splice(0).reverse()) await Promise.resolve().then(c).catch(() => {});
+  await Promise.all(nodes.map((n) => n.stop().catch(() => {})));
+  await stopRedis();
+});
+
+/** A metric's value on a node (undefined when absent). */
+async function metric(node, name) {
+  const r = await httpGet(node.port, '/metrics');
+  const line = r.body.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
+}
+
+async function until(pred, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await pred()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** One Redis command over RESP; resolves the raw reply text. */
+function redisCommand(...args) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(redisPort, '127.0.0.1');
+    let reply = '';
+    s.on('connect', () => s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`));
+    s.on('data', (d) => { reply += d; if (reply.endsWith('\r\n')) { s.destroy(); resolve(reply); } });
+    s.on('error', reject);
+  });
+}
+
+/** `n` nodes subscribe to `topic`'s channel on Redis (so a publication reaches them). */
+function subscribedBy(topic, n) {
+  return until(async () => {
+    const reply = await redisCommand('PUBSUB', 'NUMSUB', `switchboard:t:${topic}`).catch(() => '');
+    const count = Number(reply.trim().split('\r\n').pop().replace(':', ''));
+    return count === n;
+  }, 10000, `${n} nodes subscribed to ${topic} on Redis`);
+}
+
+/** Collects `data` strings per receiver; `wait(n)` resolves when n arrived. */
+class Received {
+  constructor(name) { this.name = name; this.items = []; this.waiters = []; }
+  push(x) {
+    this.items.push(x);
+    for (const w of this.waiters.filter((w) => this.items.length >= w.n)) w.resolve();
+    this.waiters = this.waiters.filter((w) => this.items.length < w.n);
+  }
+  wait(n, ms = 15000) {
+    if (this.items.length >= n) return Promise.resolve();
+    return withTimeout(new Promise((resolve) => this.waiters.push({ n, resolve })), ms, `${n} messages at ${this.name} (got ${this.items.length})`);
+  }
+}
+
+async function wsSubscriber(node, topic, name) {
+  const c = await Client.open(`${node.ws}/ws?name=${name}`);
+  cleanups.push(() => c.close());
+  const got = new Received(`ws@${name}`);
+  c.ws.on('message', (d) => {
+    const m = JSON.parse(d.toString());
+    if (m.type === 'message' && m.topic === topic) got.push(m.data);
+  });
+  assert.equal((await c.request({ op: 'subscribe', topic })).type, 'ok');
+  return { c, got };
+}
+
+async function sioSubscriber(node, topic, name) {
+  const socket = io(node.http, { auth: { name }, transports: ['websocket'], forceNew: true, reconnection: false });
+  cleanups.push(() => socket.close());
+  const got = new Received(`socket.io@${name}`);
+  socket.on('message', (m) => { if (m.topic === topic) got.push(m.data); });
+  await withTimeout(new Promise((r) => socket.on('connect', r)), 5000, 'socket.io connect');
+  assert.equal((await socket.timeout(5000).emitWithAck('subscribe', topic)).ok, true);
+  return { socket, got };
+}
+
+async function sockjsSubscriber(node, topic, name) {
+  const sock = new SockJS(`${node.http}/sockjs/chat?name=${name}`, null, { transports: ['xhr-streaming'] });
+  cleanups.push(() => sock.close());
+  const got = new Received(`sockjs@${name}`);
+  const acked = new Promise((resolve) => {
+    sock.onmessage = (e) => {
+      const m = JSON.parse(e.data);
+      if (m.type === 'ok' && m.op === 'subscribe') resolve();
+      if (m.type === 'message' && m.topic === topic) got.push(m.data);
+    };
+  });
+  await withTimeout(new Promise((r) => { sock.onopen = r; }), 5000, 'sockjs open');
+  sock.send(JSON.stringify({ op: 'subscribe', topic, id: 1 }));
+  await withTimeout(acked, 5000, 'sockjs subscribe');
+  return { sock, got };
+}
+
+async function stompSubscriber(node, topic) {
+  const got = new Received(`stomp@${node.port}`);
+  const client = new StompClient({
+    webSocketFactory: () => new WebSocket(`${node.ws}/stomp`, ['v12.stomp']),
+    reconnectDelay: 0,
+    debug: () => {},
+  });
+  cleanups.push(() => client.deactivate({ force: true }));
+  await withTimeout(new Promise((resolve) => { client.onConnect = resolve; client.activate(); }), 5000, 'STOMP CONNECTED');
+  await new Promise((resolve) => {
+    // A JSON string publication reaches STOMP as its text (docs/stomp.md).
+    client.subscribe(`/topic/${topic}`, (m) => got.push(m.body), { receipt: 'sub' });
+    client.watchForReceipt('sub', resolve);
+  });
+  return { client, got };
+}
+
+/** Checks every publisher's messages arrived, each publisher's in order. */
+function assertComplete(got, publishers) {
+  for (const p of publishers) {
+    const mine = got.items.filter((x) => typeof x === 'string' && x.startsWith(`${p}:`));
+    assert.deepEqual(mine, Array.from({ length: N }, (_, i) => `${p}:${i}`), `${got.name} from ${p}`);
+  }
+}
+
+test('clients of every protocol on three nodes see every message, in order per publisher', async () => {
+  const topic = uniqueTopic('cluster');
+  const subs = [
+    await wsSubscriber(nodes[0], topic, 'ws0'),
+    await stompSubscriber(nodes[0], topic),
+    await sioSubscriber(nodes[1], topic, 'sio1'),
+    await sockjsSubscriber(nodes[1], topic, 'sj1'),
+    await wsSubscriber(nodes[2], topic, 'ws2'),
+    await stompSubscriber(nodes[2], topic),
+  ];
+  await subscribedBy(topic, 3);
+  // Publishers on node 0 (/ws), node 1 (Socket.IO) and node 2 (STOMP).
+  const wsPub = await Client.open(`${nodes[0].ws}/ws?name=pubA`);
+  cleanups.push(() => wsPub.close());
+  const sioPub = io(nodes[1].http, { auth: { name: 'pubB' }, transports: ['websocket'], forceNew: true });
+  cleanups.push(() => sioPub.close());
+  await withTimeout(new Promise((r) => sioPub.on('connect', r)), 5000, 'connect');
+  const stompPub = subs[5].client;
+  await Promise.all([
+    (async () => { for (let i = 0; i < N; i++) await wsPub.sendJson({ op: 'publish', topic, data: `A:${i}` }); })(),
+    (async () => { for (let i = 0; i < N; i++) sioPub.emit('publish', { topic, data: `B:${i}` }); })(),
+    (async () => { for (let i = 0; i < N; i++) stompPub.publish({ destination: `/topic/${topic}`, body: JSON.stringify(`C:${i}`), headers: { 'content-type': 'application/json' } }); })(),
+  ]);
+  for (const s of subs) {
+    await s.got.wait(3 * N);
+    assertComplete(s.got, ['A', 'B', 'C']);
+  }
+  await sleep(200);
+  for (const s of subs) assert.equal(s.got.items.length, 3 * N, `${s.got.name}: no duplicates`);
+});
+
+test('/api/nodes lists every live node', async () => {
+  await until(async () => {
+    const r = await new Promise((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: nodes[0].port, path: '/api/nodes', headers: { authorization: `apikey ${API_KEY}` } }, (res) => {
+        let t = '';
+        res.on('data', (c) => { t += c; });
+        res.on('end', () => resolve(JSON.parse(t)));
+      }).on('error', reject);
+    });
+    return r.nodes.length === 3 && r.nodes.every((n) => n.backplane.kind === 'redis' && n.backplane.connected);
+  }, 10000, 'three connected nodes in /api/nodes');
+});
+
+test('Redis restarting: clients stay connected, nodes reconnect and resubscribe, and say so', async () => {
+  const topic = uniqueTopic('restart');
+  const a = await wsSubscriber(nodes[0], topic, 'ra');
+  const b = await wsSubscriber(nodes[2], topic, 'rb');
+  await subscribedBy(topic, 2);
+  const before0 = await metric(nodes[0], 'switchboard_backplane_reconnects_total');
+  await stopRedis();
+  await until(async () => (await metric(nodes[0], 'switchboard_backplane_connected')) === 0, 10000, 'node 0 sees Redis gone');
+  // Local delivery goes on without Redis.
+  await a.c.request({ op: 'publish', topic, data: 'during' });
+  await a.got.wait(1, 3000);
+  assert.deepEqual(a.got.items, ['during']);
+
+  redis = await startRedis();
+  await until(async () => {
+    for (const n of nodes) if ((await metric(n, 'switchboard_backplane_connected')) !== 1) return false;
+    return true;
+  }, 15000, 'every node reconnected');
+  assert.ok((await metric(nodes[0], 'switchboard_backplane_reconnects_total')) > before0);
+  await subscribedBy(topic, 2);
+  await b.c.request({ op: 'publish', topic, data: 'after' });
+  await a.got.wait(2);
+  await b.got.wait(1);
+  assert.deepEqual(a.got.items, ['during', 'after']);
+  assert.deepEqual(b.got.items, ['after'], 'what node 0 published while Redis was away is lost for node 2 (documented)');
+  // Nobody was disconnected.
+  assert.equal(a.c.closed, null);
+  assert.equal(b.c.closed, null);
+});
+
+test('a node killed with SIGKILL: its client moves to another node and goes on', async () => {
+  const topic = uniqueTopic('failover');
+  const victim = nodes[2];
+  const moving = await wsSubscriber(victim, topic, 'mover');
+  const stayer = await sioSubscriber(nodes[0], topic, 'stayer');
+  await subscribedBy(topic, 2);
+  const pub = await Client.open(`${nodes[1].ws}/ws?name=pub`);
+  cleanups.push(() => pub.close());
+  await pub.request({ op: 'publish', topic, data: 'm1' });
+  await moving.got.wait(1);
+
+  victim.child.kill('SIGKILL');
+  const closed = await moving.c.waitClose(5000);
+  assert.equal(closed.code, 1006, 'abnormal closure: the node died');
+  // The client reconnects to the next node of its list and subscribes again.
+  const moved = await wsSubscriber(nodes[0], topic, 'mover');
+  await subscribedBy(topic, 1);
+  await pub.request({ op: 'publish', topic, data: 'm2' });
+  await moved.got.wait(1);
+  assert.deepEqual(moved.got.items, ['m2']);
+  await stayer.got.wait(2);
+  assert.deepEqual(stayer.got.items, ['m1', 'm2']);
+  // The survivors forget the dead node.
+  nodes.splice(2, 1);
+});
