@@ -9,8 +9,9 @@
   const { Emitter, registerTransport } = window.Switchboard;
 
   class SocketIoTransport {
-    constructor({ name, requestTimeout = 10000 } = {}) {
+    constructor({ name, token = null, requestTimeout = 10000 } = {}) {
       this.name = name;
+      this.token = token;
       this.requestTimeout = requestTimeout;
       this.events = new Emitter();
       this.topics = new Map(); // topic -> { lastSeq }
@@ -28,7 +29,8 @@
     connect() {
       if (this.socket) return;
       this.setState('connecting');
-      const socket = window.io({ auth: { name: this.name }, reconnectionDelayMax: 15000 });
+      const auth = this.token ? { name: this.name, token: this.token } : { name: this.name };
+      const socket = window.io({ auth, reconnectionDelayMax: 15000 });
       this.socket = socket;
       socket.on('connect', () => {
         const reconnect = this.everConnected;

@@ -37,7 +37,7 @@
   class StompTransport {
     // overSockJs: false → a WebSocket to `${url}/stomp` (subprotocols v12.stomp,
     // v11.stomp, v10.stomp, as stompjs offers them); true → new SockJS('/stomp').
-    constructor({ name, overSockJs = false, url = null, requestTimeout = 10000 } = {}) {
+    constructor({ name, token = null, overSockJs = false, url = null, requestTimeout = 10000 } = {}) {
       this.name = name;
       this.overSockJs = overSockJs;
       this.url = url || (overSockJs ? location.origin : wsBaseUrl());
@@ -48,10 +48,11 @@
       this.topics = new Map(); // topic -> StompSubscription | null (null: not subscribed on this connection yet)
       this.everConnected = false;
       this.closedForGood = false;
-      this.sentLogin = !!name;
+      this.sentLogin = !token && !!name;
       this.ownPending = []; // JSON of what this page published, not yet seen back
       const config = {
-        connectHeaders: name ? { login: name } : {},
+        // A token goes in `passcode` (docs/auth.md); otherwise the nickname is the login.
+        connectHeaders: token ? { passcode: token } : name ? { login: name } : {},
         reconnectDelay: 500,
         heartbeatIncoming: 10000,
         heartbeatOutgoing: 10000,

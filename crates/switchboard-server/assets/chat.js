@@ -4,7 +4,8 @@
 // further protocols (Socket.IO, SockJS, STOMP) can be added as options of the
 // same <select> and chat in the same rooms:
 //
-//   const t = factory.create({ name })     // name = nickname
+//   const t = factory.create({ name, token })  // name = nickname; token = the page's
+//                                             // ?token= (a JWT, docs/auth.md), or null
 //   t.onStatus(fn)    fn({ state, detail })  state: connecting | open | reconnecting | closed
 //   t.onMessage(fn)   fn({ topic, seq, from, data, ts, binary })
 //   t.onPresence(fn)  fn({ topic, count, members })          full snapshot, or
@@ -74,8 +75,9 @@
 
   // ------------------------------------------- raw WebSocket /ws JSON envelope
   class WebSocketEnvelopeTransport {
-    constructor({ name, url = wsBaseUrl(), requestTimeout = 10000, heartbeat = 25000 } = {}) {
+    constructor({ name, token = null, url = wsBaseUrl(), requestTimeout = 10000, heartbeat = 25000 } = {}) {
       this.name = name;
+      this.token = token;
       this.url = url;
       this.requestTimeout = requestTimeout;
       this.heartbeatEvery = heartbeat;
@@ -114,7 +116,10 @@
       clearTimeout(this.reconnectTimer);
       this.reconnectTimer = null;
       this.setState(this.everConnected ? 'reconnecting' : 'connecting');
-      const qs = this.name ? `?name=${encodeURIComponent(this.name)}` : '';
+      const query = new URLSearchParams();
+      if (this.name) query.set('name', this.name);
+      if (this.token) query.set('token', this.token);
+      const qs = query.size ? `?${query}` : '';
       let ws;
       try {
         ws = this.openSocket(qs);
@@ -530,7 +535,7 @@
     if (needNewTransport) {
       if (app.transport) app.transport.close();
       const factory = transports.get(protocol);
-      const t = factory.create({ name: nick });
+      const t = factory.create({ name: nick, token: new URLSearchParams(location.search).get('token') });
       app.transport = t;
       app.presenceNote = t.presenceUnavailable || null;
       renderMembers();
