@@ -265,7 +265,11 @@ test('Redis restarting: clients stay connected, nodes reconnect and resubscribe,
   await a.got.wait(2);
   await b.got.wait(1);
   assert.deepEqual(a.got.items, ['during', 'after']);
-  assert.deepEqual(b.got.items, ['after'], 'what node 0 published while Redis was away is lost for node 2 (documented)');
+  // What node 0 published while Redis was away waited in its queue and went
+  // out on reconnection: node 2 gets it if it had subscribed again by then
+  // (docs/cluster.md), never twice, never after what came later from node 0.
+  await sleep(200);
+  assert.ok(['after', 'during,after'].includes(b.got.items.join(',')), b.got.items.join(','));
   // Nobody was disconnected.
   assert.equal(a.c.closed, null);
   assert.equal(b.c.closed, null);

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything the server can be told; every field has a default.
@@ -31,6 +31,45 @@ pub struct Config {
     pub auth: switchboard_auth::AuthConfig,
     /// Topic permission rules, first match wins (`[[permissions]]`).
     pub permissions: Vec<crate::permissions::Rule>,
+    /// TLS (`[tls]`): with a certificate and key, the HTTP listeners serve
+    /// HTTPS and WSS only.
+    pub tls: TlsSettings,
+}
+
+/// TLS for the listeners (`[tls]`): PEM files; both set, or neither (an
+/// empty path counts as unset).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// The certificate chain, PEM, the server's certificate first.
+    pub cert_file: Option<PathBuf>,
+    /// The private key, PEM: PKCS#8, PKCS#1 (RSA) or SEC1 (EC), unencrypted.
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// The certificate and key files, or None when TLS is off; an error when
+    /// only one of them is set.
+    pub fn files(&self) -> Result<Option<(&Path, &Path)>, ConfigError> {
+        fn set(p: &Option<PathBuf>) -> Option<&Path> {
+            p.as_deref().filter(|p| !p.as_os_str().is_empty())
+        }
+        match (set(&self.cert_file), set(&self.key_file)) {
+            (Some(c), Some(k)) => Ok(Some((c, k))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError(
+                "tls.cert_file is set but tls.key_file is not".into(),
+            )),
+            (None, Some(_)) => Err(ConfigError(
+                "tls.key_file is set but tls.cert_file is not".into(),
+            )),
+        }
+    }
+
+    /// Whether `[tls]` has a certificate and a key.
+    pub fn enabled(&self) -> bool {
+        matches!(self.files(), Ok(Some(_)))
+    }
 }
 
 /// Raw WebSocket endpoint settings.
@@ -140,6 +179,9 @@ pub struct StompSettings {
     /// 15674): STOMP over WebSocket at `/ws`, over SockJS at `/stomp`, so
     /// client code written for RabbitMQ runs unchanged. Unset: none.
     pub web_stomp_listen: Option<SocketAddr>,
+    /// With `[tls]`: the TCP listener speaks STOMP over TLS (`stomp+ssl`,
+    /// RabbitMQ's port 61614) instead of plain STOMP.
+    pub tcp_tls: bool,
     /// Users allowed to connect (`login` / `passcode` of CONNECT).
     pub users: Vec<StompUser>,
     /// Whether a CONNECT without credentials is accepted (the demo default;
@@ -178,6 +220,7 @@ impl Default for StompSettings {
             enabled: true,
             tcp_listen: None,
             web_stomp_listen: None,
+            tcp_tls: false,
             users: Vec::new(),
             allow_anonymous: true,
             connect_timeout_ms: 10_000,
@@ -275,6 +318,7 @@ impl Default for Config {
             permissions: Vec::new(),
             auth: Default::default(),
             redis: None,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -354,6 +398,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "permissions",
     "auth",
     "redis",
+    "tls",
 ];
 
 impl Config {
@@ -388,6 +433,13 @@ impl Config {
             .map_err(|e| ConfigError(e.to_string()))?;
         config.sockjs.validate()?;
         config.stomp.tcp_address()?;
+        // Unreadable or invalid certificate or key files fail here, at start-up.
+        let tls = crate::tls::acceptor(&config.tls)?;
+        if config.stomp.tcp_tls && tls.is_none() {
+            return Err(ConfigError(
+                "stomp.tcp_tls needs [tls] cert_file and key_file".into(),
+            ));
+        }
         if let Some(redis) = &config.redis {
             redis
                 .validate()
@@ -540,6 +592,63 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn tls_section() {
+        let data = |f: &str| format!("{}/../../tests/data/tls/{f}", env!("CARGO_MANIFEST_DIR"));
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(!c.tls.enabled() && !c.stomp.tcp_tls);
+        let cert = data("cert.pem");
+        for key in ["key.pem", "key-sec1.pem"] {
+            let key = data(key);
+            let c = Config::load(
+                None,
+                env(&[
+                    ("SWITCHBOARD_TLS__CERT_FILE", &cert),
+                    ("SWITCHBOARD_TLS__KEY_FILE", &key),
+                    ("SWITCHBOARD_STOMP__TCP_TLS", "true"),
+                ]),
+            )
+            .unwrap();
+            assert!(c.tls.enabled() && c.stomp.tcp_tls);
+            let acceptor = crate::tls::acceptor(&c.tls).unwrap().unwrap();
+            assert_eq!(acceptor.config().alpn_protocols, vec![b"http/1.1".to_vec()]);
+            assert!(crate::tls::without_alpn(&acceptor)
+                .config()
+                .alpn_protocols
+                .is_empty());
+        }
+        // Empty paths are unset.
+        let c = Config::load(
+            None,
+            env(&[
+                ("SWITCHBOARD_TLS__CERT_FILE", ""),
+                ("SWITCHBOARD_TLS__KEY_FILE", ""),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.tls.enabled());
+        let err = |pairs: &[(&str, &str)]| Config::load(None, env(pairs)).unwrap_err().0;
+        let missing = data("missing.pem");
+        let e = err(&[
+            ("SWITCHBOARD_TLS__CERT_FILE", &missing),
+            ("SWITCHBOARD_TLS__KEY_FILE", &data("key.pem")),
+        ]);
+        assert!(
+            e.starts_with("tls.cert_file ") && e.contains("missing.pem"),
+            "{e}"
+        );
+        let e = err(&[
+            ("SWITCHBOARD_TLS__CERT_FILE", &cert),
+            ("SWITCHBOARD_TLS__KEY_FILE", &data("other-key.pem")),
+        ]);
+        assert!(e.starts_with("[tls] cert_file"), "{e}");
+        let e = err(&[("SWITCHBOARD_TLS__KEY_FILE", &cert)]);
+        assert_eq!(e, "tls.key_file is set but tls.cert_file is not");
+        assert!(err(&[("SWITCHBOARD_TLS__NOPE", "1")]).contains("nope"));
+        let e = err(&[("SWITCHBOARD_STOMP__TCP_TLS", "true")]);
+        assert!(e.contains("stomp.tcp_tls"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod permissions;
 pub mod serve;
+pub mod tls;
 pub mod upgrade;
 pub mod wire;
 

@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use switchboard_server::serve::{serve, stop_signal};
+use switchboard_server::serve::{accept_loop, accept_loop_tls, serve, serve_tls, stop_signal};
 use switchboard_server::{Config, Switchboard};
 
 #[derive(Parser)]
@@ -75,6 +75,14 @@ fn main() -> std::process::ExitCode {
     if let Some(listen) = listen {
         config.listen = listen;
     }
+    // Config::load checked the files; they are read again here.
+    let tls = match switchboard_server::tls::acceptor(&config.tls) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("switchboard: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into()),
@@ -93,7 +101,11 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::from(1);
             }
         };
-        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+        tracing::info!(
+            address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            tls = tls.is_some(),
+            "listening"
+        );
         let stomp_tcp = match config.stomp.tcp_address() {
             Ok(a) => a,
             Err(e) => {
@@ -110,14 +122,25 @@ fn main() -> std::process::ExitCode {
         let sb = Switchboard::new(config);
         if let (Some(broker), Some((address, required))) = (sb.stomp(), stomp_tcp) {
             match tokio::net::TcpListener::bind(address).await {
-                Ok(l) => {
-                    tracing::info!(%address, "STOMP over TCP");
-                    tokio::spawn(switchboard_server::endpoints::stomp::serve_tcp(
-                        l,
-                        broker.clone(),
-                        sb.shutdown().clone(),
-                    ));
-                }
+                Ok(l) => match tls.as_ref().filter(|_| sb.state().config.stomp.tcp_tls) {
+                    Some(acceptor) => {
+                        tracing::info!(%address, "STOMP over TLS (stomp+ssl)");
+                        tokio::spawn(switchboard_server::tls::serve_stomp_tls(
+                            l,
+                            broker.clone(),
+                            sb.shutdown().clone(),
+                            switchboard_server::tls::without_alpn(acceptor),
+                        ));
+                    }
+                    None => {
+                        tracing::info!(%address, "STOMP over TCP");
+                        tokio::spawn(switchboard_server::endpoints::stomp::serve_tcp(
+                            l,
+                            broker.clone(),
+                            sb.shutdown().clone(),
+                        ));
+                    }
+                },
                 Err(e) if required => {
                     eprintln!("switchboard: cannot listen for STOMP on {address}: {e}");
                     return std::process::ExitCode::from(1);
@@ -130,9 +153,10 @@ fn main() -> std::process::ExitCode {
         if let (Some(address), Some(_)) = (sb.state().config.stomp.web_stomp_listen, sb.stomp()) {
             match tokio::net::TcpListener::bind(address).await {
                 Ok(l) => {
-                    tracing::info!(%address, "STOMP in the Web-STOMP layout (/ws, /stomp)");
+                    tracing::info!(%address, tls = tls.is_some(), "STOMP in the Web-STOMP layout (/ws, /stomp)");
                     let router = switchboard_server::endpoints::stomp::web_stomp_router(sb.state());
                     let shutdown = sb.shutdown().clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let stop = shutdown.clone();
                         let guard = stop.register();
@@ -143,7 +167,10 @@ fn main() -> std::process::ExitCode {
                                 std::task::Poll::Pending
                             }
                         });
-                        switchboard_server::serve::accept_loop(l, router, &shutdown, signal).await;
+                        match tls {
+                            Some(tls) => accept_loop_tls(l, router, tls, &shutdown, signal).await,
+                            None => accept_loop(l, router, &shutdown, signal).await,
+                        }
                     });
                 }
                 Err(e) => {
@@ -152,7 +179,11 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
-        match serve(listener, sb, stop_signal()).await {
+        let served = match tls {
+            Some(tls) => serve_tls(listener, sb, tls, stop_signal()).await,
+            None => serve(listener, sb, stop_signal()).await,
+        };
+        match served {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("switchboard: {e}");
@@ -196,6 +227,9 @@ fn token(
         subscribe: (!subscribe.is_empty()).then_some(subscribe),
         publish: (!publish.is_empty()).then_some(publish),
     };
-    println!("{}", switchboard_auth::mint_hs256(secret.as_bytes(), &claims));
+    println!(
+        "{}",
+        switchboard_auth::mint_hs256(secret.as_bytes(), &claims)
+    );
     std::process::ExitCode::SUCCESS
 }

@@ -204,7 +204,11 @@ async fn a_client_that_never_reads_is_dropped_and_others_get_everything() {
         "RSS grew by {}",
         server.rss().saturating_sub(before)
     );
-    // The slow one, once it reads, finds the slow-consumer close after what had been buffered.
+    // The slow one, once it reads, finds the slow-consumer close after what
+    // had been buffered — or, when the flood outlasted the close timeout (5 s:
+    // a loaded machine), a connection the server already ended, since a peer
+    // that does not read its close is not waited for. Either way it was
+    // dropped; a connection still open after that would fail here.
     let mut saw_close = None;
     while let Some(m) = slow.next(Duration::from_secs(10)).await {
         if let Msg::Close(c) = m {
@@ -212,7 +216,11 @@ async fn a_client_that_never_reads_is_dropped_and_others_get_everything() {
             break;
         }
     }
-    assert_eq!(saw_close, Some(1013));
+    assert!(
+        saw_close == Some(1013) || (saw_close.is_none() && slow.eof),
+        "slow consumer not dropped: close {saw_close:?}, eof {}",
+        slow.eof
+    );
     still_chatting(&server, "after-flood").await;
 }
 

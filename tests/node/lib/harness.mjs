@@ -1,9 +1,11 @@
 // Shared helpers: start/stop a Switchboard server, and a small promise-based
 // wrapper around the npm `ws` client.
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import http from 'node:http';
+import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 
@@ -45,10 +47,18 @@ export function freePort() {
   });
 }
 
-/** GET a path; resolves { status, headers, body } (body as string). */
-export function httpGet(port, path, { timeout = 2000, headers = {} } = {}) {
+/** The test-only certificate and key (tests/data/tls): `localhost` and 127.0.0.1. */
+export const TEST_CERT = fileURLToPath(new URL('../../data/tls/cert.pem', import.meta.url));
+export const TEST_KEY = fileURLToPath(new URL('../../data/tls/key.pem', import.meta.url));
+
+/**
+ * GET a path; resolves { status, headers, body } (body as string). With
+ * `ca` (a PEM certificate to trust) the request is HTTPS.
+ */
+export function httpGet(port, path, { timeout = 2000, headers = {}, ca } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, headers, agent: false, timeout }, (res) => {
+    const client = ca ? https : http;
+    const req = client.get({ host: '127.0.0.1', port, path, headers, agent: false, timeout, ...(ca ? { ca } : {}) }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
@@ -61,14 +71,18 @@ export function httpGet(port, path, { timeout = 2000, headers = {} } = {}) {
 
 /**
  * Start `switchboard serve --listen 127.0.0.1:PORT` and wait for GET /healthz.
- * Returns { port, http, ws, child, log(), stop() }.
+ * Returns { port, http, ws, child, log(), stop() }. With `tls: true` the
+ * server gets the test certificate ([tls], TEST_CERT / TEST_KEY): `http` and
+ * `ws` are then https:// and wss:// URLs and `ca` is the certificate to trust.
  */
-export async function startServer({ readyTimeout = 20000, env = {} } = {}) {
+export async function startServer({ readyTimeout = 20000, env = {}, tls = false } = {}) {
   const bin = serverBinary();
   const port = await freePort();
+  const tlsEnv = tls ? { SWITCHBOARD_TLS__CERT_FILE: TEST_CERT, SWITCHBOARD_TLS__KEY_FILE: TEST_KEY } : {};
+  const ca = tls ? readFileSync(TEST_CERT) : undefined;
   // The server reads SWITCHBOARD_* variables as configuration overrides and
   // rejects unknown ones, so the test-harness variables are not passed on.
-  const childEnv = { ...process.env, ...env };
+  const childEnv = { ...process.env, ...tlsEnv, ...env };
   delete childEnv.SWITCHBOARD_BIN;
   delete childEnv.SWITCHBOARD_SKIP_BROWSER;
   const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`], {
@@ -99,8 +113,9 @@ export async function startServer({ readyTimeout = 20000, env = {} } = {}) {
 
   const server = {
     port,
-    http: `http://127.0.0.1:${port}`,
-    ws: `ws://127.0.0.1:${port}`,
+    http: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    ws: `${tls ? 'wss' : 'ws'}://127.0.0.1:${port}`,
+    ca,
     child,
     log: () => output,
     exited: () => exited,
@@ -124,7 +139,7 @@ export async function startServer({ readyTimeout = 20000, env = {} } = {}) {
       throw new Error(`switchboard exited before becoming ready (${JSON.stringify(exited)}); output:\n${output}`);
     }
     try {
-      const res = await httpGet(port, '/healthz', { timeout: 1000 });
+      const res = await httpGet(port, '/healthz', { timeout: 1000, ca });
       if (res.status === 200) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
