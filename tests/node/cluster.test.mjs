@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import net from 'node:net';
 import http from 'node:http';
 import { io } from 'socket.io-client';
@@ -18,6 +19,29 @@ import {
 } from './lib/harness.mjs';
 
 const API_KEY = 'cluster-test-api-key-0123456789';
+const SECRET = 'cluster-test-secret-of-at-least-32-bytes';
+
+const b64 = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
+function token(sub) {
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + 600 })}`;
+  return `${input}.${createHmac('sha256', SECRET).update(input).digest('base64url')}`;
+}
+
+/** An API call on `node`; resolves { status, json }. */
+function api(node, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port: node.port, path, method, agent: false,
+      headers: { authorization: `apikey ${API_KEY}`, 'content-type': 'application/json' },
+    }, (res) => {
+      let t = '';
+      res.on('data', (c) => { t += c; });
+      res.on('end', () => resolve({ status: res.statusCode, json: t ? JSON.parse(t) : undefined }));
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
 const N = 150; // messages per publisher
 
 let redisPort;
@@ -72,6 +96,7 @@ before(async () => {
         SWITCHBOARD_REDIS__URL: `redis://127.0.0.1:${redisPort}`,
         SWITCHBOARD_REDIS__RECONNECT_MAX_MS: '500',
         SWITCHBOARD_AUTH__API_KEYS: `["${API_KEY}"]`,
+        SWITCHBOARD_AUTH__JWT_HS256_SECRET: SECRET,
         SWITCHBOARD_STOMP__TCP_LISTEN: '',
       },
     }));
@@ -273,6 +298,38 @@ test('Redis restarting: clients stay connected, nodes reconnect and resubscribe,
   // Nobody was disconnected.
   assert.equal(a.c.closed, null);
   assert.equal(b.c.closed, null);
+});
+
+test('Socket.IO rooms span the nodes: /api/socketio/emit on one node reaches sockets on all', async () => {
+  const sockets = [];
+  for (const node of nodes) {
+    const s = io(node.http, { transports: ['websocket'], forceNew: true, reconnection: false });
+    cleanups.push(() => s.close());
+    await withTimeout(new Promise((r) => s.on('connect', r)), 5000, 'connect');
+    sockets.push(s);
+  }
+  // Every socket is in the room of its own id: target the one on node 2 from node 0.
+  const only = new Promise((r) => sockets[2].on('direct', r));
+  const r = await api(nodes[0], 'POST', '/api/socketio/emit', { rooms: [sockets[2].id], event: 'direct', data: { to: 2 } });
+  assert.equal(r.status, 200);
+  assert.deepEqual(await withTimeout(only, 5000, 'direct emit across nodes'), { to: 2 });
+  // No room: every socket of the namespace, on every node.
+  const all = sockets.map((s) => new Promise((resolve) => s.on('everyone', resolve)));
+  assert.equal((await api(nodes[1], 'POST', '/api/socketio/emit', { event: 'everyone', data: 'hi' })).status, 200);
+  assert.deepEqual(await withTimeout(Promise.all(all), 5000, 'emit to every node'), ['hi', 'hi', 'hi']);
+});
+
+test('/api/disconnect on one node disconnects the user on every node', async () => {
+  const t = token('u-everywhere');
+  const onNode1 = await Client.open(`${nodes[1].ws}/ws?token=${t}`);
+  const onNode2 = io(nodes[2].http, { auth: { token: t }, transports: ['websocket'], forceNew: true, reconnection: false });
+  cleanups.push(() => onNode2.close());
+  await withTimeout(new Promise((r) => onNode2.on('connect', r)), 5000, 'connect');
+  const gone = new Promise((r) => onNode2.on('disconnect', r));
+  const r = await api(nodes[0], 'POST', '/api/disconnect', { user: 'u-everywhere' });
+  assert.deepEqual(r.json, { user: 'u-everywhere', disconnected: 0 }, 'none on node 0 itself');
+  assert.deepEqual(await onNode1.waitClose(5000), { code: 4001, reason: 'disconnected by the server' });
+  assert.equal(await withTimeout(gone, 5000, 'socket.io disconnect'), 'io server disconnect');
 });
 
 test('a node killed with SIGKILL: its client moves to another node and goes on', async () => {

@@ -54,6 +54,12 @@
 //! }
 //! ```
 //!
+//! ## Socket.IO across nodes
+//!
+//! With the `socketio` feature (on by default), [`RedisSocketIoCluster`]
+//! makes several Socket.IO servers one (rooms, broadcasts with acks,
+//! `fetch_cluster_sockets`...) over the same Redis: see [`socketio`].
+//!
 //! ## Not covered
 //!
 //! Presence and history stay per node: `Hub::presence` lists this node's
@@ -67,6 +73,8 @@ mod error;
 mod link;
 mod outbox;
 mod publisher;
+#[cfg(feature = "socketio")]
+pub mod socketio;
 mod stats;
 mod subscriber;
 mod topics;
@@ -75,4 +83,6 @@ pub mod wire;
 pub use backplane::RedisBackplane;
 pub use config::RedisConfig;
 pub use error::Error;
+#[cfg(feature = "socketio")]
+pub use socketio::{RedisSocketIoCluster, SocketIoClusterConfig, SocketIoClusterStats};
 pub use stats::{BackplaneStats, LagStats, LAG_BUCKETS_MS};

@@ -1,8 +1,9 @@
 //! Staying connected to Redis. Each link (publisher, subscriber) runs
 //! [`supervise`]: connect with a timeout, run until the connection is lost,
-//! back off (doubling, capped, jittered), connect again. [`Links`] combines
-//! both links' states into `connected` and `reconnects`, and logs what an
-//! outage cost.
+//! back off (doubling, capped, jittered), connect again, telling its
+//! [`Host`] (the hub backplane, or the Socket.IO cluster) at each step.
+//! [`Links`] is the backplane's host side: it combines both links' states
+//! into `connected` and `reconnects`, and logs what an outage cost.
 
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,7 +25,7 @@ pub(crate) enum LinkKind {
 }
 
 impl LinkKind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             LinkKind::Publisher => "publisher",
             LinkKind::Subscriber => "subscriber",
@@ -41,8 +42,43 @@ pub(crate) enum End {
     Stop,
 }
 
-/// What a link does with one connection.
-pub(crate) trait Session: Send + 'static {
+/// The state a link works for, told when the link's connection comes and
+/// goes.
+pub(crate) trait Host: Send + Sync + 'static {
+    /// What the logs call it ("redis backplane").
+    const NAME: &'static str;
+    /// Where Redis is, and the timings.
+    fn config(&self) -> &crate::RedisConfig;
+    /// `kind` connected.
+    fn link_up(&self, kind: LinkKind);
+    /// `kind` lost its connection.
+    fn link_down(&self, kind: LinkKind, reason: &str);
+    /// `kind` stopped.
+    fn link_stopped(&self, kind: LinkKind);
+}
+
+impl Host for Shared {
+    const NAME: &'static str = "redis backplane";
+
+    fn config(&self) -> &crate::RedisConfig {
+        &self.config
+    }
+
+    fn link_up(&self, kind: LinkKind) {
+        self.links.up(self, kind)
+    }
+
+    fn link_down(&self, kind: LinkKind, reason: &str) {
+        self.links.down(self, kind, reason)
+    }
+
+    fn link_stopped(&self, kind: LinkKind) {
+        self.links.stopped(self, kind)
+    }
+}
+
+/// What a link does with one connection, for host `H`.
+pub(crate) trait Session<H: Host = Shared>: Send + 'static {
     /// The connection type.
     type Conn: Send;
     /// Which link this is.
@@ -50,27 +86,27 @@ pub(crate) trait Session: Send + 'static {
     /// Opens a connection (the caller applies the timeout).
     fn connect(
         &mut self,
-        shared: &Shared,
+        shared: &H,
     ) -> impl Future<Output = redis::RedisResult<Self::Conn>> + Send;
     /// Uses the connection until it fails (or there is nothing left to do).
-    fn run(&mut self, shared: &Shared, conn: Self::Conn) -> impl Future<Output = End> + Send;
+    fn run(&mut self, shared: &H, conn: Self::Conn) -> impl Future<Output = End> + Send;
     /// The connection is gone (failed, stopped, or the run was cancelled).
-    fn disconnected(&mut self, shared: &Shared) {
+    fn disconnected(&mut self, shared: &H) {
         let _ = shared;
     }
 }
 
 /// Runs one link until shutdown: connects, runs, reconnects with backoff.
-pub(crate) async fn supervise<S: Session>(
-    shared: Arc<Shared>,
+pub(crate) async fn supervise<H: Host, S: Session<H>>(
+    shared: Arc<H>,
     mut session: S,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut backoff = Backoff::new(shared.config.reconnect_min(), shared.config.reconnect_max());
+    let config = shared.config();
+    let mut backoff = Backoff::new(config.reconnect_min(), config.reconnect_max());
     let mut failures: u64 = 0;
     loop {
-        let connect =
-            tokio::time::timeout(shared.config.command_timeout(), session.connect(&shared));
+        let connect = tokio::time::timeout(config.command_timeout(), session.connect(&shared));
         let attempt = tokio::select! {
             r = connect => r,
             _ = stopped(&mut shutdown) => break,
@@ -79,7 +115,7 @@ pub(crate) async fn supervise<S: Session>(
             Ok(Ok(conn)) => {
                 failures = 0;
                 let since = Instant::now();
-                shared.links.up(&shared, S::KIND);
+                shared.link_up(S::KIND);
                 let end = tokio::select! {
                     end = session.run(&shared, conn) => end,
                     _ = stopped(&mut shutdown) => End::Stop,
@@ -87,21 +123,21 @@ pub(crate) async fn supervise<S: Session>(
                 session.disconnected(&shared);
                 match end {
                     End::Stop => break,
-                    End::Lost(reason) => shared.links.down(&shared, S::KIND, &reason),
+                    End::Lost(reason) => shared.link_down(S::KIND, &reason),
                 }
-                if since.elapsed() >= shared.config.reconnect_max() {
+                if since.elapsed() >= config.reconnect_max() {
                     backoff.reset();
                 }
             }
-            Ok(Err(e)) => connect_failed(&shared, S::KIND, &mut failures, &e.to_string()),
-            Err(_) => connect_failed(&shared, S::KIND, &mut failures, "timed out"),
+            Ok(Err(e)) => connect_failed(&*shared, S::KIND, &mut failures, &e.to_string()),
+            Err(_) => connect_failed(&*shared, S::KIND, &mut failures, "timed out"),
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff.next()) => {}
             _ = stopped(&mut shutdown) => break,
         }
     }
-    shared.links.stopped(&shared, S::KIND);
+    shared.link_stopped(S::KIND);
 }
 
 /// Resolves when shutdown is asked for (or the backplane is dropped).
@@ -110,15 +146,16 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Logs a failed connection attempt: the 1st, 2nd, 4th, 8th… at warn level.
-fn connect_failed(shared: &Shared, kind: LinkKind, failures: &mut u64, error: &str) {
+fn connect_failed<H: Host>(shared: &H, kind: LinkKind, failures: &mut u64, error: &str) {
     *failures += 1;
-    let redis = crate::config::redact(&shared.config.url);
+    let redis = crate::config::redact(&shared.config().url);
     if failures.is_power_of_two() {
         tracing::warn!(
             link = kind.name(),
             %redis,
             attempts = *failures,
-            "redis backplane cannot connect: {error}; retrying"
+            "{} cannot connect: {error}; retrying",
+            H::NAME
         );
     } else {
         tracing::debug!(link = kind.name(), %redis, attempts = *failures, "connect failed: {error}");

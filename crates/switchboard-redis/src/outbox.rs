@@ -1,7 +1,8 @@
-//! The bounded queue of local publications waiting for the publisher link.
-//! [`Outbox::push`] is what `Backplane::publish` does under the topic's lock:
-//! lock-free, never blocking, dropping (and counting) beyond the bounds.
-//! Per-topic order holds because the hub calls it in seq order.
+//! The bounded queue of messages waiting for a publisher link (the hub's
+//! publications, or the Socket.IO cluster's messages). [`Outbox::push`] is
+//! what `Backplane::publish` does under the topic's lock: lock-free, never
+//! blocking, dropping (and counting) beyond the bounds. Per-topic order
+//! holds because the hub calls it in seq order.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -13,20 +14,20 @@ use crate::wire;
 
 /// Sending half, shared by every `Backplane::publish` call.
 #[derive(Debug)]
-pub(crate) struct Outbox {
-    tx: mpsc::UnboundedSender<Arc<Publication>>,
+pub(crate) struct Outbox<T = Arc<Publication>> {
+    tx: mpsc::UnboundedSender<T>,
     messages: AtomicUsize,
     bytes: AtomicUsize,
     max_messages: usize,
     max_bytes: usize,
 }
 
-impl Outbox {
+impl<T> Outbox<T> {
     /// An outbox and its receiving half (for the publisher link).
     pub(crate) fn new(
         max_messages: usize,
         max_bytes: usize,
-    ) -> (Outbox, mpsc::UnboundedReceiver<Arc<Publication>>) {
+    ) -> (Outbox<T>, mpsc::UnboundedReceiver<T>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let outbox = Outbox {
             tx,
@@ -38,15 +39,14 @@ impl Outbox {
         (outbox, rx)
     }
 
-    /// Queues `p`, or returns `false` if a bound would be exceeded (or the
-    /// publisher is gone). A publication larger than the byte bound is
-    /// accepted into an empty queue.
-    pub(crate) fn push(&self, p: &Arc<Publication>) -> bool {
-        let cost = cost(p);
+    /// Queues `item`, accounted as `cost` bytes, or returns `false` if a
+    /// bound would be exceeded (or the publisher is gone). An item larger
+    /// than the byte bound is accepted into an empty queue.
+    pub(crate) fn push_item(&self, item: T, cost: usize) -> bool {
         let n = self.messages.fetch_add(1, Relaxed);
         let b = self.bytes.fetch_add(cost, Relaxed);
         let fits = n < self.max_messages && (n == 0 || b + cost <= self.max_bytes);
-        if fits && self.tx.send(p.clone()).is_ok() {
+        if fits && self.tx.send(item).is_ok() {
             return true;
         }
         self.messages.fetch_sub(1, Relaxed);
@@ -54,15 +54,42 @@ impl Outbox {
         false
     }
 
-    /// The publisher took `p` off the queue.
-    pub(crate) fn taken(&self, p: &Publication) {
+    /// The publisher took an item of `cost` bytes off the queue.
+    pub(crate) fn taken_item(&self, cost: usize) {
         self.messages.fetch_sub(1, Relaxed);
-        self.bytes.fetch_sub(cost(p), Relaxed);
+        self.bytes.fetch_sub(cost, Relaxed);
+    }
+
+    /// An item of `cost` bytes the publisher took is waiting again (held
+    /// to be sent on the next connection): counted as queued, and against
+    /// the bounds, until taken again.
+    pub(crate) fn returned_item(&self, cost: usize) {
+        self.messages.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(cost, Relaxed);
     }
 
     /// Publications waiting.
     pub(crate) fn len(&self) -> usize {
         self.messages.load(Relaxed)
+    }
+}
+
+impl Outbox<Arc<Publication>> {
+    /// Queues `p`, or returns `false` if a bound would be exceeded (or the
+    /// publisher is gone). A publication larger than the byte bound is
+    /// accepted into an empty queue.
+    pub(crate) fn push(&self, p: &Arc<Publication>) -> bool {
+        self.push_item(p.clone(), cost(p))
+    }
+
+    /// The publisher took `p` off the queue.
+    pub(crate) fn taken(&self, p: &Publication) {
+        self.taken_item(cost(p))
+    }
+
+    /// `p`, taken, waits again (see [`returned_item`](Self::returned_item)).
+    pub(crate) fn returned(&self, p: &Publication) {
+        self.returned_item(cost(p))
     }
 }
 

@@ -80,6 +80,11 @@ impl Session for Publisher {
                     Ok(false) => return End::Stop,
                     Err(end) => return end,
                 }
+            } else {
+                // The batch held from a dead connection leaves the queue again.
+                for p in &self.batch {
+                    shared.outbox.taken(p);
+                }
             }
             let mut pipe = redis::pipe();
             pipe.ignore_errors(); // one result per PUBLISH, error replies included
@@ -109,6 +114,10 @@ impl Session for Publisher {
                     // Written into a dead connection: not delivered. Again,
                     // once, on the next connection.
                     self.retrying = true;
+                    // Waiting again: counted as queued meanwhile.
+                    for p in &self.batch {
+                        shared.outbox.returned(p);
+                    }
                     return End::Lost(format!("PUBLISH: {e} (the batch is sent again)"));
                 }
                 Ok(Err(e)) => {

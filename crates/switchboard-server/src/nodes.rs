@@ -5,6 +5,11 @@
 //! it heard from and forgets one that stays silent for [`EXPIRY`]. With the
 //! in-memory backplane the list is this node alone. Clients may neither
 //! subscribe nor publish to topics starting with `$`.
+//!
+//! The same listener carries cluster-wide commands on [`CONTROL_TOPIC`]:
+//! `POST /api/disconnect` disconnects the user's connections on its own node
+//! and publishes the command there for every other node
+//! ([`broadcast_disconnect`]).
 
 use crate::app::AppState;
 use parking_lot::Mutex;
@@ -15,6 +20,31 @@ use switchboard_hub::{ClientInfo, Delivery, Payload};
 
 /// The reserved topic of node reports.
 pub const NODES_TOPIC: &str = "$nodes";
+/// The reserved topic of cluster-wide commands.
+pub const CONTROL_TOPIC: &str = "$control";
+
+/// A command on [`CONTROL_TOPIC`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Command {
+    /// The node that sent it (which has already acted on it).
+    origin: String,
+    /// Disconnect this user's connections.
+    disconnect: Option<String>,
+}
+
+/// Asks every other node to disconnect `user` (this node has done it).
+pub fn broadcast_disconnect(state: &AppState, user: &str) {
+    let command = Command {
+        origin: state.node_id.clone(),
+        disconnect: Some(user.to_owned()),
+    };
+    let json = serde_json::to_vec(&command).expect("serializes");
+    let _ = state.hub.publish(
+        CONTROL_TOPIC,
+        Payload::json_or_text(bytes::Bytes::from(json)),
+        None,
+    );
+}
 /// How often a node reports.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node not heard from for this long is gone.
@@ -82,7 +112,9 @@ pub fn start(state: &Arc<AppState>) {
     let listener = state
         .hub
         .connect(ClientInfo::new("$server", INTERNAL).with_presence_events(false));
-    if listener.subscribe(NODES_TOPIC, None).is_err() {
+    if listener.subscribe(NODES_TOPIC, None).is_err()
+        || listener.subscribe(CONTROL_TOPIC, None).is_err()
+    {
         return;
     }
     let weak: Weak<AppState> = Arc::downgrade(state);
@@ -106,12 +138,31 @@ pub fn start(state: &Arc<AppState>) {
                         return;
                     }
                     for d in batch.drain(..) {
-                        if let Delivery::Message(p) = d {
-                            state.nodes.record(&p.payload.data);
+                        match d {
+                            Delivery::Message(p) if &*p.topic == NODES_TOPIC => {
+                                state.nodes.record(&p.payload.data);
+                            }
+                            Delivery::Message(p) => command(&state, &p.payload.data),
+                            Delivery::Presence(_) => {}
                         }
                     }
                 }
             }
         }
     });
+}
+
+/// Carries out a command from another node.
+fn command(state: &AppState, json: &[u8]) {
+    let Ok(c) = serde_json::from_slice::<Command>(json) else {
+        tracing::warn!("malformed cluster command ignored");
+        return;
+    };
+    if c.origin == state.node_id {
+        return;
+    }
+    if let Some(user) = c.disconnect {
+        let n = state.hub.disconnect_user(&user);
+        tracing::info!(%user, connections = n, from = %c.origin, "disconnected by another node's API call");
+    }
 }

@@ -369,7 +369,7 @@ fn random_input_never_panics() {
             String::from_utf8(b).unwrap()
         };
         let _ = d.feed_text(&text);
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             let _ = d.feed_binary(Bytes::from(vec![0u8; (rng.next() % 4) as usize]));
         }
         // Arbitrary bytes, lossily made text.

@@ -2,10 +2,10 @@
 //! its in-memory implementation [`LocalAdapter`] (socket.io-adapter's
 //! `InMemoryAdapter`).
 //!
-//! The adapter only tracks who is in which room; the namespace does the
-//! fan-out to its local sockets. A multi-node adapter (Redis, the hub
-//! backplane) would additionally need a publish hook for broadcasts; that
-//! hook does not exist yet.
+//! The adapter only tracks who is in which room on this node; the
+//! namespace does the fan-out to its local sockets. Other nodes are the
+//! business of a [`Cluster`](crate::Cluster), which carries the
+//! [`BroadcastOptions`] and lets each node apply them to its own adapter.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,23 +1,28 @@
 //! [`BroadcastOperator`]: selects sockets by room and emits to all of them
-//! with one encoding.
+//! with one encoding, on this node and, through the [`Cluster`] if there
+//! is one, on the others.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use switchboard_socketio_proto::{encode, Value};
+use switchboard_engineio::Utf8Bytes;
+use switchboard_socketio_proto::{encode, Encoded, Value};
 use tokio::sync::mpsc;
 
 use crate::adapter::{BroadcastOptions, IntoRooms};
 use crate::args::from_args;
 use crate::client::Outgoing;
+use crate::cluster::{AckEvent, AckSink, BroadcastFlags, Cluster, EncodedPacket, RemoteSocket};
 use crate::error::{AckError, EmitError};
 use crate::namespace::Namespace;
 use crate::socket::{event_packet, AckSlot, SocketRef};
+use crate::splice;
 
 /// Node's `BroadcastOperator`: built from a namespace
 /// ([`Namespace::to`]...), a socket ([`Socket::broadcast`](crate::Socket::broadcast),
@@ -76,8 +81,7 @@ impl BroadcastOperator {
         self
     }
 
-    /// Only this server's sockets. With the in-memory adapter every
-    /// broadcast is local, so this changes nothing yet.
+    /// Only this node's sockets: the [`Cluster`] (if any) is not told.
     pub fn local(mut self) -> Self {
         self.local = true;
         self
@@ -94,52 +98,93 @@ impl BroadcastOperator {
         &self.opts
     }
 
+    pub(crate) fn flags(&self) -> BroadcastFlags {
+        BroadcastFlags {
+            volatile: self.volatile,
+        }
+    }
+
+    /// The cluster, unless this broadcast is [`local`](Self::local).
+    fn cluster(&self) -> Option<&Arc<dyn Cluster>> {
+        if self.local {
+            None
+        } else {
+            self.ns.cluster()
+        }
+    }
+
     fn targets(&self) -> Vec<SocketRef> {
         let sids = self.ns.adapter().sockets(&self.opts);
         sids.iter().filter_map(|s| self.ns.get_socket(s)).collect()
     }
 
-    /// Sends `event` to every selected socket. The packet is encoded once
-    /// and the same bytes (text and attachments) are queued to each
-    /// recipient. `data` follows the [`args`](crate::args) rule.
+    /// Sends `event` to every selected socket, on every node (unless
+    /// [`local`](Self::local)). The packet is encoded once and the same
+    /// bytes (text and attachments) are queued to each recipient and handed
+    /// to the [`Cluster`]. `data` follows the [`args`](crate::args) rule.
     ///
     /// With connection state recovery on, a non-volatile emit also gets an
-    /// offset as its last argument and is kept for sockets that come back.
+    /// offset as its last argument and is kept for sockets that come back
+    /// (each node adds its own offset).
     pub fn emit(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
-        let mut packet = event_packet(self.ns.name(), event, &data)?;
-        let send = |out: &Outgoing| {
-            self.ns.for_each_target(&self.opts, |s| {
-                let _ = out.send_to(&s.client);
-            });
-        };
+        let encoded = encode(&event_packet(self.ns.name(), event, &data)?);
+        let cluster = self.cluster();
         match self.ns.recovery() {
-            Some(recovery) if !self.volatile => {
-                recovery.record(Instant::now(), &self.opts, |offset| {
-                    if let Some(Value::Array(args)) = &mut packet.data {
-                        args.push(Value::from(offset));
-                    }
-                    let out = Outgoing::new(encode(&packet));
-                    send(&out);
-                    out.messages()
-                })
+            Some(_) if !self.volatile => {
+                let packet = EncodedPacket {
+                    text: Utf8Bytes::from(encoded.text),
+                    attachments: encoded.attachments,
+                };
+                if let Some(c) = cluster {
+                    c.broadcast(self.ns.name(), &self.opts, self.flags(), packet.clone());
+                }
+                self.ns.send_recorded(&self.opts, packet);
             }
-            _ => send(&Outgoing::new(encode(&packet))),
+            _ => {
+                let out = Outgoing::new(encoded);
+                self.ns.for_each_target(&self.opts, |s| {
+                    let _ = out.send_to(&s.client);
+                });
+                if let Some(c) = cluster {
+                    c.broadcast(self.ns.name(), &self.opts, self.flags(), out.packet());
+                }
+            }
         }
         Ok(())
     }
 
-    /// Sends `event` with one ack id to every selected socket and collects
-    /// the answers: the future resolves to one `(socket id, result)` per
-    /// recipient once all answered, disconnected, or the
-    /// [`timeout`](Self::timeout) passed (then the silent ones get
-    /// [`AckError::Timeout`]). Each answer is read into `T` by the
-    /// [`args`](crate::args) rule.
+    /// Sends `event` with an ack id to every selected socket, on every node
+    /// (unless [`local`](Self::local)), and collects the answers: the
+    /// future resolves to one `(socket id, result)` per recipient once all
+    /// answered or disconnected (and, with a cluster, every node reported
+    /// its recipients), or once the [`timeout`](Self::timeout) passed (then
+    /// the silent ones get [`AckError::Timeout`]). Each answer is read into
+    /// `T` by the [`args`](crate::args) rule.
     pub fn emit_with_ack<T>(&self, event: &str, data: impl Serialize) -> BroadcastAckFuture<T> {
         let state = (|| {
             let id = self.ns.next_ack_id();
-            let packet = event_packet(self.ns.name(), event, &data)?.with_id(id);
-            let out = Outgoing::new(encode(&packet));
+            let packet = event_packet(self.ns.name(), event, &data)?;
             let (tx, rx) = mpsc::unbounded_channel();
+            let cluster = self.cluster();
+            // With a cluster the packet is encoded without id, for the other
+            // nodes to put in theirs, and this node's id is spliced in.
+            let (out, remote) = match cluster {
+                None => (Outgoing::new(encode(&packet.with_id(id))), None),
+                Some(_) => {
+                    let base = encode(&packet);
+                    let text = splice::with_ack_id(&base.text, id)
+                        .unwrap_or_else(|| encode(&packet.clone().with_id(id)).text);
+                    let out = Outgoing::new(Encoded {
+                        text,
+                        attachments: base.attachments.clone(),
+                    });
+                    let remote = EncodedPacket {
+                        text: Utf8Bytes::from(base.text),
+                        attachments: base.attachments,
+                    };
+                    (out, Some(remote))
+                }
+            };
             let mut expected = Vec::new();
             self.ns.for_each_target(&self.opts, |s| {
                 s.acks.lock().insert(id, AckSlot::Broadcast(tx.clone()));
@@ -149,7 +194,16 @@ impl BroadcastOperator {
                     s.acks.lock().remove(&id);
                 }
             });
-            Ok(Pending { rx, expected, id })
+            if let (Some(c), Some(packet)) = (cluster, remote) {
+                let sink = AckSink::new(tx);
+                c.broadcast_with_ack(self.ns.name(), &self.opts, packet, self.timeout, sink);
+            }
+            Ok(Pending {
+                rx,
+                expected,
+                id,
+                remote: cluster.is_some(),
+            })
         })();
         BroadcastAckFuture {
             state,
@@ -158,20 +212,56 @@ impl BroadcastOperator {
         }
     }
 
-    /// The selected sockets (Node's `fetchSockets`; local only).
+    /// The selected sockets of this node (synchronous; for every node's,
+    /// see [`fetch_cluster_sockets`](Self::fetch_cluster_sockets)).
     pub fn fetch_sockets(&self) -> Vec<SocketRef> {
         self.targets()
     }
 
-    /// Makes the selected sockets join `rooms`.
+    /// The selected sockets of every node (Node's `fetchSockets`): this
+    /// node's, then the others' as the [`Cluster`] returns them (once every
+    /// node answered, or its deadline passed). Without a cluster, or
+    /// [`local`](Self::local), only this node's.
+    pub fn fetch_cluster_sockets(
+        &self,
+    ) -> impl Future<Output = Vec<RemoteSocket>> + Send + 'static {
+        let local: Vec<RemoteSocket> = self
+            .targets()
+            .into_iter()
+            .map(RemoteSocket::from_local)
+            .collect();
+        let remote = self
+            .cluster()
+            .map(|c| c.fetch_sockets(self.ns.name(), &self.opts));
+        let ns = self.ns.clone();
+        async move {
+            let mut all = local;
+            if let Some(remote) = remote {
+                all.extend(
+                    remote
+                        .await
+                        .into_iter()
+                        .map(|info| RemoteSocket::from_remote(ns.clone(), info)),
+                );
+            }
+            all
+        }
+    }
+
+    /// Makes the selected sockets join `rooms`, on every node (unless
+    /// [`local`](Self::local)).
     pub fn sockets_join(&self, rooms: impl IntoRooms) {
         let rooms = rooms.into_rooms();
         for s in self.targets() {
             self.ns.adapter().add_all(s.id(), &rooms);
         }
+        if let Some(c) = self.cluster() {
+            c.add_sockets(self.ns.name(), &self.opts, &rooms);
+        }
     }
 
-    /// Makes the selected sockets leave `rooms`.
+    /// Makes the selected sockets leave `rooms`, on every node (unless
+    /// [`local`](Self::local)).
     pub fn sockets_leave(&self, rooms: impl IntoRooms) {
         let rooms = rooms.into_rooms();
         for s in self.targets() {
@@ -179,20 +269,30 @@ impl BroadcastOperator {
                 self.ns.adapter().del(s.id(), r);
             }
         }
+        if let Some(c) = self.cluster() {
+            c.del_sockets(self.ns.name(), &self.opts, &rooms);
+        }
     }
 
-    /// Disconnects the selected sockets (`close`: their whole connections).
+    /// Disconnects the selected sockets (`close`: their whole connections),
+    /// on every node (unless [`local`](Self::local)).
     pub fn disconnect_sockets(&self, close: bool) {
         for s in self.targets() {
             s.disconnect(close);
+        }
+        if let Some(c) = self.cluster() {
+            c.disconnect_sockets(self.ns.name(), &self.opts, close);
         }
     }
 }
 
 struct Pending {
-    rx: mpsc::UnboundedReceiver<(String, Result<Vec<Value>, AckError>)>,
+    rx: mpsc::UnboundedReceiver<AckEvent>,
+    /// This node's recipients.
     expected: Vec<SocketRef>,
     id: u64,
+    /// Whether other nodes take part (until they are counted).
+    remote: bool,
 }
 
 /// The answers to [`BroadcastOperator::emit_with_ack`]: await it.
@@ -223,21 +323,44 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for BroadcastAckFuture<T> 
                 mut rx,
                 expected,
                 id,
+                remote,
             } = self.state?;
             let mut waiting: HashSet<String> = expected.iter().map(|s| s.id().to_owned()).collect();
             let mut out: AckResults<T> = Vec::with_capacity(expected.len());
+            let mut counting = remote;
+            // Answers that came before their node's recipients (defensive:
+            // a cluster reports the recipients first).
+            let mut early: HashMap<String, Result<Vec<Value>, AckError>> = HashMap::new();
+            let read = |res: Result<Vec<Value>, AckError>| {
+                res.and_then(|args| {
+                    from_args::<T>(args).map_err(|e| AckError::Decode(e.to_string()))
+                })
+            };
             let collect = async {
-                while !waiting.is_empty() {
-                    let Some((sid, res)) = rx.recv().await else {
+                while !waiting.is_empty() || counting {
+                    let Some(event) = rx.recv().await else {
                         break;
                     };
-                    if !waiting.remove(&sid) {
-                        continue;
+                    match event {
+                        AckEvent::Answer(sid, res) => {
+                            if waiting.remove(&sid) {
+                                out.push((sid, read(res)));
+                            } else if counting {
+                                early.insert(sid, res);
+                            }
+                        }
+                        AckEvent::Expect(sids) => {
+                            for sid in sids {
+                                match early.remove(&sid) {
+                                    Some(res) => out.push((sid, read(res))),
+                                    None => {
+                                        waiting.insert(sid);
+                                    }
+                                }
+                            }
+                        }
+                        AckEvent::Counted => counting = false,
                     }
-                    let res = res.and_then(|args| {
-                        from_args::<T>(args).map_err(|e| AckError::Decode(e.to_string()))
-                    });
-                    out.push((sid, res));
                 }
             };
             match self.timeout {
@@ -247,11 +370,13 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for BroadcastAckFuture<T> 
                 None => collect.await,
             }
             for s in &expected {
-                if waiting.contains(s.id()) {
+                if waiting.remove(s.id()) {
                     s.acks.lock().remove(&id);
                     out.push((s.id().to_owned(), Err(AckError::Timeout)));
                 }
             }
+            // Other nodes' silent recipients.
+            out.extend(waiting.into_iter().map(|sid| (sid, Err(AckError::Timeout))));
             Ok(out)
         })
     }

@@ -11,6 +11,7 @@ use switchboard_socketio_proto::{
     encode, DecodeError, Decoder, Encoded, Packet, PacketType, Value,
 };
 
+use crate::cluster::EncodedPacket;
 use crate::engine::{Closed, EngineConn};
 use crate::error::{ConnectError, DisconnectReason};
 use crate::handshake::{Handshake, RequestInfo};
@@ -47,6 +48,38 @@ impl Outgoing {
         match self {
             Outgoing::Text(p) => vec![Message::Text(p.text())],
             Outgoing::WithAttachments(m) => m.clone(),
+        }
+    }
+
+    /// A packet that came from another node.
+    pub(crate) fn from_packet(packet: EncodedPacket) -> Self {
+        if packet.attachments.is_empty() {
+            return Outgoing::Text(PreparedText::new(&packet.text));
+        }
+        let mut m = Vec::with_capacity(1 + packet.attachments.len());
+        m.push(Message::Text(packet.text));
+        m.extend(packet.attachments.into_iter().map(Message::Binary));
+        Outgoing::WithAttachments(m)
+    }
+
+    /// The same bytes, for other nodes (shared, not copied).
+    pub(crate) fn packet(&self) -> EncodedPacket {
+        match self {
+            Outgoing::Text(p) => EncodedPacket {
+                text: p.text(),
+                attachments: Vec::new(),
+            },
+            Outgoing::WithAttachments(m) => {
+                let mut text = Utf8Bytes::from_static("");
+                let mut attachments = Vec::with_capacity(m.len().saturating_sub(1));
+                for msg in m {
+                    match msg {
+                        Message::Text(t) => text = t.clone(),
+                        Message::Binary(b) => attachments.push(b.clone()),
+                    }
+                }
+                EncodedPacket { text, attachments }
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-pub use switchboard_engineio::{CloseReason, Message, PreparedText};
+pub use switchboard_engineio::{CloseReason, Message, PreparedText, Utf8Bytes};
 
 /// The Engine.IO session is closed: the message was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -14,6 +14,7 @@ use switchboard_socketio_proto::{DecoderConfig, Value};
 use crate::adapter::{Adapter, IntoRooms, LocalAdapter};
 use crate::broadcast::{BroadcastAckFuture, BroadcastOperator};
 use crate::client::Client;
+use crate::cluster::{Cluster, RemoteSocket};
 use crate::engine::EngineConn;
 use crate::error::{ConnectError, DisconnectReason, EmitError};
 use crate::handshake::RequestInfo;
@@ -39,6 +40,10 @@ pub struct Config {
     /// Connection state recovery (Node's `connectionStateRecovery`); off
     /// (`None`) by default, as in Node. See [`RecoveryConfig`].
     pub connection_state_recovery: Option<RecoveryConfig>,
+    /// The other nodes, when this server is one of several behind a load
+    /// balancer (Node's cluster adapters); `None` (alone) by default. See
+    /// [`Cluster`] and `switchboard_redis::RedisSocketIoCluster`.
+    pub cluster: Option<Arc<dyn Cluster>>,
 }
 
 impl Default for Config {
@@ -48,6 +53,7 @@ impl Default for Config {
             decoder: DecoderConfig::default(),
             adapter: Arc::new(|_| Arc::new(LocalAdapter::new())),
             connection_state_recovery: None,
+            cluster: None,
         }
     }
 }
@@ -58,6 +64,7 @@ impl fmt::Debug for Config {
             .field("connect_timeout", &self.connect_timeout)
             .field("decoder", &self.decoder)
             .field("connection_state_recovery", &self.connection_state_recovery)
+            .field("cluster", &self.cluster.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +100,7 @@ impl IoInner {
                     hooks.unwrap_or_default(),
                     (self.config.adapter)(name),
                     self.config.connection_state_recovery.clone(),
+                    self.config.cluster.clone(),
                 )
             })
             .clone()
@@ -234,6 +242,11 @@ impl SocketIo {
         self.broadcast().except(rooms)
     }
 
+    /// `io.local` on the main namespace: this node's sockets only.
+    pub fn local(&self) -> BroadcastOperator {
+        self.broadcast().local()
+    }
+
     /// `io.timeout(d)` on the main namespace.
     pub fn timeout(&self, d: Duration) -> BroadcastOperator {
         self.broadcast().timeout(d)
@@ -249,9 +262,22 @@ impl SocketIo {
         self.broadcast().emit_with_ack(event, data)
     }
 
-    /// `io.fetchSockets()` on the main namespace.
+    /// This node's sockets of the main namespace (synchronous).
     pub fn fetch_sockets(&self) -> Vec<SocketRef> {
         self.broadcast().fetch_sockets()
+    }
+
+    /// `io.fetchSockets()` on the main namespace: every node's sockets.
+    pub fn fetch_cluster_sockets(
+        &self,
+    ) -> impl std::future::Future<Output = Vec<RemoteSocket>> + Send + 'static {
+        self.broadcast().fetch_cluster_sockets()
+    }
+
+    /// A handle that does not keep the server alive (what a [`Cluster`]
+    /// keeps to apply what other nodes ask).
+    pub fn downgrade(&self) -> WeakSocketIo {
+        WeakSocketIo(Arc::downgrade(&self.0))
     }
 
     /// `io.socketsJoin(rooms)` on the main namespace.
@@ -305,6 +331,17 @@ impl SocketIo {
         if let Some(c) = client {
             c.shutdown(reason.into(), false);
         }
+    }
+}
+
+/// A [`SocketIo`] that may be gone: [`upgrade`](Self::upgrade) it to use it.
+#[derive(Clone, Debug)]
+pub struct WeakSocketIo(Weak<IoInner>);
+
+impl WeakSocketIo {
+    /// The server, unless every [`SocketIo`] handle was dropped.
+    pub fn upgrade(&self) -> Option<SocketIo> {
+        self.0.upgrade().map(SocketIo)
     }
 }
 

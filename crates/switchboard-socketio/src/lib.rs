@@ -30,7 +30,7 @@
 //!   recipient.
 //! * Rooms live in an [`Adapter`] per namespace ([`LocalAdapter`] by
 //!   default). Broadcasts encode once and queue the same bytes to each
-//!   recipient.
+//!   recipient (and hand them to the [`Cluster`], if any).
 //!
 //! * Connection state recovery (socket.io 4.6's `pid`/`offset` scheme) is
 //!   an option ([`Config::connection_state_recovery`], see
@@ -41,8 +41,15 @@
 //!   a tower `Service`: `Router::new().route_service("/socket.io/", engine)`
 //!   mounts it in axum (see `examples/chat.rs`).
 //!
+//! * Several nodes (Node's cluster adapters): set [`Config::cluster`] to a
+//!   [`Cluster`] (e.g. `switchboard_redis::RedisSocketIoCluster`) and
+//!   broadcasts, `sockets_join`/`sockets_leave`, `disconnect_sockets`,
+//!   broadcasts with acks and [`fetch_cluster_sockets`](BroadcastOperator::fetch_cluster_sockets)
+//!   reach every node's sockets; `local()` keeps them on this node. See
+//!   [`cluster`].
+//!
 //! Not implemented: the per-socket `use` middleware and `volatile` on
-//! single sockets, `onAnyOutgoing`, a multi-node adapter.
+//! single sockets, `onAnyOutgoing`, `serverSideEmit`.
 //!
 //! # Example: the chat server
 //!
@@ -107,6 +114,7 @@ mod adapter;
 pub mod args;
 mod broadcast;
 mod client;
+pub mod cluster;
 mod engine;
 mod error;
 mod handshake;
@@ -114,13 +122,18 @@ mod io;
 mod namespace;
 mod recovery;
 mod socket;
+mod splice;
 
 pub use adapter::{Adapter, BroadcastOptions, IntoRooms, LocalAdapter, Room};
 pub use broadcast::{BroadcastAckFuture, BroadcastOperator};
-pub use engine::{CloseReason, Closed, EngineConn, Message};
+pub use cluster::{
+    AckSink, BroadcastFlags, Cluster, ClusterFuture, EncodedPacket, LocalAcks, RemoteSocket,
+    SocketData, SocketInfo,
+};
+pub use engine::{CloseReason, Closed, EngineConn, Message, Utf8Bytes};
 pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
 pub use handshake::{Extensions, Handshake};
-pub use io::{AdapterFactory, Config, DynamicNamespace, SocketIo};
+pub use io::{AdapterFactory, Config, DynamicNamespace, SocketIo, WeakSocketIo};
 pub use namespace::Namespace;
 pub use recovery::RecoveryConfig;
 pub use socket::{AckFuture, AckSender, Socket, SocketRef};

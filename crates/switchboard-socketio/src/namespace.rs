@@ -1,5 +1,6 @@
-//! [`Namespace`]: a connection handler, middlewares, its sockets and an
-//! [`Adapter`] for rooms.
+//! [`Namespace`]: a connection handler, middlewares, its sockets, an
+//! [`Adapter`] for rooms, and the entry points through which a [`Cluster`]
+//! applies what other nodes ask.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -9,14 +10,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::time::Instant;
+
 use parking_lot::RwLock;
 use serde::Serialize;
+use switchboard_socketio_proto::Encoded;
+use tokio::sync::mpsc;
 
-use crate::adapter::{Adapter, IntoRooms};
+use crate::adapter::{Adapter, BroadcastOptions, IntoRooms, Room};
 use crate::broadcast::{BroadcastAckFuture, BroadcastOperator};
+use crate::client::Outgoing;
+use crate::cluster::{BroadcastFlags, Cluster, EncodedPacket, LocalAcks, RemoteSocket, SocketInfo};
 use crate::error::{ConnectError, EmitError};
 use crate::recovery::{Recovery, RecoveryConfig};
-use crate::socket::SocketRef;
+use crate::socket::{AckSlot, SocketRef};
+use crate::splice;
 
 pub(crate) type ConnFn = Arc<dyn Fn(SocketRef) + Send + Sync>;
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -66,6 +74,7 @@ struct NsInner {
     sockets: RwLock<HashMap<String, SocketRef>>,
     adapter: Arc<dyn Adapter>,
     recovery: Option<Recovery>,
+    cluster: Option<Arc<dyn Cluster>>,
     ids: AtomicU64,
 }
 
@@ -84,6 +93,7 @@ impl Namespace {
         hooks: Arc<Hooks>,
         adapter: Arc<dyn Adapter>,
         recovery: Option<RecoveryConfig>,
+        cluster: Option<Arc<dyn Cluster>>,
     ) -> Self {
         Namespace(Arc::new(NsInner {
             name,
@@ -91,8 +101,14 @@ impl Namespace {
             sockets: RwLock::default(),
             adapter,
             recovery: recovery.map(Recovery::new),
+            cluster,
             ids: AtomicU64::new(0),
         }))
+    }
+
+    /// The cluster, when this server is one node of several.
+    pub(crate) fn cluster(&self) -> Option<&Arc<dyn Cluster>> {
+        self.0.cluster.as_ref()
     }
 
     /// The connection state recovery store, when recovery is on.
@@ -181,11 +197,7 @@ impl Namespace {
     /// Calls `f` with each connected socket `opts` selects, without
     /// collecting them (the broadcast path). `f` must not join, leave or
     /// disconnect (it runs under the namespace's and adapter's read locks).
-    pub(crate) fn for_each_target(
-        &self,
-        opts: &crate::adapter::BroadcastOptions,
-        mut f: impl FnMut(&SocketRef),
-    ) {
+    pub(crate) fn for_each_target(&self, opts: &BroadcastOptions, mut f: impl FnMut(&SocketRef)) {
         let sockets = self.0.sockets.read();
         self.0.adapter.for_each_socket(opts, &mut |sid| {
             if let Some(s) = sockets.get(sid) {
@@ -196,6 +208,28 @@ impl Namespace {
 
     pub(crate) fn remove_socket(&self, sid: &str) {
         self.0.sockets.write().remove(sid);
+    }
+
+    /// Queues `packet` (an encoded event without offset) to the sockets
+    /// `opts` selects, with the next recovery offset spliced in, and keeps
+    /// it for sockets that come back. Recovery must be on.
+    pub(crate) fn send_recorded(&self, opts: &BroadcastOptions, packet: EncodedPacket) {
+        let Some(recovery) = self.recovery() else {
+            return;
+        };
+        recovery.record(Instant::now(), opts, |offset| {
+            let Some(text) = splice::with_offset(&packet.text, offset) else {
+                return Vec::new();
+            };
+            let out = Outgoing::new(Encoded {
+                text,
+                attachments: packet.attachments,
+            });
+            self.for_each_target(opts, |s| {
+                let _ = out.send_to(&s.client);
+            });
+            out.messages()
+        })
     }
 
     /// A broadcast operator over the whole namespace.
@@ -243,9 +277,17 @@ impl Namespace {
         self.broadcast().emit_with_ack(event, data)
     }
 
-    /// The connected sockets (Node's `fetchSockets`, local only).
+    /// The connected sockets of this node (synchronous).
     pub fn fetch_sockets(&self) -> Vec<SocketRef> {
         self.broadcast().fetch_sockets()
+    }
+
+    /// The connected sockets of every node (Node's `fetchSockets`); see
+    /// [`BroadcastOperator::fetch_cluster_sockets`].
+    pub fn fetch_cluster_sockets(
+        &self,
+    ) -> impl Future<Output = Vec<RemoteSocket>> + Send + 'static {
+        self.broadcast().fetch_cluster_sockets()
     }
 
     /// Makes every socket join `rooms`.
@@ -261,5 +303,105 @@ impl Namespace {
     /// Disconnects every socket (see [`Socket::disconnect`](crate::Socket::disconnect)).
     pub fn disconnect_sockets(&self, close: bool) {
         self.broadcast().disconnect_sockets(close)
+    }
+}
+
+/// # Applying what other nodes ask
+///
+/// The entry points of a [`Cluster`] implementation on the receiving node:
+/// each acts on this node's sockets only, as the matching
+/// [`BroadcastOperator`] operation with [`local`](BroadcastOperator::local)
+/// would.
+impl Namespace {
+    /// Queues `packet` (from another node's
+    /// [`Cluster::broadcast`]) to the sockets `opts` selects; with
+    /// connection state recovery on and not `volatile`, with this node's
+    /// next offset, kept for sockets that come back. A packet that is not
+    /// an encoded event without ack id is dropped (and logged).
+    pub fn remote_broadcast(
+        &self,
+        opts: &BroadcastOptions,
+        flags: BroadcastFlags,
+        packet: EncodedPacket,
+    ) {
+        if !splice::is_event(&packet.text) {
+            tracing::debug!(ns = %self.name(), "remote broadcast dropped: not an encoded event");
+            return;
+        }
+        if self.recovery().is_some() && !flags.volatile {
+            self.send_recorded(opts, packet);
+            return;
+        }
+        let out = Outgoing::from_packet(packet);
+        self.for_each_target(opts, |s| {
+            let _ = out.send_to(&s.client);
+        });
+    }
+
+    /// Queues `packet` (from another node's [`Cluster::broadcast_with_ack`])
+    /// with an ack id of this node to the sockets `opts` selects; the
+    /// returned [`LocalAcks`] gives the recipients, then their answers, to
+    /// report to the origin. A packet that is not an encoded event without
+    /// ack id reaches nobody (and is logged).
+    pub fn remote_broadcast_with_ack(
+        &self,
+        opts: &BroadcastOptions,
+        packet: EncodedPacket,
+    ) -> LocalAcks {
+        let id = self.next_ack_id();
+        let Some(text) = splice::with_ack_id(&packet.text, id) else {
+            tracing::debug!(ns = %self.name(), "remote broadcast dropped: not an encoded event");
+            return LocalAcks::none();
+        };
+        let out = Outgoing::new(Encoded {
+            text,
+            attachments: packet.attachments,
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut sockets = Vec::new();
+        self.for_each_target(opts, |s| {
+            s.acks.lock().insert(id, AckSlot::Broadcast(tx.clone()));
+            if out.send_to(&s.client).is_ok() {
+                sockets.push(s.clone());
+            } else {
+                s.acks.lock().remove(&id);
+            }
+        });
+        LocalAcks::new(id, rx, sockets)
+    }
+
+    /// The sockets `opts` selects, described for another node's
+    /// [`Cluster::fetch_sockets`].
+    pub fn remote_fetch_sockets(&self, opts: &BroadcastOptions) -> Vec<SocketInfo> {
+        self.local_operator(opts)
+            .fetch_sockets()
+            .iter()
+            .map(SocketInfo::of)
+            .collect()
+    }
+
+    /// Makes the sockets `opts` selects join `rooms` (another node's
+    /// [`Cluster::add_sockets`]).
+    pub fn remote_sockets_join(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        self.local_operator(opts).sockets_join(rooms.to_vec())
+    }
+
+    /// Makes the sockets `opts` selects leave `rooms` (another node's
+    /// [`Cluster::del_sockets`]).
+    pub fn remote_sockets_leave(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        self.local_operator(opts).sockets_leave(rooms.to_vec())
+    }
+
+    /// Disconnects the sockets `opts` selects (another node's
+    /// [`Cluster::disconnect_sockets`]).
+    pub fn remote_disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
+        self.local_operator(opts).disconnect_sockets(close)
+    }
+
+    fn local_operator(&self, opts: &BroadcastOptions) -> BroadcastOperator {
+        self.broadcast()
+            .to(opts.rooms.clone())
+            .except(opts.except.clone())
+            .local()
     }
 }

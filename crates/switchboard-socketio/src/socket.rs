@@ -14,12 +14,13 @@ use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use switchboard_socketio_proto::{encode, is_reserved_event, Packet, PacketType, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::adapter::{IntoRooms, Room};
 use crate::args::{from_args, to_args};
 use crate::broadcast::BroadcastOperator;
 use crate::client::Client;
+use crate::cluster::{AckEvent, AckTx};
 use crate::error::{AckError, DisconnectReason, EmitError};
 use crate::handshake::{Extensions, Handshake};
 use crate::namespace::Namespace;
@@ -30,11 +31,9 @@ pub type SocketRef = Arc<Socket>;
 pub(crate) type EventFn = Arc<dyn Fn(SocketRef, Vec<Value>, Option<AckSender>) + Send + Sync>;
 type AnyFn = Arc<dyn Fn(SocketRef, &str, &[Value]) + Send + Sync>;
 type DisconnectFn = Box<dyn FnOnce(SocketRef, DisconnectReason) + Send>;
-pub(crate) type BroadcastAckTx = mpsc::UnboundedSender<(String, Result<Vec<Value>, AckError>)>;
-
 pub(crate) enum AckSlot {
     Single(oneshot::Sender<Vec<Value>>),
-    Broadcast(BroadcastAckTx),
+    Broadcast(AckTx),
 }
 
 /// One client connected to one namespace (Node's `Socket`).
@@ -255,8 +254,10 @@ impl Socket {
             return Err(EmitError::Closed);
         }
         if self.ns.recovery().is_some() {
+            // Local: this socket is on this node.
             return BroadcastOperator::new(self.ns.clone())
                 .to(self.id.as_str())
+                .local()
                 .emit(event, data);
         }
         let packet = event_packet(self.ns.name(), event, &data)?;
@@ -423,7 +424,7 @@ impl Socket {
                 let _ = tx.send(args);
             }
             AckSlot::Broadcast(tx) => {
-                let _ = tx.send((self.id.clone(), Ok(args)));
+                let _ = tx.send(AckEvent::Answer(self.id.clone(), Ok(args)));
             }
         }
     }
@@ -464,7 +465,10 @@ impl Socket {
         let acks = std::mem::take(&mut *self.acks.lock());
         for (_, slot) in acks {
             if let AckSlot::Broadcast(tx) = slot {
-                let _ = tx.send((self.id.clone(), Err(AckError::Disconnected)));
+                let _ = tx.send(AckEvent::Answer(
+                    self.id.clone(),
+                    Err(AckError::Disconnected),
+                ));
             }
         }
         // Drop the handlers: closures capturing a SocketRef would otherwise

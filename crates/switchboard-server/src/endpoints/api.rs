@@ -285,7 +285,8 @@ struct DisconnectBody {
 }
 
 /// `POST /api/disconnect {"user":..}` → `{"user":..,"disconnected":N}`: closes
-/// every connection authenticated as `user`, whatever its protocol.
+/// every connection authenticated as `user`, whatever its protocol, on every
+/// node (`N` counts this node's).
 async fn disconnect(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -299,6 +300,8 @@ async fn disconnect(
         Err(r) => return r,
     };
     let n = state.hub.disconnect_user(&b.user);
+    // The other nodes (with a backplane) do the same with their connections.
+    crate::nodes::broadcast_disconnect(&state, &b.user);
     let mut r = String::new();
     let _ = write!(
         r,

@@ -16,11 +16,31 @@ use switchboard_hub::{
 };
 use switchboard_socketio::{AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef, Value};
 use switchboard_socketio_proto::encode_event_raw;
+use switchboard_redis::RedisSocketIoCluster;
 use switchboard_transport::engineio::{Cors, EngineIo, EngineIoConfig};
 
-/// Builds the Socket.IO server bound to `state`'s hub and its Engine.IO endpoint.
+/// Builds the Socket.IO server bound to `state`'s hub and its Engine.IO
+/// endpoint. With `[redis]`, its rooms API (`io.to(room).emit`, fetching
+/// sockets, joins, disconnects, broadcast acks; `/api/socketio/emit`) spans
+/// every node through a `RedisSocketIoCluster` (docs/cluster.md); hub topics
+/// cross nodes through the hub's backplane either way.
+///
+/// # Panics
+///
+/// With `[redis]`, outside a Tokio runtime.
 pub fn socket_io(state: &Arc<AppState>) -> (SocketIo, EngineIo<SocketIo>) {
-    let io = SocketIo::new();
+    let cluster = state.redis.as_ref().map(|bp| {
+        RedisSocketIoCluster::new(bp.config().clone()).unwrap_or_else(|e| panic!("[redis]: {e}"))
+    });
+    let io = SocketIo::with_config(switchboard_socketio::Config {
+        cluster: cluster
+            .clone()
+            .map(|c| c as Arc<dyn switchboard_socketio::Cluster>),
+        ..switchboard_socketio::Config::default()
+    });
+    if let Some(c) = &cluster {
+        c.start(&io).unwrap_or_else(|e| panic!("[redis]: {e}"));
+    }
     let hub_state = state.clone();
     let ns = io.ns("/", move |socket: SocketRef| {
         on_connection(&hub_state, socket)
