@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use crate::sio::SioConn;
 use crate::sockjs::{xhr_send, SockJsWs, StreamState, XhrStream};
 use crate::stats::{new_hist, Latency, Report};
+use crate::stomp::{StompConn, StompOpts};
 use crate::util::{now_ns, parse_url, Target};
 use crate::ws::WsConn;
 
@@ -65,6 +66,15 @@ struct Shared {
     errors: Cell<u64>,
     ready: Cell<usize>,
     hist: RefCell<Histogram<u64>>,
+    /// publications sent over the whole run (STOMP: for the sequence checks)
+    sent_total: Cell<u64>,
+    /// STOMP: publications received over the whole run, all subscribers
+    received_total: Cell<u64>,
+    /// STOMP: publications skipped (a later sequence number arrived first)
+    gaps: Cell<u64>,
+    /// STOMP: publications received again or out of order (sequence number
+    /// not above the subscriber's last one)
+    dups: Cell<u64>,
 }
 
 impl Shared {
@@ -109,6 +119,9 @@ enum Kind {
     SockJsWs,
     /// SockJS, subscribers on the `xhr-streaming` transport
     SockJsXhr,
+    /// STOMP over WebSocket: subscribers SUBSCRIBE to a `/topic/`, the
+    /// publisher SENDs to it
+    Stomp,
 }
 
 /// The SockJS transport of the fan-out's subscribers.
@@ -119,7 +132,20 @@ pub enum SockJsTransport {
 }
 
 pub fn run(a: FanoutArgs) -> Result<Report, String> {
-    run_proto(a, Kind::WebSocket)
+    run_proto(a, Kind::WebSocket, None)
+}
+
+/// `stomp-fanout`: the same over STOMP over WebSocket (`--sub-url` and
+/// `--pub-url` are the server's STOMP WebSocket endpoint, e.g.
+/// `ws://HOST:15674/ws`). Every subscriber is a connection of its own that
+/// SUBSCRIBEs (`ack:auto`) to `destination` and waits for the RECEIPT; the
+/// publisher (a connection that subscribes to nothing) SENDs each payload
+/// to `destination` as the body (`content-length`, no `content-type`).
+/// Besides the window counts, every subscriber checks the sequence numbers
+/// (gaps, duplicates) and, at the end, how many of all publications it
+/// never got.
+pub fn run_stomp(a: FanoutArgs, o: StompOpts, destination: String) -> Result<Report, String> {
+    run_proto(a, Kind::Stomp, Some(Rc::new((o, destination))))
 }
 
 /// `sio-fanout`: the same over Socket.IO. The subscribers `join` the room
@@ -128,7 +154,7 @@ pub fn run(a: FanoutArgs) -> Result<Report, String> {
 /// an ack id, the subscribers receive `42["msg","<payload>"]`. `--sub-url`
 /// and `--pub-url` are both the server's `ws://HOST/socket.io/`.
 pub fn run_sio(a: FanoutArgs) -> Result<Report, String> {
-    run_proto(a, Kind::SocketIo)
+    run_proto(a, Kind::SocketIo, None)
 }
 
 /// `sockjs-fanout`: the same over SockJS (`--sub-url` and `--pub-url` are
@@ -144,6 +170,7 @@ pub fn run_sockjs(a: FanoutArgs, transport: SockJsTransport) -> Result<Report, S
             SockJsTransport::Websocket => Kind::SockJsWs,
             SockJsTransport::XhrStreaming => Kind::SockJsXhr,
         },
+        None,
     )
 }
 
@@ -214,13 +241,39 @@ impl PubConn for SockJsPub {
     }
 }
 
+struct StompPub {
+    c: StompConn,
+    destination: String,
+}
+
+impl PubConn for StompPub {
+    fn publish(&mut self, payload: &str) {
+        self.c.send_message(&self.destination, payload.as_bytes());
+    }
+    fn discard(&mut self) -> std::io::Result<bool> {
+        self.c.try_read()?;
+        let alive = self.c.process(|_| {});
+        if let Some(e) = &self.c.failure {
+            return Err(std::io::Error::other(e.clone()));
+        }
+        Ok(alive)
+    }
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.c.flush().await
+    }
+}
+
 /// The prefix of a SockJS publication (the message is sent on as is).
 const SOCKJS_PUB: &str = "pub:";
 
 /// The room the Socket.IO subscribers join.
 const SIO_ROOM: &str = "bench";
 
-fn run_proto(a: FanoutArgs, kind: Kind) -> Result<Report, String> {
+fn run_proto(
+    a: FanoutArgs,
+    kind: Kind,
+    stomp: Option<Rc<(StompOpts, String)>>,
+) -> Result<Report, String> {
     let sub = parse_url(&a.sub_url)?;
     let publ = parse_url(&a.pub_url)?;
     if a.size < 32 {
@@ -243,6 +296,10 @@ fn run_proto(a: FanoutArgs, kind: Kind) -> Result<Report, String> {
             errors: Cell::new(0),
             ready: Cell::new(0),
             hist: RefCell::new(new_hist()),
+            sent_total: Cell::new(0),
+            received_total: Cell::new(0),
+            gaps: Cell::new(0),
+            dups: Cell::new(0),
         });
         let sem = Rc::new(Semaphore::new(64));
         let reopened = Rc::new(Cell::new(0u64));
@@ -254,6 +311,10 @@ fn run_proto(a: FanoutArgs, kind: Kind) -> Result<Report, String> {
                 Kind::SockJsWs => tokio::task::spawn_local(sockjs_ws_subscriber(t, shc, semc)),
                 Kind::SockJsXhr => {
                     tokio::task::spawn_local(sockjs_xhr_subscriber(t, shc, semc, reopened.clone()))
+                }
+                Kind::Stomp => {
+                    let st = stomp.clone().expect("STOMP options");
+                    tokio::task::spawn_local(stomp_subscriber(t, shc, semc, st))
                 }
             };
         }
@@ -298,6 +359,17 @@ fn run_proto(a: FanoutArgs, kind: Kind) -> Result<Report, String> {
                     .map_err(|e| format!("publisher: {e}"))?;
                 tokio::task::spawn_local(publish(p, shp, size, rate))
             }
+            Kind::Stomp => {
+                let st = stomp.clone().expect("STOMP options");
+                let c = StompConn::connect(&publ, None, &st.0)
+                    .await
+                    .map_err(|e| format!("publisher: {e}"))?;
+                let p = StompPub {
+                    c,
+                    destination: st.1.clone(),
+                };
+                tokio::task::spawn_local(publish(p, shp, size, rate))
+            }
         };
         tokio::time::sleep(a.warmup).await;
         sh.win_start.set(now_ns());
@@ -323,12 +395,33 @@ fn run_proto(a: FanoutArgs, kind: Kind) -> Result<Report, String> {
             );
         }
         let hist = sh.hist.borrow();
+        let mut extra = Report::default();
+        if kind == Kind::Stomp {
+            // over the whole run: every publication × every subscriber that
+            // did not arrive (minus duplicates) by the end of the grace period
+            let expected_all = sh.sent_total.get() * subs as u64;
+            let unique = sh.received_total.get().saturating_sub(sh.dups.get());
+            extra.gaps = sh.gaps.get();
+            extra.duplicates = sh.dups.get();
+            extra.missing = expected_all.saturating_sub(unique);
+            extra.sent = sh.sent_total.get();
+            eprintln!(
+                "stomp-fanout: {} publications sent in all, {} deliveries expected, {} received ({} duplicates / out of order), {} missing at the end, {} sequence gaps",
+                extra.sent,
+                expected_all,
+                sh.received_total.get(),
+                extra.duplicates,
+                extra.missing,
+                extra.gaps
+            );
+        }
         Ok(Report {
             scenario: match kind {
                 Kind::WebSocket => "fanout",
                 Kind::SocketIo => "sio-fanout",
                 Kind::SockJsWs => "sockjs-fanout-ws",
                 Kind::SockJsXhr => "sockjs-fanout-xhr",
+                Kind::Stomp => "stomp-fanout",
             }
             .into(),
             rate: received as f64 / secs,
@@ -339,7 +432,7 @@ fn run_proto(a: FanoutArgs, kind: Kind) -> Result<Report, String> {
             errors: sh.errors.get(),
             connections: subs as u64,
             seconds: secs,
-            ..Default::default()
+            ..extra
         })
     })
 }
@@ -419,6 +512,7 @@ async fn publish(mut p: impl PubConn, sh: Rc<Shared>, size: usize, rate: u64) {
                 }
                 seq += 1;
             }
+            sh.sent_total.set(seq);
         }
         // discard what the publisher's own connection is sent
         if let Err(e) = p.discard() {
@@ -482,6 +576,85 @@ async fn sio_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
         sh.delivered.set(sh.delivered.get() + in_win);
         if phase == MEASURE {
             sh.received_in_window.set(sh.received_in_window.get() + n);
+        }
+        if let Err(e) = c.flush().await {
+            return sh.error(&e.to_string());
+        }
+        if !alive {
+            return sh.error("closed by server");
+        }
+    }
+}
+
+/// A STOMP subscriber: its own connection, SUBSCRIBE (`ack:auto`) with a
+/// receipt, then counts MESSAGE frames and checks their sequence numbers.
+async fn stomp_subscriber(
+    t: Target,
+    sh: Rc<Shared>,
+    sem: Rc<Semaphore>,
+    st: Rc<(StompOpts, String)>,
+) {
+    let permit = sem.acquire().await;
+    let mut c = match StompConn::connect(&t, None, &st.0).await {
+        Ok(c) => c,
+        Err(e) => return sh.error(&e.to_string()),
+    };
+    if let Err(e) = c.subscribe("0", &st.1, &[]).await {
+        return sh.error(&format!("subscribe: {e}"));
+    }
+    drop(permit);
+    sh.ready.set(sh.ready.get() + 1);
+    // the next sequence number expected
+    let mut next = 0u64;
+    loop {
+        match c.read().await {
+            Ok(0) => return sh.error("closed by server"),
+            Err(e) => return sh.error(&e.to_string()),
+            Ok(_) => {}
+        }
+        let phase = sh.phase.get();
+        if phase == DONE {
+            return;
+        }
+        let now = now_ns();
+        let (ws, we) = (sh.win_start.get(), sh.win_end.get());
+        let (mut n, mut in_win, mut gaps, mut dups) = (0u64, 0u64, 0u64, 0u64);
+        let alive = {
+            let mut h = sh.hist.borrow_mut();
+            c.process(|m| {
+                if m.command != switchboard_stomp_proto::Command::Message {
+                    return;
+                }
+                let p = m.body;
+                n += 1;
+                if p.len() < 32 {
+                    return;
+                }
+                if let Some(seq) = hex16(&p[0..16]) {
+                    if seq >= next {
+                        gaps += seq - next;
+                        next = seq + 1;
+                    } else {
+                        dups += 1;
+                    }
+                }
+                if let Some(ts) = hex16(&p[16..32]) {
+                    if ts >= ws && ts < we {
+                        in_win += 1;
+                        h.saturating_record(now.saturating_sub(ts).max(1));
+                    }
+                }
+            })
+        };
+        sh.delivered.set(sh.delivered.get() + in_win);
+        sh.received_total.set(sh.received_total.get() + n);
+        sh.gaps.set(sh.gaps.get() + gaps);
+        sh.dups.set(sh.dups.get() + dups);
+        if phase == MEASURE {
+            sh.received_in_window.set(sh.received_in_window.get() + n);
+        }
+        if let Some(e) = &c.failure {
+            return sh.error(e);
         }
         if let Err(e) = c.flush().await {
             return sh.error(&e.to_string());

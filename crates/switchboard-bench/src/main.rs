@@ -10,6 +10,8 @@ mod idle;
 mod sio;
 mod sockjs;
 mod stats;
+mod stomp;
+mod stomp_queue;
 mod suite;
 mod util;
 mod ws;
@@ -94,6 +96,27 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// STOMP over WebSocket fan-out: subscribers SUBSCRIBE to --destination, one
+    /// connection SENDs to it (--sub-url and --pub-url ws://HOST/ws, the STOMP endpoint)
+    StompFanout {
+        #[command(flatten)]
+        args: fanout::FanoutArgs,
+        #[command(flatten)]
+        stomp: stomp::StompOpts,
+        /// the topic
+        #[arg(long, default_value = "/topic/bench")]
+        destination: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// STOMP over WebSocket queue: producers SEND to a /queue/, consumers ACK every
+    /// message (client-individual or client); msgs/s, latency, exactly-once check
+    StompQueue {
+        #[command(flatten)]
+        args: stomp_queue::QueueArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every scenario against every server, pinned, repeated; markdown tables of medians and ratios
     Suite {
         #[command(flatten)]
@@ -117,6 +140,13 @@ fn main() {
             transport,
             json,
         } => (fanout::run_sockjs(args, transport), json),
+        Cmd::StompFanout {
+            args,
+            stomp,
+            destination,
+            json,
+        } => (fanout::run_stomp(args, stomp, destination), json),
+        Cmd::StompQueue { args, json } => (stomp_queue::run(args), json),
         Cmd::Suite { args } => {
             if let Err(e) = suite::run(args) {
                 eprintln!("switchboard-bench: {e}");

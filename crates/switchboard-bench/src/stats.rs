@@ -66,6 +66,31 @@ pub struct Report {
     /// suite repetition (1-based) this run belongs to; 0 outside the suite
     #[serde(default)]
     pub rep: u32,
+    /// STOMP: messages (publications) sent over the whole run, warm-up and
+    /// window
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sent: u64,
+    /// STOMP fan-out: sequence numbers skipped by a subscriber (a later one
+    /// arrived first), summed over the subscribers
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gaps: u64,
+    /// STOMP: messages received more than once (fan-out: or out of order)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub duplicates: u64,
+    /// STOMP: of every message sent over the whole run, those never
+    /// received by the end of the grace period (fan-out: × subscribers)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missing: u64,
+    /// STOMP queue: MESSAGE frames with `redelivered:true`
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redelivered: u64,
+    /// suite (STOMP): the server's peak VmRSS (with its children) during the run
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub server_rss: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Report {
@@ -84,7 +109,7 @@ impl Report {
                 let fanout = s.contains("fanout");
                 let what = if fanout {
                     "deliveries/s"
-                } else if s == "sio-echo" {
+                } else if s == "sio-echo" || s == "stomp-queue" {
                     "acks/s"
                 } else {
                     "msgs/s"
@@ -100,6 +125,12 @@ impl Report {
                     self.latency.samples,
                     self.errors
                 );
+                if s.starts_with("stomp-") {
+                    println!(
+                        "{s}: {} sent in all, {} missing at the end, {} duplicates, {} sequence gaps, {} redelivered",
+                        self.sent, self.missing, self.duplicates, self.gaps, self.redelivered
+                    );
+                }
                 if fanout {
                     println!(
                         "{s}: {} published in window, {} delivered, {} lost ({:.3}%)",

@@ -6,8 +6,10 @@
 
 use std::fmt::Write as _;
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::stats::Report;
@@ -26,13 +28,15 @@ pub struct SuiteArgs {
     /// servers, comma-separated: switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo
     /// (WebSocket; the default) or sio-switchboard,sio-node,sio-socketioxide (Socket.IO;
     /// the default with --socketio) or sockjs-switchboard,sockjs-node (SockJS; the
-    /// default with --sockjs)
+    /// default with --sockjs) or stomp-switchboard,stomp-rabbitmq (STOMP; the default
+    /// with --stomp)
     #[arg(long)]
     pub servers: Option<String>,
     /// scenarios, comma-separated: echo16,echo1,fanout,fanout-light,idle (WebSocket; the
     /// default) or sio-echo16,sio-echo1,sio-fanout,sio-fanout-light,sio-idle (Socket.IO;
     /// the default with --socketio) or sockjs-echo,sockjs-fanout-ws,sockjs-fanout-xhr,
-    /// sockjs-fanout-ws-light,sockjs-fanout-xhr-light (SockJS; the default with --sockjs).
+    /// sockjs-fanout-ws-light,sockjs-fanout-xhr-light (SockJS; the default with --sockjs)
+    /// or stomp-fanout,stomp-fanout-light,stomp-queue (STOMP; the default with --stomp).
     /// A scenario runs only against the servers of its protocol.
     #[arg(long)]
     pub scenarios: Option<String>,
@@ -44,6 +48,34 @@ pub struct SuiteArgs {
     /// defaults of --servers and --scenarios)
     #[arg(long, conflicts_with = "socketio")]
     pub sockjs: bool,
+    /// the STOMP suite: Switchboard's STOMP broker (its Web-STOMP listener, `/ws`) vs
+    /// RabbitMQ's Web-STOMP plugin, both started by the suite (changes the defaults of
+    /// --servers and --scenarios)
+    #[arg(long, conflicts_with_all = ["socketio", "sockjs"])]
+    pub stomp: bool,
+    /// RabbitMQ's start script (Debian's package: `apt-get install -y rabbitmq-server`);
+    /// `rabbitmqctl` is taken from the same directory
+    #[arg(long, default_value = "/usr/lib/rabbitmq/bin/rabbitmq-server")]
+    pub rabbitmq_server: PathBuf,
+    /// STOMP queue scenario: producer connections
+    #[arg(long, default_value_t = 4)]
+    pub queue_producers: usize,
+    /// STOMP queue scenario: consumer connections
+    #[arg(long, default_value_t = 4)]
+    pub queue_consumers: usize,
+    /// STOMP queue scenario: messages a producer may have sent and not yet seen consumed
+    #[arg(long, default_value_t = 1000)]
+    pub queue_window: u64,
+    /// STOMP queue scenario: SUBSCRIBE `prefetch-count` (RabbitMQ; Switchboard ignores
+    /// it: its fixed limit is 1,000 unacknowledged messages per subscription)
+    #[arg(long, default_value_t = 1000)]
+    pub queue_prefetch: u64,
+    /// STOMP queue scenario: messages/s over all producers (0: as fast as the window allows)
+    #[arg(long, default_value_t = 0)]
+    pub queue_rate: u64,
+    /// STOMP queue scenario: the consumers' ack mode
+    #[arg(long, value_enum, default_value = "client-individual")]
+    pub queue_ack: crate::stomp_queue::AckArg,
     /// subscribers of the SockJS xhr-streaming fan-out (default: --subscribers)
     #[arg(long)]
     pub xhr_subscribers: Option<usize>,
@@ -96,6 +128,7 @@ enum Proto {
     WebSocket,
     SocketIo,
     SockJs,
+    Stomp,
 }
 
 impl SuiteArgs {
@@ -104,6 +137,7 @@ impl SuiteArgs {
             Some(s) => s,
             None if self.socketio => "sio-switchboard,sio-node,sio-socketioxide",
             None if self.sockjs => "sockjs-switchboard,sockjs-node",
+            None if self.stomp => "stomp-switchboard,stomp-rabbitmq",
             None => "switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo",
         }
     }
@@ -114,6 +148,7 @@ impl SuiteArgs {
             None if self.sockjs => {
                 "sockjs-echo,sockjs-fanout-ws,sockjs-fanout-xhr,sockjs-fanout-ws-light,sockjs-fanout-xhr-light"
             }
+            None if self.stomp => "stomp-fanout,stomp-fanout-light,stomp-queue",
             None => "echo16,echo1,fanout,fanout-light,idle",
         }
     }
@@ -140,6 +175,12 @@ enum Scen {
     /// the SockJS fan-outs at a tenth of the rate
     SockJsFanoutWsLight,
     SockJsFanoutXhrLight,
+    /// STOMP topic fan-out (over WebSocket)
+    StompFanout,
+    /// the same at a tenth of the rate
+    StompFanoutLight,
+    /// STOMP queue, producers and acknowledging consumers
+    StompQueue,
 }
 
 impl Scen {
@@ -160,6 +201,9 @@ impl Scen {
             "sockjs-fanout-xhr" => Scen::SockJsFanoutXhr,
             "sockjs-fanout-ws-light" => Scen::SockJsFanoutWsLight,
             "sockjs-fanout-xhr-light" => Scen::SockJsFanoutXhrLight,
+            "stomp-fanout" => Scen::StompFanout,
+            "stomp-fanout-light" => Scen::StompFanoutLight,
+            "stomp-queue" => Scen::StompQueue,
             _ => return Err(format!("unknown scenario {s}")),
         })
     }
@@ -180,6 +224,9 @@ impl Scen {
             Scen::SockJsFanoutXhr => "sockjs-fanout-xhr",
             Scen::SockJsFanoutWsLight => "sockjs-fanout-ws-light",
             Scen::SockJsFanoutXhrLight => "sockjs-fanout-xhr-light",
+            Scen::StompFanout => "stomp-fanout",
+            Scen::StompFanoutLight => "stomp-fanout-light",
+            Scen::StompQueue => "stomp-queue",
         }
     }
     fn proto(self) -> Proto {
@@ -187,6 +234,8 @@ impl Scen {
             Proto::SocketIo
         } else if self.key().starts_with("sockjs-") {
             Proto::SockJs
+        } else if self.key().starts_with("stomp-") {
+            Proto::Stomp
         } else {
             Proto::WebSocket
         }
@@ -213,6 +262,8 @@ impl Scen {
                 | Scen::SockJsFanoutXhr
                 | Scen::SockJsFanoutWsLight
                 | Scen::SockJsFanoutXhrLight
+                | Scen::StompFanout
+                | Scen::StompFanoutLight
         )
     }
     fn is_idle(self) -> bool {
@@ -388,6 +439,37 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     proto: Proto::SockJs,
                 }
             }
+            "stomp-switchboard" => Server {
+                name: "stomp-switchboard",
+                label: "Switchboard",
+                // started by `start_stomp` with a config file of its own
+                argv: vec![s(sb.clone()), "serve".into(), "--config".into()],
+                echo: "/ws",
+                sub: "/ws",
+                publ: "/ws",
+                tcp: false,
+                proto: Proto::Stomp,
+            },
+            "stomp-rabbitmq" => {
+                let ctl = a.rabbitmq_server.with_file_name("rabbitmqctl");
+                if !a.rabbitmq_server.exists() || !ctl.exists() {
+                    return Err(format!(
+                        "RabbitMQ not found ({}); install it with: apt-get install -y rabbitmq-server \
+                         (or give --rabbitmq-server PATH)",
+                        a.rabbitmq_server.display()
+                    ));
+                }
+                Server {
+                    name: "stomp-rabbitmq",
+                    label: "RabbitMQ Web-STOMP",
+                    argv: vec![s(a.rabbitmq_server.clone())],
+                    echo: "/ws",
+                    sub: "/ws",
+                    publ: "/ws",
+                    tcp: false,
+                    proto: Proto::Stomp,
+                }
+            }
             other => return Err(format!("unknown server {other}")),
         });
     }
@@ -429,6 +511,8 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
     let _ = std::fs::create_dir_all(&log_dir);
     let started = Instant::now();
     let mut port = a.base_port;
+    // RabbitMQ's port mapper, started with the first RabbitMQ run, killed at the end
+    let mut epmd: Option<Epmd> = None;
     // results[scenario][server] = reports
     let mut results: Vec<Vec<Vec<Report>>> = vec![vec![Vec::new(); servers.len()]; scens.len()];
     for rep in 0..a.reps {
@@ -440,9 +524,18 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 }
                 port = port.wrapping_add(1).max(1024);
                 let addr = format!("127.0.0.1:{port}");
-                let mut child = start_server(srv, &addr, &a.server_cpu, &log_dir)?;
-                let res = (|| {
-                    wait_ready(&addr, &mut child)?;
+                let mut server = if srv.proto == Proto::Stomp {
+                    start_stomp(srv, &addr, &a.server_cpu, &log_dir, &mut epmd)?
+                } else {
+                    Running::Plain(start_server(srv, &addr, &a.server_cpu, &log_dir)?)
+                };
+                let res: Result<Report, String> = (|| {
+                    let ready_within = match server {
+                        Running::Rabbit { .. } => Duration::from_secs(120),
+                        _ => Duration::from_secs(15),
+                    };
+                    let child = server.child();
+                    wait_ready(&addr, child, ready_within)?;
                     std::thread::sleep(Duration::from_millis(300));
                     let mut cmd = Command::new("taskset");
                     cmd.args(["-c", &a.client_cpu]).arg(&exe);
@@ -537,10 +630,63 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                             cmd.args(["--connections", &a.idle_connections.to_string()]);
                             cmd.args(["--server-pid", &child.id().to_string()]);
                         }
+                        Scen::StompFanout | Scen::StompFanoutLight => {
+                            let rate = if sc == Scen::StompFanout {
+                                a.rate
+                            } else {
+                                (a.rate / 10).max(1)
+                            };
+                            cmd.args([
+                                "stomp-fanout",
+                                "--sub-url",
+                                &url(srv.sub),
+                                "--pub-url",
+                                &url(srv.publ),
+                                "--destination",
+                                STOMP_TOPIC,
+                            ]);
+                            cmd.args(["--subscribers", &a.subscribers.to_string(), "--size", "64"]);
+                            cmd.args(["--rate", &rate.to_string()]);
+                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                        }
+                        Scen::StompQueue => {
+                            cmd.args([
+                                "stomp-queue",
+                                "--url",
+                                &url(srv.sub),
+                                "--destination",
+                                STOMP_QUEUE,
+                            ]);
+                            cmd.args(["--producers", &a.queue_producers.to_string()]);
+                            cmd.args(["--consumers", &a.queue_consumers.to_string()]);
+                            cmd.args(["--size", "64", "--window", &a.queue_window.to_string()]);
+                            cmd.args(["--prefetch", &a.queue_prefetch.to_string()]);
+                            cmd.args(["--ack", a.queue_ack.header()]);
+                            cmd.args(["--rate", &a.queue_rate.to_string()]);
+                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                        }
                     }
                     cmd.arg("--json");
                     cmd.stderr(Stdio::inherit());
-                    let out = cmd.output().map_err(|e| format!("load generator: {e}"))?;
+                    // STOMP: the server's peak RSS (with its children), sampled
+                    // every 200 ms while the load generator runs
+                    let mut peak_rss = 0u64;
+                    let out = if srv.proto == Proto::Stomp {
+                        let mut lg = cmd
+                            .stdout(Stdio::piped())
+                            .spawn()
+                            .map_err(|e| format!("load generator: {e}"))?;
+                        let server_pid = child.id();
+                        while lg.try_wait().map_err(|e| e.to_string())?.is_none() {
+                            let rss = crate::util::rss_tree_bytes(server_pid).unwrap_or(0);
+                            peak_rss = peak_rss.max(rss);
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                        lg.wait_with_output()
+                    } else {
+                        cmd.output()
+                    }
+                    .map_err(|e| format!("load generator: {e}"))?;
                     let stdout = String::from_utf8_lossy(&out.stdout);
                     let line = stdout
                         .lines()
@@ -549,11 +695,12 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                         .ok_or_else(|| {
                             format!("load generator failed ({}): {}", out.status, stdout.trim())
                         })?;
-                    serde_json::from_str::<Report>(line)
-                        .map_err(|e| format!("bad report {line}: {e}"))
+                    let mut r = serde_json::from_str::<Report>(line)
+                        .map_err(|e| format!("bad report {line}: {e}"))?;
+                    r.server_rss = peak_rss;
+                    Ok(r)
                 })();
-                let _ = child.kill();
-                let _ = child.wait();
+                server.stop(&log_dir);
                 match res {
                     Ok(r) => {
                         eprintln!(
@@ -627,8 +774,309 @@ fn start_server(
         .map_err(|e| format!("starting {}: {e}", srv.name))
 }
 
-fn wait_ready(addr: &str, child: &mut Child) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(15);
+/// The topic and the queue of the STOMP scenarios.
+const STOMP_TOPIC: &str = "/topic/bench";
+const STOMP_QUEUE: &str = "/queue/bench";
+
+/// RabbitMQ's node name (with its own port mapper, so no clash with a system node).
+const RABBIT_NODE: &str = "sbbench@localhost";
+
+/// The process group of the running RabbitMQ node and the pid of the suite's
+/// port mapper, for the SIGINT/SIGTERM handler.
+static RABBIT_PGID: AtomicI32 = AtomicI32::new(0);
+static EPMD_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // only async-signal-safe calls: kill, signal, raise
+    let g = RABBIT_PGID.load(Ordering::Relaxed);
+    let e = EPMD_PID.load(Ordering::Relaxed);
+    unsafe {
+        if g > 0 {
+            libc::kill(-g, libc::SIGKILL);
+        }
+        if e > 0 {
+            libc::kill(e, libc::SIGKILL);
+        }
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// RabbitMQ runs in a process group of its own (its start script does not
+/// exec the Erlang VM): on Ctrl-C or SIGTERM the suite kills that group and its
+/// port mapper before dying.
+fn install_signal_handler() {
+    let h = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    unsafe {
+        libc::signal(libc::SIGINT, h);
+        libc::signal(libc::SIGTERM, h);
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// A fresh private directory under the temp dir.
+fn private_dir(what: &str) -> Result<PathBuf, String> {
+    let d = std::env::temp_dir().join(format!(
+        "switchboard-bench-{what}-{}-{}",
+        std::process::id(),
+        crate::util::now_ns()
+    ));
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    Ok(d)
+}
+
+/// The Erlang port mapper the suite's RabbitMQ nodes register with: its own
+/// port, started by the suite (in the foreground, not as a daemon) so that no
+/// `epmd -daemon` outlives the suite. Killed when dropped.
+struct Epmd {
+    child: Child,
+    port: u16,
+}
+
+impl Epmd {
+    fn start() -> Result<Epmd, String> {
+        let port = free_port()?;
+        let mut child = Command::new("epmd")
+            .args(["-port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                format!("starting epmd (Erlang, from rabbitmq-server's dependencies): {e}")
+            })?;
+        EPMD_PID.store(child.id() as i32, Ordering::Relaxed);
+        let addr = format!("127.0.0.1:{port}");
+        if let Err(e) = wait_ready(&addr, &mut child, Duration::from_secs(10)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("epmd: {e}"));
+        }
+        Ok(Epmd { child, port })
+    }
+}
+
+impl Drop for Epmd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        EPMD_PID.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A server started for one run.
+enum Running {
+    Plain(Child),
+    /// Switchboard with its config file in a private directory
+    Switchboard {
+        child: Child,
+        dir: PathBuf,
+    },
+    /// a RabbitMQ node: everything (config, Mnesia, logs, Erlang cookie) in a
+    /// private directory; its own process group
+    Rabbit {
+        child: Child,
+        dir: PathBuf,
+        env: Vec<(String, String)>,
+        ctl: PathBuf,
+    },
+}
+
+impl Running {
+    fn child(&mut self) -> &mut Child {
+        match self {
+            Running::Plain(c) => c,
+            Running::Switchboard { child, .. } | Running::Rabbit { child, .. } => child,
+        }
+    }
+
+    /// Stops the server; nothing of it stays running.
+    fn stop(self, log_dir: &std::path::Path) {
+        match self {
+            Running::Plain(mut c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            Running::Switchboard { mut child, dir } => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Running::Rabbit {
+                mut child,
+                dir,
+                env,
+                ctl,
+            } => {
+                // graceful first (`rabbitmqctl stop` halts the node), then the group
+                if let Ok(mut stop) = Command::new(&ctl)
+                    .args(["-n", RABBIT_NODE, "stop"])
+                    .envs(env)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                {
+                    wait_exit(&mut stop, Duration::from_secs(30));
+                }
+                wait_exit(&mut child, Duration::from_secs(20));
+                let pgid = child.id() as i32;
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+                let _ = child.wait();
+                RABBIT_PGID.store(0, Ordering::Relaxed);
+                // keep the node's log beside the others
+                if let Ok(text) = std::fs::read(dir.join("log").join(format!("{RABBIT_NODE}.log")))
+                {
+                    use std::io::Write;
+                    if let Ok(mut f) = std::fs::OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(log_dir.join("stomp-rabbitmq.log"))
+                    {
+                        let _ = f.write_all(b"\n--- node log ---\n");
+                        let _ = f.write_all(&text);
+                    }
+                }
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+/// Waits up to `within` for a child to exit; kills it after that.
+fn wait_exit(c: &mut Child, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+/// Starts a STOMP server whose Web-STOMP endpoint (`/ws`) listens on `addr`.
+///
+/// * Switchboard: `switchboard serve --config FILE` with `[stomp]
+///   web_stomp_listen = addr` (its RabbitMQ-style listener), the main listener
+///   on a free port, no STOMP TCP listener, user guest/guest (no anonymous
+///   access), `max_queue_length` raised to 1,000,000; everything else default.
+/// * RabbitMQ: the Debian package's `rabbitmq-server`, node `sbbench@localhost`
+///   with everything private in a fresh directory (config, Mnesia, logs, the
+///   Erlang cookie through HOME), plugin `rabbitmq_web_stomp` only, AMQP and
+///   distribution on free loopback ports, no STOMP TCP listener, Web-STOMP on
+///   `addr`, unlimited Web-STOMP connections, backlog 1,024, file log at
+///   `warning` (Switchboard logs at `warn`); default user guest/guest.
+fn start_stomp(
+    srv: &Server,
+    addr: &str,
+    cpu: &str,
+    log_dir: &std::path::Path,
+    epmd: &mut Option<Epmd>,
+) -> Result<Running, String> {
+    let log = std::fs::File::create(log_dir.join(format!("{}.log", srv.name)))
+        .map_err(|e| e.to_string())?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    let (host, port) = addr.rsplit_once(':').ok_or("bad address")?;
+    if srv.name == "stomp-switchboard" {
+        let dir = private_dir("switchboard")?;
+        let conf = dir.join("switchboard.toml");
+        let text = format!(
+            "listen = \"{host}:{}\"\nlog = \"warn\"\n\n[stomp]\ntcp_listen = \"\"\n\
+             web_stomp_listen = \"{addr}\"\nusers = [{{login = \"guest\", passcode = \"guest\"}}]\n\
+             allow_anonymous = false\nmax_queue_length = 1000000\n",
+            free_port()?
+        );
+        std::fs::write(&conf, text).map_err(|e| format!("{}: {e}", conf.display()))?;
+        let child = Command::new("taskset")
+            .args(["-c", cpu])
+            .args(&srv.argv)
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", srv.name))?;
+        return Ok(Running::Switchboard { child, dir });
+    }
+    // RabbitMQ
+    if epmd.is_none() {
+        install_signal_handler();
+        *epmd = Some(Epmd::start()?);
+    }
+    let epmd_port = epmd.as_ref().map(|e| e.port).unwrap_or_default();
+    let dir = private_dir("rabbitmq")?;
+    let (amqp, dist) = (free_port()?, free_port()?);
+    let conf = dir.join("rabbitmq.conf");
+    let text = format!(
+        "listeners.tcp.default = {host}:{amqp}\n\
+         stomp.listeners.tcp = none\n\
+         web_stomp.tcp.ip = {host}\n\
+         web_stomp.tcp.port = {port}\n\
+         web_stomp.tcp.backlog = 1024\n\
+         web_stomp.max_connections = infinity\n\
+         log.file.level = warning\n\
+         log.console = false\n"
+    );
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    write("rabbitmq.conf", &text)?;
+    write("enabled_plugins", "[rabbitmq_web_stomp].\n")?;
+    write("rabbitmq-env.conf", "")?;
+    let d = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    let env: Vec<(String, String)> = [
+        ("HOME", d("")),
+        ("RABBITMQ_CONF_ENV_FILE", d("rabbitmq-env.conf")),
+        ("RABBITMQ_CONFIG_FILE", conf.to_string_lossy().into_owned()),
+        ("RABBITMQ_ADVANCED_CONFIG_FILE", d("advanced.config")),
+        ("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins")),
+        ("RABBITMQ_MNESIA_BASE", d("mnesia")),
+        ("RABBITMQ_LOG_BASE", d("log")),
+        ("RABBITMQ_PID_FILE", d("rabbitmq.pid")),
+        ("RABBITMQ_NODENAME", RABBIT_NODE.to_owned()),
+        ("RABBITMQ_NODE_IP_ADDRESS", host.to_owned()),
+        ("RABBITMQ_NODE_PORT", amqp.to_string()),
+        ("RABBITMQ_DIST_PORT", dist.to_string()),
+        ("ERL_EPMD_PORT", epmd_port.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let child = Command::new("taskset")
+        .args(["-c", cpu])
+        .args(&srv.argv)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", srv.name))?;
+    RABBIT_PGID.store(child.id() as i32, Ordering::Relaxed);
+    Ok(Running::Rabbit {
+        child,
+        dir,
+        env,
+        ctl: PathBuf::from(&srv.argv[0]).with_file_name("rabbitmqctl"),
+    })
+}
+
+fn wait_ready(addr: &str, child: &mut Child, within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
     loop {
         if TcpStream::connect(addr).is_ok() {
             return Ok(());
@@ -637,7 +1085,7 @@ fn wait_ready(addr: &str, child: &mut Child) -> Result<(), String> {
             return Err(format!("server exited: {st}"));
         }
         if Instant::now() > deadline {
-            return Err("server not listening after 15 s".into());
+            return Err(format!("server not listening after {} s", within.as_secs()));
         }
         std::thread::sleep(Duration::from_millis(25));
     }
@@ -648,6 +1096,18 @@ fn brief(r: &Report) -> String {
         "idle" | "sio-idle" => format!(
             "{:.0} B/conn ({} conns, errors {})",
             r.bytes_per_conn, r.connections, r.errors
+        ),
+        s if s.starts_with("stomp-") => format!(
+            "{:.0} {} p99 {:.0} us lost {} missing {} dups {} gaps {} errors {} server peak RSS {:.0} MiB",
+            r.rate,
+            if s == "stomp-queue" { "acks/s" } else { "deliveries/s" },
+            r.latency.p99_us,
+            r.lost,
+            r.missing,
+            r.duplicates,
+            r.gaps,
+            r.errors,
+            r.server_rss as f64 / 1048576.0
         ),
         s if s.contains("fanout") => format!(
             "{:.0} deliveries/s p99 {:.0} us lost {} errors {}",
@@ -716,6 +1176,7 @@ fn render(
     let sb_ws = servers.iter().position(|s| s.name == "switchboard");
     let sb_sio = servers.iter().position(|s| s.name == "sio-switchboard");
     let sb_sockjs = servers.iter().position(|s| s.name == "sockjs-switchboard");
+    let sb_stomp = servers.iter().position(|s| s.name == "stomp-switchboard");
     let _ = writeln!(
         md,
         "Suite: {} repetitions (medians), runs of {} after {} warm-up; servers on CPU {}, load generator on CPU {}{}.\n",
@@ -781,18 +1242,60 @@ fn render(
                 xhr_subs(a),
                 sockjs_rate(a, sc)
             ),
+            Scen::StompFanout | Scen::StompFanoutLight => format!(
+                "STOMP fan-out over WebSocket: {} subscribers on `{STOMP_TOPIC}`, 64 B bodies, {} SENDs/s",
+                a.subscribers,
+                if sc == Scen::StompFanout {
+                    a.rate
+                } else {
+                    (a.rate / 10).max(1)
+                }
+            ),
+            Scen::StompQueue => format!(
+                "STOMP queue over WebSocket: {} producers, {} consumers on `{STOMP_QUEUE}`, 64 B bodies, `ack:{}` (an ACK per message), {}, window {} per producer, prefetch-count {}",
+                a.queue_producers,
+                a.queue_consumers,
+                a.queue_ack.header(),
+                if a.queue_rate == 0 {
+                    "as fast as the window allows".to_string()
+                } else {
+                    format!("{} SENDs/s in all", a.queue_rate)
+                },
+                a.queue_window,
+                a.queue_prefetch
+            ),
         };
         let sbi = match sc.proto() {
             Proto::SocketIo => sb_sio,
             Proto::SockJs => sb_sockjs,
+            Proto::Stomp => sb_stomp,
             Proto::WebSocket => sb_ws,
         };
-        let unit = if sc.is_sio() { "acks/s" } else { "msgs/s" };
+        let unit = if sc.is_sio() || sc == Scen::StompQueue {
+            "acks/s"
+        } else {
+            "msgs/s"
+        };
+        let stomp = sc.proto() == Proto::Stomp;
         let _ = writeln!(md, "### {title}\n");
         match sc {
             _ if sc.is_idle() => {
                 let _ = writeln!(md, "| server | bytes / connection | RSS before (MiB) | RSS after (MiB) | Switchboard ÷ server |");
                 let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+            }
+            _ if stomp && sc.is_fanout() => {
+                let _ = writeln!(md, "| server | deliveries/s | p50 µs | p99 µs | p99.9 µs | lost | missing | gaps | dups | errors | server peak RSS MiB | Switchboard ÷ server: deliveries/s | p99 |");
+                let _ = writeln!(
+                    md,
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                );
+            }
+            _ if stomp => {
+                let _ = writeln!(md, "| server | {unit} | p50 µs | p99 µs | p99.9 µs | missing | dups | redelivered | errors | server peak RSS MiB | Switchboard ÷ server: {unit} | p99 |");
+                let _ = writeln!(
+                    md,
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                );
             }
             _ if sc.is_fanout() => {
                 let _ = writeln!(md, "| server | deliveries/s | p50 µs | p99 µs | p99.9 µs | lost | errors | Switchboard ÷ server: deliveries/s | p99 |");
@@ -865,14 +1368,30 @@ fn render(
                             fmt_num(x)
                         }
                     };
-                    let lost = if sc.is_fanout() {
-                        format!(" {} |", fmt_num(m(&|r| r.lost as f64)))
-                    } else {
-                        String::new()
+                    // the columns between p99.9 and errors, and after errors
+                    let mut lost = String::new();
+                    let mut rss = String::new();
+                    let mut col = |f: &dyn Fn(&Report) -> f64| {
+                        let _ = write!(lost, " {} |", fmt_num(m(f)));
                     };
+                    if sc.is_fanout() {
+                        col(&|r| r.lost as f64);
+                    }
+                    if stomp {
+                        col(&|r| r.missing as f64);
+                        if sc.is_fanout() {
+                            col(&|r| r.gaps as f64);
+                        }
+                        col(&|r| r.duplicates as f64);
+                        if !sc.is_fanout() {
+                            col(&|r| r.redelivered as f64);
+                        }
+                        let mib = m(&|r| r.server_rss as f64) / 1048576.0;
+                        rss = format!(" {mib:.0} |");
+                    }
                     let _ = writeln!(
                         md,
-                        "| {} | {} | {} | {} | {} |{lost} {errors} | {} | {} |",
+                        "| {} | {} | {} | {} | {} |{lost} {errors} |{rss} {} | {} |",
                         srv.label,
                         fmt_num(rate),
                         lat(ml(&|r| r.latency.p50_us)),
@@ -894,5 +1413,11 @@ fn render(
         md,
         "Ratios are the median over the repetitions of Switchboard's figure divided by the server's figure in the same repetition (the tables' other columns are plain medians): above 1× is better for msgs/s and deliveries/s, below 1× is better for p99 latency and bytes per connection. `lost` is the median count of deliveries of the measured window's publications that had not arrived 3 s after the window (dropped, or still queued); latency covers only those that did arrive (median over the repetitions that had any), so a server far behind shows `–` or the latency of only its earliest window deliveries; `errors` sums the connections that failed or were closed over all repetitions."
     );
+    if scens.iter().any(|s| s.proto() == Proto::Stomp) {
+        let _ = writeln!(
+            md,
+            "\nSTOMP columns: `missing` counts, of every message sent over the whole run (warm-up included; fan-out: times the subscribers), those not received by the end of the grace period; `gaps` the sequence numbers a subscriber skipped (a later one arrived first: dropped, not late); `dups` messages received more than once (fan-out: or out of order); `redelivered` MESSAGE frames flagged `redelivered:true`; `server peak RSS` the highest VmRSS of the server's process tree, sampled every 200 ms during the run (medians over the repetitions). Queue `acks/s` counts messages received and acknowledged (ACK written) during the window."
+        );
+    }
     md
 }

@@ -51,8 +51,22 @@ pub struct WsConn {
 
 impl WsConn {
     pub async fn connect(t: &Target, local: Option<IpAddr>) -> io::Result<Self> {
+        Self::connect_with_protocols(t, local, &[]).await
+    }
+
+    /// Connects offering the WebSocket subprotocols `protocols` (in
+    /// preference order; none: no `Sec-WebSocket-Protocol` header).
+    pub async fn connect_with_protocols(
+        t: &Target,
+        local: Option<IpAddr>,
+        protocols: &[&str],
+    ) -> io::Result<Self> {
         let mut stream = tcp_connect(t.addr, local).await?;
-        let (req, hs) = ClientRequest::new(&t.host, &t.path).encode();
+        let mut req = ClientRequest::new(&t.host, &t.path);
+        if !protocols.is_empty() {
+            req = req.protocols(protocols.iter().copied());
+        }
+        let (req, hs) = req.encode();
         stream.write_all(&req).await?;
         let mut rbuf = BytesMut::with_capacity(4096);
         loop {
