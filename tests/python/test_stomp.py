@@ -2,7 +2,8 @@
 (PyPI), over plain TCP and over WebSocket (`/stomp`): ack modes, NACK and
 redelivery, transactions, receipts, competing consumers on a queue, messages
 that wait for a consumer, credentials, and an error for a forbidden frame;
-durable queues (`[stomp] data_dir`) across a restart of the server.
+durable queues (`[stomp] data_dir`) across a restart of the server; queues
+shared by two nodes on one redis-server (`[redis]`).
 
 Run: SWITCHBOARD_BIN=target/release/switchboard python3 -m unittest -v tests/python/test_stomp.py
 (with stomp.py and websocket-client installed, see requirements.txt).
@@ -350,6 +351,134 @@ class DurableQueues(unittest.TestCase):
         c, lc = self.client(srv)
         c.subscribe(q, id="1", ack="auto")
         lc.none(wait=0.5)
+
+
+class RedisServer:
+    """A private `redis-server` (no persistence) on a free port."""
+
+    def __init__(self):
+        exe = shutil.which("redis-server")
+        if not exe:
+            raise unittest.SkipTest("redis-server is not installed")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(7) == b"+PONG\r\n":
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class ClusteredQueues(unittest.TestCase):
+    """Two `switchboard serve` nodes on one redis-server (`[redis]`):
+    `/queue/` destinations are shared, each message consumed once across
+    the nodes; unacknowledged messages of a consumer that leaves, or of a
+    node killed with SIGKILL, are redelivered on the other node."""
+
+    def setUp(self):
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.stop)
+        env = {
+            "SWITCHBOARD_REDIS__URL": self.redis.url,
+            "SWITCHBOARD_REDIS__PREFIX": "pytest",
+            "SWITCHBOARD_STOMP__QUEUE_RECLAIM_MS": "1000",
+        }
+        self.nodes = [Server(extra_env=env) for _ in range(2)]
+        for n in self.nodes:
+            self.addCleanup(n.stop)
+
+    def client(self, node):
+        conn = stomp.Connection12([("127.0.0.1", node.stomp_port)], heartbeats=(0, 0))
+        listener = Listener()
+        conn.set_listener("t", listener)
+        conn.connect("guest", "guest", wait=True)
+        self.addCleanup(StompTests.close_quietly, conn)
+        return conn, listener
+
+    def subscribe(self, conn, listener, q, ack):
+        conn.subscribe(q, id="1", ack=ack, headers={"receipt": "sub"})
+        self.assertEqual(listener.receipts.get(timeout=TIMEOUT), "sub")
+
+    def test_each_message_is_consumed_once_across_the_nodes(self):
+        q = "/queue/py-cluster-jobs"
+        consumers = [self.client(n) for n in self.nodes]
+        for c, lc in consumers:
+            self.subscribe(c, lc, q, "client-individual")
+        time.sleep(0.3)  # both nodes' readers are waiting on the stream
+        p, lp = self.client(self.nodes[0])
+        sent = [f"job {i}" for i in range(40)]
+        for i, body in enumerate(sent):
+            p.send(q, body, content_type="text/plain", receipt=f"r{i}")
+        # A RECEIPT means Redis stored the message.
+        self.assertEqual(sorted(lp.receipts.get(timeout=TIMEOUT) for _ in sent), sorted(f"r{i}" for i in range(40)))
+        got = [[], []]
+        deadline = time.time() + 10
+        while len(got[0]) + len(got[1]) < len(sent) and time.time() < deadline:
+            for i, (c, lc) in enumerate(consumers):
+                try:
+                    f = lc.messages.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                c.ack(f.headers["ack"])
+                got[i].append(f.body)
+        self.assertEqual(sorted(got[0] + got[1]), sorted(sent))
+        for _, lc in consumers:
+            lc.none()
+
+    def test_unacknowledged_messages_go_to_the_other_node(self):
+        q = "/queue/py-cluster-left"
+        a, la = self.client(self.nodes[0])
+        self.subscribe(a, la, q, "client")
+        p, lp = self.client(self.nodes[1])
+        p.send(q, "left behind", receipt="r")
+        self.assertEqual(lp.receipts.get(timeout=TIMEOUT), "r")
+        self.assertEqual(la.next().body, "left behind")
+        b, lb = self.client(self.nodes[1])
+        self.subscribe(b, lb, q, "client")
+        lb.none()
+        a.disconnect()  # without acknowledging
+        f = lb.next()
+        self.assertEqual((f.body, f.headers.get("redelivered")), ("left behind", "true"))
+        b.ack(f.headers["ack"])
+        lb.none()
+
+    def test_a_killed_nodes_messages_are_redelivered_on_the_other(self):
+        q = "/queue/py-cluster-killed"
+        a, la = self.client(self.nodes[0])
+        self.subscribe(a, la, q, "client-individual")
+        p, lp = self.client(self.nodes[1])
+        for i in range(3):
+            p.send(q, f"m{i}", receipt=f"r{i}")
+        for _ in range(3):
+            lp.receipts.get(timeout=TIMEOUT)
+        self.assertEqual(sorted(la.next().body for _ in range(3)), ["m0", "m1", "m2"])
+        b, lb = self.client(self.nodes[1])
+        self.subscribe(b, lb, q, "client-individual")
+        self.nodes[0].proc.kill()  # SIGKILL: nothing is given back
+        # After the reclaim timeout (1 s here) the other node takes them over.
+        got = [lb.next(timeout=TIMEOUT) for _ in range(3)]
+        self.assertEqual(sorted(f.body for f in got), ["m0", "m1", "m2"])
+        self.assertTrue(all(f.headers.get("redelivered") == "true" for f in got))
 
 
 class Permissions(unittest.TestCase):

@@ -60,6 +60,13 @@
 //! makes several Socket.IO servers one (rooms, broadcasts with acks,
 //! `fetch_cluster_sockets`...) over the same Redis: see [`socketio`].
 //!
+//! ## STOMP queues across nodes
+//!
+//! With the `stomp` feature (on by default), [`RedisQueues`] keeps STOMP
+//! `/queue/...` destinations in Redis Streams, so that the STOMP brokers
+//! of every node share them: each message goes to one consumer among all
+//! nodes', at least once. See [`stomp_queue`].
+//!
 //! ## Not covered
 //!
 //! Presence and history stay per node: `Hub::presence` lists this node's
@@ -76,6 +83,8 @@ mod publisher;
 #[cfg(feature = "socketio")]
 pub mod socketio;
 mod stats;
+#[cfg(feature = "stomp")]
+pub mod stomp_queue;
 mod subscriber;
 mod topics;
 pub mod wire;
@@ -86,3 +95,5 @@ pub use error::Error;
 #[cfg(feature = "socketio")]
 pub use socketio::{RedisSocketIoCluster, SocketIoClusterConfig, SocketIoClusterStats};
 pub use stats::{BackplaneStats, LagStats, LAG_BUCKETS_MS};
+#[cfg(feature = "stomp")]
+pub use stomp_queue::{RedisQueues, StompQueueConfig, StompQueueStats};

@@ -130,10 +130,10 @@ impl Switchboard {
         let auth = Arc::new(
             Authenticator::new(&config.auth).unwrap_or_else(|e| panic!("[auth]: {e}")),
         );
-        let stomp = config
-            .stomp
-            .enabled
-            .then(|| endpoints::stomp::broker(&hub, &config.stomp, &config.permissions, &auth));
+        let stomp = config.stomp.enabled.then(|| {
+            let rules = &config.permissions;
+            endpoints::stomp::broker(&hub, &config.stomp, rules, &auth, redis.as_deref())
+        });
         let stomp_ws_options = ServerOptions {
             protocols: switchboard_stomp::SUBPROTOCOLS
                 .iter()

@@ -198,7 +198,12 @@ pub struct StompSettings {
     pub max_queue_length: usize,
     /// Directory of the durable queue store: `/queue/...` messages not yet
     /// acknowledged survive a restart. Unset (or `""`): queues live in memory.
+    /// Not used with `[redis]`, where queues live in Redis.
     pub data_dir: Option<std::path::PathBuf>,
+    /// With `[redis]`: milliseconds after which `/queue/...` messages held
+    /// by a node that stopped refreshing them (it died) are taken over by
+    /// another node and redelivered.
+    pub queue_reclaim_ms: u64,
 }
 
 /// One STOMP user.
@@ -227,6 +232,7 @@ impl Default for StompSettings {
             heart_beat_ms: 10_000,
             max_queue_length: 10_000,
             data_dir: None,
+            queue_reclaim_ms: 30_000,
         }
     }
 }
@@ -433,6 +439,11 @@ impl Config {
             .map_err(|e| ConfigError(e.to_string()))?;
         config.sockjs.validate()?;
         config.stomp.tcp_address()?;
+        if config.stomp.queue_reclaim_ms < 30 {
+            return Err(ConfigError(
+                "stomp.queue_reclaim_ms must be at least 30".into(),
+            ));
+        }
         // Unreadable or invalid certificate or key files fail here, at start-up.
         let tls = crate::tls::acceptor(&config.tls)?;
         if config.stomp.tcp_tls && tls.is_none() {

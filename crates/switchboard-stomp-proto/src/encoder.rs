@@ -183,6 +183,14 @@ impl MessageTemplate {
         &self.shared[version as usize]
     }
 
+    /// The shared tail when it is the same for every version (no header
+    /// needs escaping): what a cache can keep as one [`Bytes`] and pass to
+    /// [`ServerSession::send_shared`](crate::ServerSession::send_shared).
+    pub fn uniform(&self) -> Option<&Bytes> {
+        let [a, b, c] = &self.shared;
+        (a.as_ptr() == b.as_ptr() && b.as_ptr() == c.as_ptr()).then_some(a)
+    }
+
     /// Body length in octets.
     pub fn body_len(&self) -> usize {
         self.body_len

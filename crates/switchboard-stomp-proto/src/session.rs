@@ -647,6 +647,17 @@ impl ServerSession {
         Ok(message_id)
     }
 
+    /// Sends a MESSAGE whose shared tail was encoded once for every
+    /// version ([`MessageTemplate::uniform`], e.g. kept in a publication's
+    /// encoding cache): one small head plus a clone of `shared`. Returns
+    /// the message id.
+    pub fn send_shared(&mut self, subscription: &str, shared: Bytes) -> Result<u64, SendError> {
+        let (_, message_id) = self.start_message(subscription)?;
+        self.output.push_back(self.scratch.split().freeze());
+        self.output.push_back(shared);
+        Ok(message_id)
+    }
+
     /// Checks the subscription, assigns a message id, records it for
     /// acknowledgement and writes the per-recipient head into `scratch`.
     fn start_message(&mut self, subscription: &str) -> Result<(Version, u64), SendError> {

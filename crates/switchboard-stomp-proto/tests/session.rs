@@ -619,6 +619,30 @@ fn send_prepared_matches_send_message() {
 }
 
 #[test]
+fn send_shared_matches_send_message_for_every_version() {
+    // No header needs escaping: one encoding serves 1.0, 1.1 and 1.2.
+    let template = MessageTemplate::new("/topic/a", &[("content-type", "text/plain")], b"hi");
+    let shared = template.uniform().expect("uniform").clone();
+    for v in ["1.0", "1.1", "1.2"] {
+        for ack in ["auto", "client"] {
+            let (mut a, now) = subscribed(v, ack);
+            let (mut b, _) = subscribed(v, ack);
+            a.send_message("s", "/topic/a", &[("content-type", "text/plain")], "hi".into())
+                .unwrap();
+            b.send_shared("s", shared.clone()).unwrap();
+            assert_eq!(wire(&mut a, now), wire(&mut b, now), "{v} {ack}");
+        }
+    }
+    // A header that escapes differently per version has no uniform encoding.
+    assert!(MessageTemplate::new("/a", &[("k", "v:w")], b"x").uniform().is_none());
+    let (mut s, _) = subscribed("1.2", "auto");
+    assert!(matches!(
+        s.send_shared("nope", shared),
+        Err(SendError::UnknownSubscription(_))
+    ));
+}
+
+#[test]
 fn send_before_connect_or_after_close() {
     let now = Instant::now();
     let mut s = ServerSession::new(config());

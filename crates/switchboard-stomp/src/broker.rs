@@ -8,16 +8,24 @@
 //! Topics use the hub's own locking. All queues share one mutex, held only
 //! to append, dispatch or return messages (never across I/O); a dispatch
 //! pushes into the consumer's inbox under it (lock order: queues → inbox).
+//!
+//! # Shared queues
+//!
+//! With a [`QueueBackend`] ([`Broker::with_backend`]) the queues live in
+//! the backend (e.g. Redis Streams, shared by several nodes): SENDs go
+//! there, and the local queues only hold what the backend handed over for
+//! the local consumers (see [`crate::backend`]).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use switchboard_hub::{validate_topic, Hub};
 
+use crate::backend::{MessageKey, QueueBackend, RemoteMessage, SendDone};
 use crate::config::StompConfig;
 use crate::queue::{Inbox, Queue, QueueFull, QueueMessage};
 use crate::store::QueueStore;
@@ -49,12 +57,16 @@ struct Inner {
     next_connection: AtomicU64,
     /// A durable store; `None` for the in-memory broker (no store calls).
     store: Option<Box<dyn QueueStore>>,
+    /// Shared queues; `None`: the queues are this broker's own.
+    backend: Option<Arc<dyn QueueBackend>>,
 }
 
 #[derive(Default)]
 struct Queues {
     by_name: HashMap<Arc<str>, Queue>,
     next_seq: u64,
+    /// Opens each new queue's handle in the backend, if any.
+    backend: Option<Arc<dyn QueueBackend>>,
 }
 
 impl Queues {
@@ -64,7 +76,9 @@ impl Queues {
             Some((k, _)) => k.clone(),
             None => {
                 let k: Arc<str> = Arc::from(name);
-                self.by_name.insert(k.clone(), Queue::default());
+                let mut queue = Queue::default();
+                queue.remote = self.backend.as_ref().map(|b| b.open(&k));
+                self.by_name.insert(k.clone(), queue);
                 k
             }
         };
@@ -89,8 +103,107 @@ impl Broker {
                 queues: Mutex::new(Queues::default()),
                 next_connection: AtomicU64::new(1),
                 store: None,
+                backend: None,
             }),
         }
+    }
+
+    /// A broker on `hub` whose `/queue/` destinations live in `backend`,
+    /// shared with the other brokers on it (see [`crate::backend`]). Start
+    /// the backend with this broker afterwards, as it says (it holds a
+    /// [`WeakBroker`]).
+    pub fn with_backend(hub: Hub, config: StompConfig, backend: Arc<dyn QueueBackend>) -> Broker {
+        Broker {
+            inner: Arc::new(Inner {
+                hub,
+                config,
+                queues: Mutex::new(Queues {
+                    backend: Some(backend.clone()),
+                    ..Queues::default()
+                }),
+                next_connection: AtomicU64::new(1),
+                store: None,
+                backend: Some(backend),
+            }),
+        }
+    }
+
+    /// Whether queues live in a [`QueueBackend`].
+    pub fn has_backend(&self) -> bool {
+        self.inner.backend.is_some()
+    }
+
+    pub(crate) fn backend(&self) -> Option<&Arc<dyn QueueBackend>> {
+        self.inner.backend.as_ref()
+    }
+
+    /// A handle that does not keep the broker alive (for a backend's
+    /// tasks).
+    pub fn downgrade(&self) -> WeakBroker {
+        WeakBroker {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// How many more messages of queue `name` the local consumers can take
+    /// now: their free in-flight slots
+    /// ([`StompConfig::max_in_flight`] each) minus the messages already
+    /// waiting for them; 0 without consumers. A backend fetches at most
+    /// this many.
+    pub fn queue_room(&self, name: &str) -> usize {
+        let max_in_flight = self.inner.config.max_in_flight;
+        self.inner
+            .queues
+            .lock()
+            .by_name
+            .get(name)
+            .map_or(0, |q| q.room(max_in_flight))
+    }
+
+    /// The messages of queue `name` fetched from the backend and neither
+    /// acked nor released yet (waiting here or in flight to a consumer).
+    pub fn held_keys(&self, name: &str) -> Vec<MessageKey> {
+        self.inner
+            .queues
+            .lock()
+            .by_name
+            .get(name)
+            .map_or_else(Vec::new, |q| q.held.iter().copied().collect())
+    }
+
+    /// Messages of queue `name` fetched from the backend: handed to the
+    /// local consumers, round robin. Without consumers (the last one left
+    /// meanwhile) they are released back at once.
+    pub fn deliver_remote(&self, name: &str, messages: Vec<RemoteMessage>) {
+        let Some(backend) = &self.inner.backend else {
+            return;
+        };
+        if messages.is_empty() {
+            return;
+        }
+        let mut queues = self.inner.queues.lock();
+        let mut seq = queues.next_seq;
+        let (name, queue) = queues.get(name);
+        if queue.consumers() == 0 {
+            backend.release(&name, messages);
+            queues.forget_if_unused(&name);
+            return;
+        }
+        let destination: Arc<str> = Arc::from(format!("/queue/{name}"));
+        for m in messages {
+            seq += 1;
+            queue.held.insert(m.key);
+            let message = Arc::new(QueueMessage {
+                seq,
+                destination: destination.clone(),
+                headers: m.headers,
+                body: m.body,
+                key: Some(m.key),
+            });
+            queue.push_remote(message, m.redelivered);
+        }
+        queue.dispatch(&name, self.inner.config.max_in_flight);
+        queues.next_seq = seq;
     }
 
     /// A broker on `hub` whose queue messages are kept in `store` until
@@ -116,6 +229,7 @@ impl Broker {
                 destination: Arc::from(format!("/queue/{name}")),
                 headers: m.headers,
                 body: m.body,
+                key: None,
             });
             queue.requeue(message, true);
         }
@@ -126,6 +240,7 @@ impl Broker {
                 queues: Mutex::new(queues),
                 next_connection: AtomicU64::new(1),
                 store: Some(Box::new(store)),
+                backend: None,
             }),
         })
     }
@@ -169,6 +284,9 @@ impl Broker {
     /// Sends a message to queue `name` (without the `/queue/` prefix) from
     /// the server side, as a STOMP SEND would: `headers` are passed on to
     /// the MESSAGE (`content-type` and application headers).
+    ///
+    /// With a [`QueueBackend`] the message is handed to it and `Ok` means
+    /// only that: a refusal or failure there is logged.
     pub fn send_to_queue(
         &self,
         name: &str,
@@ -176,6 +294,10 @@ impl Broker {
         body: Bytes,
     ) -> Result<(), SendToQueueError> {
         validate_topic(name).map_err(|_| SendToQueueError::InvalidName)?;
+        if let Some(backend) = &self.inner.backend {
+            backend.send(name, headers, body, SendDone::detached());
+            return Ok(());
+        }
         let config = &self.inner.config;
         let mut queues = self.inner.queues.lock();
         let seq = queues.next_seq + 1;
@@ -202,6 +324,7 @@ impl Broker {
             destination: Arc::from(format!("/queue/{name}")),
             headers,
             body,
+            key: None,
         });
         let pushed = queue.push(message, config.max_queue_length);
         queue.dispatch(&name, config.max_in_flight);
@@ -227,6 +350,9 @@ impl Broker {
         let (name, queue) = queues.get(name);
         queue.add_consumer(connection, subscription, inbox.clone());
         queue.dispatch(&name, self.inner.config.max_in_flight);
+        if let Some(remote) = &queue.remote {
+            remote.wake();
+        }
     }
 
     /// Removes a subscription from its queue: what it had not yet taken goes
@@ -241,8 +367,20 @@ impl Broker {
         let mut queues = self.inner.queues.lock();
         let (name, queue) = queues.get(name);
         queue.remove_consumer(&name, connection, subscription);
-        for u in unacked {
-            queue.requeue(u.message, true);
+        if let Some(backend) = &self.inner.backend {
+            // Shared queues: what this consumer had goes back to the
+            // backend, for any node; so does what waits here once no local
+            // consumer is left.
+            let mut back: Vec<(Arc<QueueMessage>, bool)> =
+                unacked.into_iter().map(|u| (u.message, true)).collect();
+            if queue.consumers() == 0 {
+                back.extend(queue.drain_waiting());
+            }
+            release_to(&**backend, &name, queue, back);
+        } else {
+            for u in unacked {
+                queue.requeue(u.message, true);
+            }
         }
         queue.dispatch(&name, self.inner.config.max_in_flight);
         queues.forget_if_unused(&name);
@@ -255,6 +393,19 @@ impl Broker {
     /// the consumer gets room for more. A failed delete only means the
     /// message may come back after a restart (at least once).
     pub(crate) fn settle(&self, connection: u64, done: &[Unacked]) {
+        if let Some(backend) = &self.inner.backend {
+            let mut queues = self.inner.queues.lock();
+            for (name, group) in by_queue(done) {
+                let (name, queue) = queues.get(name);
+                let keys: Vec<MessageKey> = group
+                    .filter_map(|u| u.message.key)
+                    .filter(|k| queue.held.remove(k))
+                    .collect();
+                if !keys.is_empty() {
+                    backend.ack(&name, &keys);
+                }
+            }
+        }
         if let Some(store) = &self.inner.store {
             if !done.is_empty() {
                 let seqs: Vec<u64> = done.iter().map(|u| u.message.seq).collect();
@@ -270,6 +421,16 @@ impl Broker {
     /// queues marked redelivered (`redelivered`) or as they were.
     pub(crate) fn requeue(&self, connection: u64, returned: &[Unacked], redelivered: bool) {
         let mut queues = self.inner.queues.lock();
+        if let Some(backend) = &self.inner.backend {
+            for (name, group) in by_queue(returned) {
+                let (name, queue) = queues.get(name);
+                let back = group.map(|u| (u.message.clone(), redelivered)).collect();
+                release_to(&**backend, &name, queue, back);
+            }
+            drop(queues);
+            self.release(connection, returned);
+            return;
+        }
         for u in returned {
             let (_, queue) = queues.get(&u.queue);
             queue.requeue(u.message.clone(), redelivered);
@@ -295,8 +456,64 @@ impl Broker {
         for name in names {
             let (name, queue) = queues.get(name);
             queue.dispatch(&name, max_in_flight);
+            if let Some(remote) = &queue.remote {
+                remote.wake();
+            }
             queues.forget_if_unused(&name);
         }
+    }
+}
+
+/// `messages` grouped by queue (consecutive runs; usually one queue).
+fn by_queue(messages: &[Unacked]) -> impl Iterator<Item = (&str, std::slice::Iter<'_, Unacked>)> {
+    messages
+        .chunk_by(|a, b| a.queue == b.queue)
+        .map(|run| (&*run[0].queue, run.iter()))
+}
+
+/// Gives messages held from the backend back to it (those not held — e.g.
+/// acked meanwhile — are skipped).
+fn release_to(
+    backend: &dyn QueueBackend,
+    name: &str,
+    queue: &mut Queue,
+    messages: Vec<(Arc<QueueMessage>, bool)>,
+) {
+    let back: Vec<RemoteMessage> = messages
+        .into_iter()
+        .filter_map(|(m, redelivered)| {
+            let key = m.key.filter(|k| queue.held.remove(k))?;
+            Some(RemoteMessage {
+                key,
+                headers: m.headers.clone(),
+                body: m.body.clone(),
+                redelivered,
+            })
+        })
+        .collect();
+    if !back.is_empty() {
+        backend.release(name, back);
+    }
+}
+
+/// A [`Broker`] that may be gone (see [`Broker::downgrade`]).
+#[derive(Clone)]
+pub struct WeakBroker {
+    inner: Weak<Inner>,
+}
+
+impl fmt::Debug for WeakBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakBroker")
+            .field("alive", &(self.inner.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl WeakBroker {
+    /// The broker, if it still exists.
+    pub fn upgrade(&self) -> Option<Broker> {
+        self.inner.upgrade().map(|inner| Broker { inner })
     }
 }
 
@@ -330,6 +547,7 @@ impl fmt::Debug for Broker {
             .field("config", &self.inner.config)
             .field("queues", &queues)
             .field("durable", &self.is_durable())
+            .field("backend", &self.has_backend())
             .finish()
     }
 }

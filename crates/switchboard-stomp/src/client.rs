@@ -10,17 +10,23 @@
 //! full queue, slow consumer) becomes an ERROR frame here, in
 //! `StompClient::fail`, and closes the session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::task::Context;
 use std::time::Instant;
 
-use bytes::Bytes;
-use switchboard_hub::{Client, ClientInfo, Delivery, HubError, Payload, PayloadKind, Publication};
-use switchboard_stomp_proto::{AckMode, ConnectRequest, Event, Headers, ServerSession};
+use bytes::{Bytes, BytesMut};
+use switchboard_hub::{
+    Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind, Publication,
+};
+use switchboard_stomp_proto::{
+    encode_frame, AckMode, CloseReason, Command, ConnectRequest, Event, Frame, Headers,
+    MessageTemplate, ServerSession, Version,
+};
 
 use crate::auth::{Action, Principal};
+use crate::backend::{BackendError, SendDone};
 use crate::broker::{Broker, SendToQueueError};
 use crate::destination::Destination;
 use crate::queue::{Inbox, QueueDelivery};
@@ -61,6 +67,22 @@ const NOT_FORWARDED: [&str; 5] = [
     "redelivered",
 ];
 
+/// SENDs handed to a queue backend and not yet stored, per connection,
+/// above which the TCP driver stops reading ([`StompClient::wants_input`]).
+const MAX_PENDING_SENDS: usize = 1024;
+
+/// What waits for a queue backend, in frame order: a SEND's outcome, and
+/// the RECEIPTs of the frames that followed it.
+#[derive(Debug)]
+enum Pending {
+    Send {
+        id: u64,
+        destination: String,
+        result: Option<Result<(), BackendError>>,
+    },
+    Receipt(String),
+}
+
 /// Where a subscription's messages come from.
 #[derive(Debug)]
 enum Target {
@@ -100,6 +122,18 @@ pub struct StompClient {
     transactions: Transactions,
     inbox: Arc<Inbox>,
     batch: Vec<Delivery>,
+    /// SENDs handed to the queue backend, and the receipts behind them.
+    pending: VecDeque<Pending>,
+    /// `Pending::Send`s in `pending`.
+    sends_in_flight: usize,
+    next_send: u64,
+    sends_done: Vec<(u64, Result<(), BackendError>)>,
+    /// DISCONNECT arrived while SENDs were pending: its RECEIPT (if any)
+    /// waits for them.
+    disconnect_receipt: Option<Option<String>>,
+    /// Frames encoded here, sent after the session's output (receipts
+    /// after a DISCONNECT, the ERROR of a failed SEND).
+    extra: Vec<Bytes>,
 }
 
 impl StompClient {
@@ -120,6 +154,12 @@ impl StompClient {
             transactions: Transactions::default(),
             inbox: Arc::default(),
             batch: Vec::new(),
+            pending: VecDeque::new(),
+            sends_in_flight: 0,
+            next_send: 0,
+            sends_done: Vec::new(),
+            disconnect_receipt: None,
+            extra: Vec::new(),
         }
     }
 
@@ -133,19 +173,29 @@ impl StompClient {
         &self.session
     }
 
-    /// Whether the connection is over: flush the output, then close.
+    /// Whether the connection is over: flush the output, then close. (After
+    /// a DISCONNECT, only once the SENDs before it are stored by the queue
+    /// backend, if any are pending.)
     pub fn is_closed(&self) -> bool {
-        self.session.is_closed()
+        self.session.is_closed() && self.pending.is_empty()
     }
 
     /// Whether there is output to send.
     pub fn has_output(&self) -> bool {
-        self.session.has_output()
+        self.session.has_output() || !self.extra.is_empty()
+    }
+
+    /// Whether the driver should read more from the peer: `false` while
+    /// too many SENDs wait for the queue backend (the connection's task is
+    /// woken when they complete).
+    pub fn wants_input(&self) -> bool {
+        self.sends_in_flight < MAX_PENDING_SENDS
     }
 
     /// Moves the pending output into `out` (for one vectored write).
     pub fn take_output(&mut self, now: Instant, out: &mut Vec<Bytes>) {
         self.session.take_output(now, out);
+        out.append(&mut self.extra);
     }
 
     /// Feeds bytes from the peer and handles every complete frame.
@@ -155,9 +205,17 @@ impl StompClient {
         }
         while let Some(event) = self.session.poll_event() {
             self.on_event(now, event);
+            if !self.pending.is_empty() {
+                // Behind a SEND still going to the queue backend: this
+                // frame's RECEIPT waits for it.
+                if let Some(r) = self.session.defer_receipt() {
+                    self.pending.push_back(Pending::Receipt(r));
+                }
+            }
         }
         if self.session.is_closed() {
             self.release();
+            self.abandon_pending();
         }
     }
 
@@ -188,6 +246,7 @@ impl StompClient {
         if self.session.is_closed() {
             tracing::debug!("stomp heart-beat timeout");
             self.release();
+            self.abandon_pending();
         }
     }
 
@@ -203,16 +262,29 @@ impl StompClient {
     /// MESSAGE frames. Registers `cx`'s waker for the next ones. A hub
     /// mailbox that overflowed (slow consumer) ends the connection with an
     /// ERROR.
-    pub fn poll_deliveries(&mut self, cx: &mut Context<'_>) {
+    ///
+    /// Also takes the outcomes of SENDs handed to a queue backend: their
+    /// RECEIPTs (and those of the frames behind them), or the ERROR of one
+    /// that failed. Returns whether any completed (then
+    /// [`wants_input`](Self::wants_input) may have changed).
+    pub fn poll_deliveries(&mut self, cx: &mut Context<'_>) -> bool {
         if self.session.is_closed() {
-            return;
+            if self.pending.is_empty() {
+                return false;
+            }
+            self.inbox.register(cx.waker());
+            return self.poll_sends();
         }
         self.inbox.register(cx.waker());
+        let sent = self.poll_sends();
+        if self.session.is_closed() {
+            return sent;
+        }
         while let Some(d) = self.inbox.pop() {
             self.on_queue_delivery(d);
         }
         let Some(mailbox) = self.hub.as_ref().map(|c| c.mailbox().clone()) else {
-            return;
+            return sent;
         };
         let mut batch = std::mem::take(&mut self.batch);
         while mailbox.poll_ready(cx).is_ready() {
@@ -221,7 +293,7 @@ impl StompClient {
                     "slow consumer",
                     "too many messages waiting for this connection",
                 );
-                return;
+                return sent;
             }
             let drained = mailbox.drain(&mut batch);
             for d in batch.drain(..) {
@@ -231,13 +303,125 @@ impl StompClient {
             }
             if mailbox.is_kicked() {
                 self.fail("disconnected by the server", "");
-                return;
+                return sent;
             }
             if drained == 0 {
                 break;
             }
         }
         self.batch = batch;
+        sent
+    }
+
+    /// Applies the SEND outcomes that arrived (see
+    /// [`poll_deliveries`](Self::poll_deliveries)).
+    fn poll_sends(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        let mut done = std::mem::take(&mut self.sends_done);
+        self.inbox.take_sends(&mut done);
+        if done.is_empty() {
+            self.sends_done = done;
+            return false;
+        }
+        for (id, result) in done.drain(..) {
+            let slot = self.pending.iter_mut().find_map(|p| match p {
+                Pending::Send {
+                    id: i, result: r, ..
+                } if *i == id => Some(r),
+                _ => None,
+            });
+            if let Some(slot) = slot {
+                *slot = Some(result);
+            }
+        }
+        self.sends_done = done;
+        loop {
+            match self.pending.front_mut() {
+                None => break,
+                Some(Pending::Send { result: None, .. }) => return true,
+                Some(Pending::Receipt(_)) => {
+                    let Some(Pending::Receipt(r)) = self.pending.pop_front() else {
+                        unreachable!()
+                    };
+                    self.receipt(&r);
+                }
+                Some(Pending::Send {
+                    result: Some(result),
+                    destination,
+                    ..
+                }) => {
+                    let failed = result.as_ref().err().map(|e| format!("{destination}: {e}"));
+                    self.pending.pop_front();
+                    self.sends_in_flight -= 1;
+                    if let Some(message) = failed {
+                        self.send_failed(&message);
+                        return true;
+                    }
+                }
+            }
+        }
+        // Everything before the DISCONNECT is stored: its RECEIPT now.
+        if let Some(receipt) = self.disconnect_receipt.take().flatten() {
+            self.receipt(&receipt);
+        }
+        true
+    }
+
+    /// A RECEIPT, through the session while it is open, else (after a
+    /// DISCONNECT) encoded here.
+    fn receipt(&mut self, receipt_id: &str) {
+        if self.session.send_receipt(receipt_id).is_err() {
+            let frame = Frame::new(Command::Receipt).header("receipt-id", receipt_id);
+            self.push_frame(&frame);
+        }
+    }
+
+    fn push_frame(&mut self, frame: &Frame) {
+        let mut out = BytesMut::new();
+        encode_frame(
+            frame,
+            self.session.version().unwrap_or(Version::V1_0),
+            &mut out,
+        );
+        self.extra.push(out.freeze());
+    }
+
+    /// A SEND the queue backend did not take: ERROR (with the receipt-id
+    /// of the frame the client waits on: the SEND's own, or the next one)
+    /// and close; what was behind it is dropped.
+    fn send_failed(&mut self, message: &str) {
+        tracing::debug!(message, "stomp queue send failed");
+        let receipt = self
+            .pending
+            .iter()
+            .find_map(|p| match p {
+                Pending::Receipt(r) => Some(r.clone()),
+                Pending::Send { .. } => None,
+            })
+            .or_else(|| self.disconnect_receipt.take().flatten());
+        let mut frame = Frame::new(Command::Error).header("message", message);
+        if let Some(r) = receipt {
+            frame.headers.push("receipt-id", r);
+        }
+        frame.headers.push("content-type", "text/plain");
+        frame.body = Bytes::from_static(b"message not queued\n");
+        self.session.close();
+        self.push_frame(&frame);
+        self.pending.clear();
+        self.sends_in_flight = 0;
+        self.disconnect_receipt = None;
+        self.release();
+    }
+
+    /// The session ended otherwise than by DISCONNECT: nobody waits for
+    /// the pending SENDs any more (the backend still completes them).
+    fn abandon_pending(&mut self) {
+        if self.session.close_reason() != Some(&CloseReason::Disconnect) {
+            self.pending.clear();
+            self.sends_in_flight = 0;
+        }
     }
 
     // ---- frames in -----------------------------------------------------
@@ -313,13 +497,28 @@ impl StompClient {
                 let ops = self.transactions.finish(&transaction);
                 self.abort(ops);
             }
-            Event::Disconnect { .. } => self.release(),
+            Event::Disconnect { receipt } => {
+                self.release();
+                if !self.pending.is_empty() {
+                    // The session has queued the RECEIPT last: hold it back
+                    // until the SENDs before it are stored.
+                    self.session.take_output(now, &mut self.extra);
+                    if receipt.is_some() {
+                        self.extra.pop();
+                    }
+                    self.disconnect_receipt = Some(receipt);
+                }
+            }
             _ => {}
         }
     }
 
     fn on_connect(&mut self, now: Instant, req: ConnectRequest) {
-        let auth = self.broker.config().authenticator.authenticate_request(&req);
+        let auth = self
+            .broker
+            .config()
+            .authenticator
+            .authenticate_request(&req);
         let principal = match auth {
             Ok(p) => p,
             Err(message) => {
@@ -386,6 +585,20 @@ impl StompClient {
                     .filter(|(n, _)| !NOT_FORWARDED.contains(n))
                     .map(|(n, v)| (n.to_owned(), v.to_owned()))
                     .collect();
+                if let Some(backend) = self.broker.backend() {
+                    // Stored by the backend asynchronously; the RECEIPT
+                    // (of this SEND, or of the COMMIT) waits for it.
+                    let id = self.next_send;
+                    self.next_send += 1;
+                    backend.send(queue, forwarded, body, SendDone::new(&self.inbox, id));
+                    self.pending.push_back(Pending::Send {
+                        id,
+                        destination: destination.to_owned(),
+                        result: None,
+                    });
+                    self.sends_in_flight += 1;
+                    return;
+                }
                 match self.broker.send_to_queue(queue, forwarded, body) {
                     Ok(()) => {}
                     Err(SendToQueueError::Full(e)) => {
@@ -493,6 +706,8 @@ impl StompClient {
         tracing::debug!(message, "stomp error");
         let _ = self.session.send_error(message, body);
         self.release();
+        self.pending.clear();
+        self.sends_in_flight = 0;
     }
 
     /// Gives back everything the connection holds in the broker: open
@@ -520,15 +735,38 @@ impl StompClient {
 
     /// One hub publication to every subscription of its topic. The body is
     /// shared (`Bytes`), only the small head is encoded per subscription.
+    /// A hub publication to this connection's subscriptions of its topic.
+    /// The MESSAGE's shared part (destination, content-type, body) is encoded
+    /// once per publication for every STOMP subscriber through the hub's
+    /// encoding cache; each recipient adds only its small head. (Only when
+    /// nothing needs escaping and the destination is the canonical
+    /// `/topic/<name>`; otherwise it is encoded here.)
     fn on_publication(&mut self, p: &Publication) {
         let Some(subs) = self.topics.get(&p.topic) else {
             return;
         };
         let headers = [("content-type", content_type(p.payload.kind))];
+        let canonical = subs
+            .destination
+            .strip_prefix("/topic/")
+            .is_some_and(|t| t == &*p.topic);
+        let shared = canonical.then(|| {
+            p.encoded.get_or_init(Encoding::Stomp, || {
+                let template = MessageTemplate::new(&subs.destination, &headers, &p.payload.data);
+                // Empty: no encoding fits every version (escaping).
+                template.uniform().cloned().unwrap_or_default()
+            })
+        });
         for id in &subs.ids {
-            let _ =
-                self.session
-                    .send_message(id, &subs.destination, &headers, p.payload.data.clone());
+            let _ = match &shared {
+                Some(shared) if !shared.is_empty() => self.session.send_shared(id, shared.clone()),
+                _ => self.session.send_message(
+                    id,
+                    &subs.destination,
+                    &headers,
+                    p.payload.data.clone(),
+                ),
+            };
         }
     }
 
@@ -599,6 +837,92 @@ mod tests {
         let mut out = Vec::new();
         c.take_output(now, &mut out);
         String::from_utf8(out.concat()).unwrap()
+    }
+
+    /// A backend that keeps each SEND's completion for the test to answer.
+    #[derive(Default)]
+    struct Held {
+        sends: parking_lot::Mutex<Vec<(String, Bytes, SendDone)>>,
+    }
+
+    struct NoFetch;
+
+    impl crate::RemoteQueue for NoFetch {
+        fn wake(&self) {}
+    }
+
+    impl crate::QueueBackend for Held {
+        fn send(&self, queue: &str, _: Vec<(String, String)>, body: Bytes, done: SendDone) {
+            self.sends.lock().push((queue.to_owned(), body, done));
+        }
+        fn open(&self, _: &Arc<str>) -> Box<dyn crate::RemoteQueue> {
+            Box::new(NoFetch)
+        }
+        fn ack(&self, _: &str, _: &[crate::MessageKey]) {}
+        fn release(&self, _: &str, _: Vec<crate::RemoteMessage>) {}
+    }
+
+    #[test]
+    fn receipts_wait_for_the_backend_in_order_and_a_failed_send_is_an_error() {
+        let now = Instant::now();
+        let backend = Arc::new(Held::default());
+        let broker = Broker::with_backend(
+            Hub::new(HubConfig::default()),
+            StompConfig::default(),
+            backend.clone(),
+        );
+        let mut c = StompClient::new(&broker, now);
+        c.receive(now, b"CONNECT\naccept-version:1.2\nhost:/\n\n\0");
+        assert!(output(&mut c, now).starts_with("CONNECTED\n"));
+        c.receive(
+            now,
+            b"SEND\ndestination:/queue/q\nreceipt:1\n\na\0\
+              SEND\ndestination:/topic/t\nreceipt:2\n\nb\0\
+              SEND\ndestination:/queue/q\n\nc\0\
+              DISCONNECT\nreceipt:3\n\n\0",
+        );
+        assert_eq!(
+            output(&mut c, now),
+            "",
+            "every receipt waits for the first SEND"
+        );
+        assert!(
+            !c.is_closed(),
+            "open until the SENDs before DISCONNECT are stored"
+        );
+        let mut sends = std::mem::take(&mut *backend.sends.lock());
+        assert_eq!(sends.len(), 2);
+        let (_, _, second) = sends.pop().unwrap();
+        let (queue, body, first) = sends.pop().unwrap();
+        assert_eq!((queue.as_str(), &body[..]), ("q", &b"a"[..]));
+        first.complete(Ok(()));
+        assert_eq!(
+            output(&mut c, now),
+            "RECEIPT\nreceipt-id:1\n\n\0RECEIPT\nreceipt-id:2\n\n\0"
+        );
+        assert!(!c.is_closed());
+        second.complete(Ok(()));
+        assert_eq!(output(&mut c, now), "RECEIPT\nreceipt-id:3\n\n\0");
+        assert!(c.is_closed());
+
+        // A SEND the backend refuses: ERROR with its receipt-id, closed.
+        let mut c = StompClient::new(&broker, now);
+        c.receive(
+            now,
+            b"CONNECT\naccept-version:1.2\nhost:/\n\n\0\
+              SEND\ndestination:/queue/q\nreceipt:9\n\nx\0",
+        );
+        assert!(output(&mut c, now).starts_with("CONNECTED\n"));
+        let (_, _, done) = backend.sends.lock().pop().unwrap();
+        drop(done); // a backend that goes away counts as unavailable
+        let out = output(&mut c, now);
+        assert!(
+            out.starts_with(
+                "ERROR\nmessage:/queue/q\\c not queued\\c queue backend gone\nreceipt-id:9\n"
+            ),
+            "{out}"
+        );
+        assert!(c.is_closed());
     }
 
     #[test]

@@ -94,8 +94,11 @@ where
                 client.shutdown();
                 progress = true;
             }
+            if client.poll_deliveries(cx) {
+                progress = true; // SENDs stored: receipts, or room to read again
+            }
             for _ in 0..READS_PER_WAKE {
-                if client.is_closed() || client.has_output() {
+                if client.is_closed() || client.has_output() || !client.wants_input() {
                     break; // write what we have before reading more
                 }
                 let read = poll_read_pooled(&mut io, cx, |data| {

@@ -11,6 +11,9 @@
 //!   `client-individual`, redelivery with `redelivered:true`. In memory by
 //!   default; with [`Broker::with_store`] and a [`RedbStore`], messages not
 //!   yet acknowledged survive a restart.
+//!   With [`Broker::with_backend`] and a [`QueueBackend`] (Redis Streams in
+//!   `switchboard-redis`), queues are shared by the brokers of several
+//!   nodes, at least once.
 //! * Transactions buffer SEND, ACK and NACK until COMMIT.
 //! * [`Authenticator`] checks CONNECT credentials, a [`PermissionFn`]
 //!   guards each destination.
@@ -44,6 +47,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod backend;
 pub mod broker;
 pub mod client;
 pub mod config;
@@ -55,7 +59,8 @@ mod transaction;
 pub mod websocket;
 
 pub use auth::{Action, AllowAll, Authenticator, PermissionFn, Principal, StaticUsers};
-pub use broker::{Broker, SendToQueueError};
+pub use backend::{BackendError, MessageKey, QueueBackend, RemoteMessage, RemoteQueue, SendDone};
+pub use broker::{Broker, SendToQueueError, WeakBroker};
 pub use client::{content_type, payload_of, StompClient};
 pub use config::StompConfig;
 pub use connection::{run_connection, serve_tcp};

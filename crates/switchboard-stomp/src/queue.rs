@@ -8,7 +8,7 @@
 //! connection (and the protocol session), which reports settled and
 //! returned messages back here.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::task::Waker;
@@ -16,6 +16,8 @@ use std::task::Waker;
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use parking_lot::Mutex;
+
+use crate::backend::{BackendError, MessageKey, RemoteQueue};
 
 /// A message sent to a queue. Shared (`Arc`) between the queue and the
 /// consumer it is in flight to.
@@ -28,6 +30,8 @@ pub(crate) struct QueueMessage {
     /// The SEND's headers to pass on (`content-type`, application headers).
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Bytes,
+    /// Its id in the queue backend, for a message fetched from one.
+    pub(crate) key: Option<MessageKey>,
 }
 
 /// A queue message handed to one subscription of a connection.
@@ -45,10 +49,22 @@ pub(crate) struct QueueDelivery {
 #[derive(Default)]
 pub(crate) struct Inbox {
     items: Mutex<VecDeque<QueueDelivery>>,
+    /// Outcomes of SENDs handed to a queue backend, by send id.
+    sends: Mutex<Vec<(u64, Result<(), BackendError>)>>,
     waker: AtomicWaker,
 }
 
 impl Inbox {
+    pub(crate) fn complete_send(&self, id: u64, result: Result<(), BackendError>) {
+        self.sends.lock().push((id, result));
+        self.waker.wake();
+    }
+
+    /// The send outcomes that arrived since the last call.
+    pub(crate) fn take_sends(&self, out: &mut Vec<(u64, Result<(), BackendError>)>) {
+        out.append(&mut self.sends.lock());
+    }
+
     fn push(&self, delivery: QueueDelivery) {
         self.items.lock().push_back(delivery);
         self.waker.wake();
@@ -127,12 +143,46 @@ pub(crate) struct Queue {
     consumers: Vec<Consumer>,
     /// Index of the consumer that gets the next message (round robin).
     next: usize,
+    /// With a queue backend: this queue's handle there.
+    pub(crate) remote: Option<Box<dyn RemoteQueue>>,
+    /// With a queue backend: the messages fetched from it and not yet
+    /// acked or released (waiting here, or in flight to a consumer).
+    pub(crate) held: HashSet<MessageKey>,
 }
 
 impl Queue {
-    /// Neither messages nor consumers: the queue can be forgotten.
+    /// Neither messages nor consumers (nor, with a backend, messages held
+    /// from it): the queue can be forgotten.
     pub(crate) fn is_unused(&self) -> bool {
-        self.waiting.is_empty() && self.consumers.is_empty()
+        self.waiting.is_empty() && self.consumers.is_empty() && self.held.is_empty()
+    }
+
+    /// How many more messages the consumers can take: their free in-flight
+    /// slots, minus what already waits for them.
+    pub(crate) fn room(&self, max_in_flight: usize) -> usize {
+        let free: usize = self
+            .consumers
+            .iter()
+            .map(|c| max_in_flight.saturating_sub(c.in_flight))
+            .sum();
+        free.saturating_sub(self.waiting.len())
+    }
+
+    /// Appends a message fetched from the backend (no bound: the fetch is
+    /// bounded by [`room`](Self::room)).
+    pub(crate) fn push_remote(&mut self, message: Arc<QueueMessage>, redelivered: bool) {
+        self.waiting.push_back(Waiting {
+            message,
+            redelivered,
+        });
+    }
+
+    /// Takes every waiting message (with its redelivered flag).
+    pub(crate) fn drain_waiting(&mut self) -> Vec<(Arc<QueueMessage>, bool)> {
+        self.waiting
+            .drain(..)
+            .map(|w| (w.message, w.redelivered))
+            .collect()
     }
 
     pub(crate) fn waiting(&self) -> usize {
@@ -257,6 +307,7 @@ mod tests {
             destination: Arc::from("/queue/q"),
             headers: Vec::new(),
             body: Bytes::new(),
+            key: None,
         })
     }
 

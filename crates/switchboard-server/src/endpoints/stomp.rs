@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use switchboard_hub::Hub;
+use switchboard_redis::{RedisBackplane, RedisQueues, StompQueueConfig};
 use switchboard_stomp::{Broker, RedbStore, StaticUsers, StompClient, StompConfig, StompWsHandler};
 use switchboard_transport::sockjs::{CloseReason, SockJs, SockJsConn, SockJsHandler};
 use switchboard_transport::Registry;
@@ -28,12 +29,21 @@ use tower::ServiceExt;
 /// `[[permissions]]` (the `queue` ones apply here; `/topic` destinations are
 /// checked by the hub with the `topic` ones).
 /// `auth` checks tokens (in `passcode` or a `token` header) besides
-/// `[stomp] users`.
+/// `[stomp] users`. With `redis` (the node's backplane, `[redis]`),
+/// `/queue/...` destinations live in Redis Streams and are shared by every
+/// node (`RedisQueues`, on the backplane's URL, prefix and timings, with its
+/// node id as the Redis consumer name); `data_dir` is then not used.
+///
+/// # Panics
+///
+/// If `data_dir` cannot be opened, or, with `redis`, outside a Tokio
+/// runtime.
 pub fn broker(
     hub: &Hub,
     settings: &StompSettings,
     rules: &[Rule],
     auth: &Arc<switchboard_auth::Authenticator>,
+    redis: Option<&RedisBackplane>,
 ) -> Broker {
     let mut config = StompConfig {
         connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
@@ -70,11 +80,31 @@ pub fn broker(
             crate::permissions::queue_allowed(&rules, user, queue, action)
         });
     }
-    match settings
+    let data_dir = settings
         .data_dir
         .as_deref()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
+        .filter(|d| !d.as_os_str().is_empty());
+    if let Some(bp) = redis {
+        if let Some(dir) = data_dir {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                "[stomp] data_dir is not used with [redis]: /queue/ destinations live in redis"
+            );
+        }
+        let options = StompQueueConfig {
+            reclaim_idle_ms: settings.queue_reclaim_ms,
+            node_id: Some(bp.node_id()),
+            ..StompQueueConfig::default()
+        };
+        let queues = RedisQueues::new(bp.config().clone(), options)
+            .unwrap_or_else(|e| panic!("[redis] stomp queues: {e}"));
+        let broker = Broker::with_backend(hub.clone(), config, queues.clone());
+        queues
+            .start(&broker)
+            .unwrap_or_else(|e| panic!("[redis] stomp queues: {e}"));
+        return broker;
+    }
+    match data_dir {
         // The server cannot run without the store it was told to use.
         Some(dir) => RedbStore::open(dir)
             .and_then(|store| Broker::with_store(hub.clone(), config, store))
