@@ -6,6 +6,7 @@
 //! rule matches is open to all.
 
 use serde::Deserialize;
+use switchboard_auth::glob_match;
 use switchboard_hub::{Action, ClientInfo};
 
 /// One `[[permissions]]` entry.
@@ -82,29 +83,6 @@ fn first_match<'r>(
     rules
         .iter()
         .find(|r| pattern(r).is_some_and(|p| glob_match(p, name)) && r.applies_to(user))
-}
-
-/// `*`-only glob matching, linear in practice (greedy with backtracking to the last star).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
