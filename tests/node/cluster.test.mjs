@@ -4,7 +4,8 @@
 // client sees every message of its topic in order per publisher; /api/nodes
 // lists the nodes; Redis restarting (clients keep their connections, nodes
 // reconnect and resubscribe, /metrics says so); a node killed with SIGKILL
-// (its clients move to another node and go on).
+// (its clients move to other nodes and catch up with `since` from the
+// history Redis keeps).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -158,26 +159,32 @@ class Received {
   }
 }
 
-async function wsSubscriber(node, topic, name) {
+/** A `/ws` subscriber (the chat page's protocol); with `since`, it catches
+ * up as the chat page does after a reconnect. `got.seqs` are the seqs seen. */
+async function wsSubscriber(node, topic, name, since) {
   const c = await Client.open(`${node.ws}/ws?name=${name}`);
   cleanups.push(() => c.close());
   const got = new Received(`ws@${name}`);
+  got.seqs = [];
   c.ws.on('message', (d) => {
     const m = JSON.parse(d.toString());
-    if (m.type === 'message' && m.topic === topic) got.push(m.data);
+    if (m.type === 'message' && m.topic === topic) { got.seqs.push(m.seq); got.push(m.data); }
   });
-  assert.equal((await c.request({ op: 'subscribe', topic })).type, 'ok');
-  return { c, got };
+  const reply = await c.request(since === undefined ? { op: 'subscribe', topic } : { op: 'subscribe', topic, since });
+  assert.equal(reply.type, 'ok', JSON.stringify(reply));
+  return { c, got, reply };
 }
 
-async function sioSubscriber(node, topic, name) {
+async function sioSubscriber(node, topic, name, since) {
   const socket = io(node.http, { auth: { name }, transports: ['websocket'], forceNew: true, reconnection: false });
   cleanups.push(() => socket.close());
   const got = new Received(`socket.io@${name}`);
-  socket.on('message', (m) => { if (m.topic === topic) got.push(m.data); });
+  got.seqs = [];
+  socket.on('message', (m) => { if (m.topic === topic) { got.seqs.push(m.seq); got.push(m.data); } });
   await withTimeout(new Promise((r) => socket.on('connect', r)), 5000, 'socket.io connect');
-  assert.equal((await socket.timeout(5000).emitWithAck('subscribe', topic)).ok, true);
-  return { socket, got };
+  const reply = await socket.timeout(5000).emitWithAck('subscribe', since === undefined ? topic : { topic, since });
+  assert.equal(reply.ok, true);
+  return { socket, got, reply };
 }
 
 async function sockjsSubscriber(node, topic, name) {
@@ -274,10 +281,11 @@ test('Redis restarting: clients stay connected, nodes reconnect and resubscribe,
   const before0 = await metric(nodes[0], 'switchboard_backplane_reconnects_total');
   await stopRedis();
   await until(async () => (await metric(nodes[0], 'switchboard_backplane_connected')) === 0, 10000, 'node 0 sees Redis gone');
-  // Local delivery goes on without Redis.
+  // Redis numbers publications (shared history): without it nothing is
+  // delivered, not even locally; the publication waits in node 0's queue.
   await a.c.request({ op: 'publish', topic, data: 'during' });
-  await a.got.wait(1, 3000);
-  assert.deepEqual(a.got.items, ['during']);
+  await sleep(300);
+  assert.deepEqual(a.got.items, []);
 
   redis = await startRedis();
   await until(async () => {
@@ -286,18 +294,65 @@ test('Redis restarting: clients stay connected, nodes reconnect and resubscribe,
   }, 15000, 'every node reconnected');
   assert.ok((await metric(nodes[0], 'switchboard_backplane_reconnects_total')) > before0);
   await subscribedBy(topic, 2);
+  // What node 0 published meanwhile went out on reconnection: kept in the
+  // topic's new shared history, so every node delivers it (a node that
+  // subscribed again after it was published reads it from the history).
+  await a.got.wait(1);
+  await b.got.wait(1);
   await b.c.request({ op: 'publish', topic, data: 'after' });
   await a.got.wait(2);
-  await b.got.wait(1);
-  assert.deepEqual(a.got.items, ['during', 'after']);
-  // What node 0 published while Redis was away waited in its queue and went
-  // out on reconnection: node 2 gets it if it had subscribed again by then
-  // (docs/cluster.md), never twice, never after what came later from node 0.
+  await b.got.wait(2);
   await sleep(200);
-  assert.ok(['after', 'during,after'].includes(b.got.items.join(',')), b.got.items.join(','));
+  for (const x of [a, b]) {
+    assert.deepEqual(x.got.items, ['during', 'after']);
+    assert.deepEqual(x.got.seqs, [1, 2], 'Redis restarted empty: numbering from 1 again');
+  }
   // Nobody was disconnected.
   assert.equal(a.c.closed, null);
   assert.equal(b.c.closed, null);
+});
+
+test('the history is the cluster\'s: kept in Redis, read on any node', async () => {
+  const topic = uniqueTopic('history');
+  // Nobody subscribes anywhere: publications are still numbered and kept.
+  for (const data of ['h1', 'h2', 'h3']) {
+    const r = await api(nodes[0], 'POST', '/api/publish', { topic, data });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+  }
+  await until(async () => (await api(nodes[1], 'GET', `/api/history?topic=${topic}`)).json.messages.length === 3, 5000, 'three publications in the history');
+  const h = await api(nodes[1], 'GET', `/api/history?topic=${topic}&since=1`);
+  assert.equal(h.status, 200);
+  assert.equal(h.json.complete, true);
+  assert.deepEqual(h.json.messages.map((m) => [m.seq, m.data]), [[2, 'h2'], [3, 'h3']]);
+  // A subscriber with `since` on another node replays the same numbers.
+  const late = await wsSubscriber(nodes[2], topic, 'late', 0);
+  assert.equal(late.reply.recovered, true);
+  await late.got.wait(3);
+  assert.deepEqual(late.got.seqs, [1, 2, 3]);
+});
+
+test('presence spans the nodes: counts, join and leave events, /api/presence anywhere', async () => {
+  const topic = uniqueTopic('presence');
+  const events = [];
+  const alice = await Client.open(`${nodes[0].ws}/ws?name=alice`);
+  cleanups.push(() => alice.close());
+  alice.ws.on('message', (d) => {
+    const m = JSON.parse(d.toString());
+    if (m.type === 'presence' && m.topic === topic) events.push(`${m.event}:${m.name}:${m.count}`);
+  });
+  assert.equal((await alice.request({ op: 'subscribe', topic })).type, 'ok');
+  const bob = await sioSubscriber(nodes[1], topic, 'bob');
+  await until(async () => events.includes('join:bob:2'), 10000, 'alice told of bob joining on another node');
+  const p = await alice.request({ op: 'presence', topic });
+  assert.equal(p.presence.count, 2);
+  assert.deepEqual([...p.presence.members].sort(), ['alice', 'bob']);
+  // Node 2 has no subscriber of the topic: it reads the reports from Redis.
+  const api2 = await api(nodes[2], 'GET', `/api/presence?topic=${topic}`);
+  assert.equal(api2.status, 200);
+  assert.equal(api2.json.presence.count, 2);
+  assert.deepEqual([...api2.json.presence.members].sort(), ['alice', 'bob']);
+  bob.socket.close();
+  await until(async () => events.includes('leave:bob:1'), 10000, 'alice told of bob leaving');
 });
 
 test('Socket.IO rooms span the nodes: /api/socketio/emit on one node reaches sockets on all', async () => {
@@ -332,28 +387,48 @@ test('/api/disconnect on one node disconnects the user on every node', async () 
   assert.equal(await withTimeout(gone, 5000, 'socket.io disconnect'), 'io server disconnect');
 });
 
-test('a node killed with SIGKILL: its client moves to another node and goes on', async () => {
+test('a node killed with SIGKILL: its clients move to other nodes and catch up on what they missed', async () => {
   const topic = uniqueTopic('failover');
   const victim = nodes[2];
-  const moving = await wsSubscriber(victim, topic, 'mover');
+  const movingWs = await wsSubscriber(victim, topic, 'mover-ws');
+  const movingSio = await sioSubscriber(victim, topic, 'mover-sio');
   const stayer = await sioSubscriber(nodes[0], topic, 'stayer');
   await subscribedBy(topic, 2);
   const pub = await Client.open(`${nodes[1].ws}/ws?name=pub`);
   cleanups.push(() => pub.close());
   await pub.request({ op: 'publish', topic, data: 'm1' });
-  await moving.got.wait(1);
+  await movingWs.got.wait(1);
+  await movingSio.got.wait(1);
+  const lastSeen = movingWs.got.seqs.at(-1);
+  assert.equal(movingSio.got.seqs.at(-1), lastSeen, 'the same numbers on every node');
 
   victim.child.kill('SIGKILL');
-  const closed = await moving.c.waitClose(5000);
+  const closed = await movingWs.c.waitClose(5000);
   assert.equal(closed.code, 1006, 'abnormal closure: the node died');
-  // The client reconnects to the next node of its list and subscribes again.
-  const moved = await wsSubscriber(nodes[0], topic, 'mover');
-  await subscribedBy(topic, 1);
+  // Published while the clients are away.
+  await pub.request({ op: 'publish', topic, data: 'missed-1' });
+  await pub.request({ op: 'publish', topic, data: 'missed-2' });
+  await stayer.got.wait(3);
+  // The clients reconnect, each to a node of its list, and subscribe again
+  // with `since` = the last seq they saw, as the chat page does: node 1 has
+  // no subscriber of the topic (it reads the history from Redis first),
+  // node 0 has one (it answers from its own copy).
+  const movedWs = await wsSubscriber(nodes[1], topic, 'mover-ws', lastSeen);
+  const movedSio = await sioSubscriber(nodes[0], topic, 'mover-sio', lastSeen);
+  for (const moved of [movedWs, movedSio]) {
+    assert.equal(moved.reply.recovered, true);
+    await moved.got.wait(2);
+    assert.deepEqual(moved.got.items, ['missed-1', 'missed-2']);
+    assert.deepEqual(moved.got.seqs, [lastSeen + 1, lastSeen + 2]);
+  }
+  await subscribedBy(topic, 2);
   await pub.request({ op: 'publish', topic, data: 'm2' });
-  await moved.got.wait(1);
-  assert.deepEqual(moved.got.items, ['m2']);
-  await stayer.got.wait(2);
-  assert.deepEqual(stayer.got.items, ['m1', 'm2']);
+  for (const x of [movedWs, movedSio]) {
+    await x.got.wait(3);
+    assert.deepEqual(x.got.items, ['missed-1', 'missed-2', 'm2']);
+  }
+  await stayer.got.wait(4);
+  assert.deepEqual(stayer.got.items, ['m1', 'missed-1', 'missed-2', 'm2']);
   // The survivors forget the dead node.
   nodes.splice(2, 1);
 });

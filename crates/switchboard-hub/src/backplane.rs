@@ -56,6 +56,37 @@ pub trait Backplane: Send + Sync {
     fn topic_closed(&self, topic: &str) {
         let _ = topic;
     }
+
+    /// The local subscribers of `topic` changed (a join or a leave, the last
+    /// one included): a backplane sharing presence reads them with
+    /// [`Hub::local_presence`](crate::Hub::local_presence) later and tells
+    /// the other nodes, which record them with
+    /// [`Hub::set_remote_presence`](crate::Hub::set_remote_presence).
+    /// Called with the topic's lock held. Default: no-op.
+    fn presence_changed(&self, topic: &str) {
+        let _ = topic;
+    }
+
+    /// Whether this backplane numbers publications for the whole cluster
+    /// (read once, when the hub is built). Default: `false`.
+    ///
+    /// When `true`, the hub delivers nothing itself: [`Backplane::publish`]
+    /// receives every local publication with `seq` 0 (from
+    /// [`Hub::publish`](crate::Hub::publish), which returns 0), and the
+    /// backplane brings every publication back, local ones included, with
+    /// its cluster-wide number through
+    /// [`Hub::deliver_sequenced`](crate::Hub::deliver_sequenced). Each node
+    /// then delivers the same publications in the same order with the same
+    /// numbers, so a client can catch up (`since`) on any node. When a topic
+    /// is opened ([`Backplane::topic_opened`]) the backplane must, once it
+    /// receives the topic's publications, give the hub the topic's retained
+    /// history with [`Hub::sync_topic`](crate::Hub::sync_topic) (or
+    /// [`Hub::give_up_sync`](crate::Hub::give_up_sync)): until then a
+    /// subscribe with `since` is answered later
+    /// ([`Subscribed::pending`](crate::Subscribed::pending)).
+    fn sequences(&self) -> bool {
+        false
+    }
 }
 
 /// Single-node backplane: relays nothing. The default for [`Hub::new`](crate::Hub::new).

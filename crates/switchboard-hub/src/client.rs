@@ -146,6 +146,13 @@ pub struct Subscribed {
     /// The connection was already subscribed: nothing changed, no replay
     /// (live messages were already flowing), `recovered` is `since.is_some()`.
     pub already_subscribed: bool,
+    /// The answer is not known yet: the backplane numbers publications
+    /// across nodes and has not yet given this node the topic's shared
+    /// history. The subscription is registered; the real result (replay,
+    /// `recovered`) arrives as the first delivery for this topic in the
+    /// mailbox, [`Delivery::CatchUp`], before any live message. The other
+    /// fields are then placeholders (`replay` empty, `recovered` false).
+    pub pending: bool,
 }
 
 #[derive(Debug)]
@@ -204,7 +211,12 @@ impl Client {
     }
 
     fn authorize(&self, topic: &str, action: Action) -> Result<(), HubError> {
-        if let Some(g) = self.info.credentials.as_ref().and_then(|c| c.grants.as_ref()) {
+        if let Some(g) = self
+            .info
+            .credentials
+            .as_ref()
+            .and_then(|c| c.grants.as_ref())
+        {
             if !g.allows(topic, action) {
                 return Err(HubError::Forbidden);
             }
@@ -231,23 +243,27 @@ impl Client {
                 last_seq: st.seq,
                 replay: Vec::new(),
                 recovered: since.is_some(),
-                presence: st.members.snapshot(st.count),
+                presence: st.presence(),
                 already_subscribed: true,
+                pending: false,
             });
         }
         let inner = &self.hub.inner;
         let (topic, _created, (slot, subscribed, fan)) = inner.with_live_topic(topic, |t, st| {
-            let slot = st.add_subscriber(self.id, self.mailbox.clone());
-            if st.count == 1 {
+            if st.count == 0 {
                 inner.topic_became_busy(t, st);
             }
+            // Without the shared history yet, `since` is answered later.
+            let waiting = since.filter(|_| !st.synced);
+            let slot = st.add_subscriber_waiting(self.id, self.mailbox.clone(), waiting);
             st.members.add(&self.info.name);
+            inner.backplane.presence_changed(&t.name);
             let (replay, recovered) = match since {
-                Some(since) => {
+                Some(since) if waiting.is_none() => {
                     let r = st.history.since(since, st.seq);
                     (r.messages, r.complete)
                 }
-                None => (Vec::new(), false),
+                _ => (Vec::new(), false),
             };
             let mut fan = FanOut::default();
             if inner.config.presence_events && st.count > 1 {
@@ -255,7 +271,7 @@ impl Client {
                     topic: t.name.clone(),
                     kind: PresenceKind::Join,
                     name: self.info.name.clone(),
-                    count: st.count,
+                    count: st.presence_count(),
                 };
                 fan = st.broadcast(&Delivery::Presence(Arc::new(ev)), Some(slot));
             }
@@ -263,8 +279,9 @@ impl Client {
                 last_seq: st.seq,
                 replay,
                 recovered,
-                presence: st.members.snapshot(st.count),
+                presence: st.presence(),
                 already_subscribed: false,
+                pending: waiting.is_some(),
             };
             (slot, subscribed, fan)
         });
@@ -314,8 +331,9 @@ impl Client {
     }
 
     /// Publishes on `topic` as this client (`from` = its name), after
-    /// validation and the authorize hook. Returns the publication's seq. The
-    /// publisher receives its own publication if it is subscribed.
+    /// validation and the authorize hook. Returns the publication's seq (0
+    /// when the backplane numbers publications across nodes: it is not known
+    /// yet). The publisher receives its own publication if it is subscribed.
     pub fn publish(&self, topic: &str, payload: Payload) -> Result<u64, HubError> {
         validate_topic(topic)?;
         self.authorize(topic, Action::Publish)?;

@@ -46,6 +46,28 @@ impl History {
         self.buf.push_back(p);
     }
 
+    /// Replaces the ring with `entries` (oldest first, as numbered by the
+    /// cluster) followed by the retained publications newer than all of
+    /// them, keeping the last `cap`. Used when a node (re)synchronises a
+    /// topic from shared history: what the cluster retained wins.
+    pub(crate) fn merge(&mut self, entries: &[Arc<Publication>]) {
+        if self.cap == 0 {
+            return;
+        }
+        let newest = entries.last().map_or(0, |p| p.seq);
+        let mut buf: VecDeque<Arc<Publication>> = entries.iter().cloned().collect();
+        buf.extend(self.buf.iter().filter(|p| p.seq > newest).cloned());
+        while buf.len() > self.cap {
+            buf.pop_front();
+        }
+        self.buf = buf;
+    }
+
+    /// Forgets everything (the topic's numbering restarted elsewhere).
+    pub(crate) fn clear(&mut self) {
+        self.buf = VecDeque::new();
+    }
+
     /// Publications with `seq > since`, given the topic's last assigned seq.
     pub(crate) fn since(&self, since: u64, last_seq: u64) -> HistoryRange {
         if since > last_seq {
@@ -109,6 +131,20 @@ mod tests {
         let r = h.since(9, 5);
         assert_eq!(seqs(&r), vec![3, 4, 5]);
         assert!(!r.complete);
+    }
+
+    #[test]
+    fn merge_keeps_cluster_entries_then_newer_local_ones() {
+        let mut h = History::new(4);
+        for s in [7, 8] {
+            h.push(p(s));
+        }
+        h.merge(&[p(3), p(4), p(5), p(6), p(7)]);
+        assert_eq!(seqs(&h.since(0, 8)), vec![5, 6, 7, 8]);
+        assert!(h.since(4, 8).complete);
+        assert!(!h.since(3, 8).complete);
+        h.clear();
+        assert!(h.since(0, 8).messages.is_empty());
     }
 
     #[test]

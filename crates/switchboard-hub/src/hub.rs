@@ -20,7 +20,7 @@ use crate::config::HubConfig;
 use crate::error::{validate_topic, HubError};
 use crate::history::HistoryRange;
 use crate::mailbox::{Delivery, Mailbox};
-use crate::presence::Presence;
+use crate::presence::{MemberCounts, Presence, RemoteMembers};
 use crate::publication::{now_ms, Payload, Publication};
 use crate::registry::{FanoutSnapshot, ProtocolStats, Registry};
 use crate::topic::{FanOut, Topic, TopicState};
@@ -46,6 +46,65 @@ pub struct HubStats {
     pub dropped_deliveries: u64,
 }
 
+/// Connections that came (`+n`) or went (`-n`) per name between two
+/// reports of a node's subscribers.
+fn remote_events(old: Option<&RemoteMembers>, new: Option<&RemoteMembers>) -> Vec<(Arc<str>, i64)> {
+    let empty = HashMap::new();
+    let old = old.map_or(&empty, |r| &r.names);
+    let new = new.map_or(&empty, |r| &r.names);
+    let mut out = Vec::new();
+    for (name, &n) in new {
+        let delta = i64::from(n) - i64::from(old.get(name).copied().unwrap_or(0));
+        if delta != 0 {
+            out.push((name.clone(), delta));
+        }
+    }
+    for (name, &n) in old {
+        if !new.contains_key(name) {
+            out.push((name.clone(), -i64::from(n)));
+        }
+    }
+    out
+}
+
+/// A publication's number in a cluster whose backplane numbers
+/// publications ([`Backplane::sequences`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Numbering generation: changes when the topic's shared numbering
+    /// restarts (its shared history expired).
+    pub epoch: u64,
+    /// The publication's number within the epoch (from 1, no gaps).
+    pub seq: u64,
+}
+
+/// One publication of a topic's shared history, for [`Hub::sync_topic`].
+#[derive(Debug, Clone)]
+pub struct SequencedEntry {
+    /// Its number.
+    pub seq: u64,
+    /// The data.
+    pub payload: Payload,
+    /// The publisher's display name.
+    pub from: Option<Arc<str>>,
+    /// Publication time on the origin node, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+/// What [`Hub::deliver_sequenced`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequencedOutcome {
+    /// Delivered to the local subscribers and kept in history.
+    Delivered,
+    /// Nothing to do: already delivered, or no local subscriber.
+    Ignored,
+    /// Publications before this one are missing here, or the numbering
+    /// restarted: nothing was delivered; the backplane should fetch the
+    /// topic's shared history (which holds this publication) and give it
+    /// with [`Hub::sync_topic`].
+    NeedsSync,
+}
+
 #[derive(Default)]
 struct ShardMap {
     topics: HashMap<Arc<str>, Arc<Topic>>,
@@ -68,6 +127,8 @@ pub(crate) struct HubInner {
     hasher: RandomState,
     idle_per_shard: usize,
     pub(crate) backplane: Arc<dyn Backplane>,
+    /// `backplane.sequences()`, read once.
+    sequenced: bool,
     next_client_id: AtomicU64,
     pub(crate) clients: AtomicUsize,
     published: AtomicU64,
@@ -117,6 +178,7 @@ impl Hub {
                 config,
                 shards,
                 hasher: RandomState::new(),
+                sequenced: backplane.sequences(),
                 backplane,
                 next_client_id: AtomicU64::new(1),
                 clients: AtomicUsize::new(0),
@@ -213,12 +275,209 @@ impl Hub {
             .publish(topic, payload, from, timestamp_ms, false))
     }
 
-    /// Current subscribers of `topic` (empty if the topic does not exist).
+    /// Delivers a publication numbered by a sequencing backplane
+    /// ([`Backplane::sequences`]) to this node's subscribers of `topic`, with
+    /// the cluster's number `num`, keeping the origin's timestamp and sender.
+    /// Delivers only the next number of the topic; anything else is either
+    /// already here ([`SequencedOutcome::Ignored`]) or shows a gap, which the
+    /// backplane repairs with [`sync_topic`](Self::sync_topic)
+    /// ([`SequencedOutcome::NeedsSync`], nothing delivered). Topics without
+    /// a local subscriber are ignored.
+    pub fn deliver_sequenced(
+        &self,
+        topic: &str,
+        num: Sequenced,
+        payload: Payload,
+        from: Option<Arc<str>>,
+        timestamp_ms: u64,
+    ) -> Result<SequencedOutcome, HubError> {
+        validate_topic(topic)?;
+        let inner = &self.inner;
+        let Some(t) = inner.lookup(topic) else {
+            return Ok(SequencedOutcome::Ignored);
+        };
+        let started = Instant::now();
+        let fan = {
+            let mut st = t.state.lock();
+            if st.dead || st.count == 0 {
+                return Ok(SequencedOutcome::Ignored);
+            }
+            if st.synced {
+                if st.epoch == 0 && st.seq == 0 && num.seq == 1 {
+                    // The first numbering of a topic that had none.
+                    st.epoch = num.epoch;
+                }
+                if st.epoch != num.epoch || num.seq > st.seq + 1 {
+                    return Ok(SequencedOutcome::NeedsSync);
+                }
+                if num.seq <= st.seq {
+                    return Ok(SequencedOutcome::Ignored);
+                }
+            } else {
+                // The pending sync brings the history before it (and this
+                // publication again if it belongs to another numbering).
+                if (st.epoch != 0 && st.epoch != num.epoch) || num.seq <= st.seq {
+                    return Ok(SequencedOutcome::Ignored);
+                }
+                st.epoch = num.epoch;
+            }
+            let p = Arc::new(Publication::new(
+                t.name.clone(),
+                num.seq,
+                from,
+                payload,
+                timestamp_ms,
+            ));
+            st.seq = num.seq;
+            st.history.push(p.clone());
+            st.broadcast(&Delivery::Message(p), None)
+        };
+        inner.registry.fanout.observe(started.elapsed());
+        inner.count_delivery(fan);
+        Ok(SequencedOutcome::Delivered)
+    }
+
+    /// Gives this node the shared history of `topic` from a sequencing
+    /// backplane: `entries` are the topic's last retained publications in
+    /// numbering `epoch`, oldest first. History becomes `entries` (plus
+    /// anything newer already here); entries newer than what this node
+    /// delivered are delivered now, in order; then every subscribe that was
+    /// waiting for the sync ([`Subscribed::pending`](crate::Subscribed::pending))
+    /// gets its [`Delivery::CatchUp`]. A different `epoch` than the topic's
+    /// means the numbering restarted (the shared history expired): the
+    /// topic's history and numbering are replaced. No-op for a topic without
+    /// a local subscriber.
+    pub fn sync_topic(&self, topic: &str, epoch: u64, entries: Vec<SequencedEntry>) {
+        let inner = &self.inner;
+        let Some(t) = inner.lookup(topic) else { return };
+        let mut st = t.state.lock();
+        if st.dead || st.count == 0 {
+            return;
+        }
+        if st.epoch != epoch {
+            st.history.clear();
+            st.seq = 0;
+            st.epoch = epoch;
+        }
+        let entries: Vec<Arc<Publication>> = entries
+            .into_iter()
+            .map(|e| {
+                Arc::new(Publication::new(
+                    t.name.clone(),
+                    e.seq,
+                    e.from,
+                    e.payload,
+                    e.timestamp_ms,
+                ))
+            })
+            .collect();
+        st.history.merge(&entries);
+        let mut fan = FanOut::default();
+        for p in entries {
+            if p.seq > st.seq {
+                st.seq = p.seq;
+                let f = st.broadcast(&Delivery::Message(p), None);
+                fan.delivered += f.delivered;
+                fan.dropped += f.dropped;
+                fan.newly_slow += f.newly_slow;
+            }
+        }
+        st.synced = true;
+        inner.resolve_waiting(&t, &mut st);
+        drop(st);
+        inner.count_delivery(fan);
+    }
+
+    /// Marks `topic` synced without shared history (the backplane cannot
+    /// get it, e.g. its subscription was refused): subscribes waiting for it
+    /// are answered from this node's history.
+    pub fn give_up_sync(&self, topic: &str) {
+        let Some(t) = self.inner.lookup(topic) else {
+            return;
+        };
+        let mut st = t.state.lock();
+        if st.dead || st.synced {
+            return;
+        }
+        st.synced = true;
+        self.inner.resolve_waiting(&t, &mut st);
+    }
+
+    /// This node's subscribers of `topic` (names with connection counts),
+    /// for a backplane to tell other nodes; `None` if it has none.
+    pub fn local_presence(&self, topic: &str) -> Option<MemberCounts> {
+        let t = self.inner.lookup(topic)?;
+        let st = t.state.lock();
+        (st.count > 0 && !st.dead).then(|| st.members.counts())
+    }
+
+    /// Records node `node`'s subscribers of `topic` as told by a backplane
+    /// (`None`: it has none left), until `expires_ms` (ms since the Unix
+    /// epoch; see [`expire_remote_presence`](Self::expire_remote_presence)).
+    /// [`presence`](Self::presence) then counts them, and this node's
+    /// subscribers get a join or leave event for each connection that came
+    /// or went there. Ignored for a topic without local subscribers.
+    pub fn set_remote_presence(
+        &self,
+        topic: &str,
+        node: u64,
+        members: Option<MemberCounts>,
+        expires_ms: u64,
+    ) {
+        let Some(t) = self.inner.lookup(topic) else {
+            return;
+        };
+        let fan = {
+            let mut st = t.state.lock();
+            if st.dead || st.count == 0 {
+                return;
+            }
+            let i = st.remote.iter().position(|r| r.node == node);
+            let old = i.map(|i| st.remote.swap_remove(i));
+            let new = members.map(|m| RemoteMembers::new(node, m, expires_ms));
+            let events = remote_events(old.as_ref(), new.as_ref());
+            if let Some(new) = new.filter(|n| n.count > 0) {
+                st.remote.push(new);
+            }
+            self.inner.presence_events(&t, &st, events)
+        };
+        self.inner.record_drops(fan);
+    }
+
+    /// Forgets other nodes' subscribers not told again before `now_ms` (a
+    /// node that died), with leave events. A backplane calls it regularly.
+    pub fn expire_remote_presence(&self, now_ms: u64) {
+        for shard in self.inner.shards.iter() {
+            let topics: Vec<Arc<Topic>> = shard.map.read().topics.values().cloned().collect();
+            for t in topics {
+                let mut st = t.state.lock();
+                if st.remote.iter().all(|r| r.expires_ms > now_ms) {
+                    continue;
+                }
+                let (gone, kept) = std::mem::take(&mut st.remote)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|r| r.expires_ms <= now_ms);
+                st.remote = kept;
+                let mut fan = FanOut::default();
+                for old in &gone {
+                    let f = self
+                        .inner
+                        .presence_events(&t, &st, remote_events(Some(old), None));
+                    fan.dropped += f.dropped;
+                    fan.newly_slow += f.newly_slow;
+                }
+                drop(st);
+                self.inner.record_drops(fan);
+            }
+        }
+    }
+
+    /// Current subscribers of `topic` (empty if the topic does not exist).    /// Current subscribers of `topic` (empty if the topic does not exist).
     pub fn presence(&self, topic: &str) -> Presence {
         match self.inner.lookup(topic) {
             Some(t) => {
                 let st = t.state.lock();
-                st.members.snapshot(st.count)
+                st.presence()
             }
             None => Presence::default(),
         }
@@ -353,7 +612,11 @@ impl HubInner {
         if let Some(t) = map.topics.get(name) {
             return (t.clone(), false);
         }
-        let t = Arc::new(Topic::new(Arc::from(name), self.config.history_size));
+        let t = Arc::new(Topic::new(
+            Arc::from(name),
+            self.config.history_size,
+            !self.sequenced,
+        ));
         map.topics.insert(t.name.clone(), t.clone());
         (t, true)
     }
@@ -397,6 +660,12 @@ impl HubInner {
         timestamp_ms: u64,
         local: bool,
     ) -> u64 {
+        if local && self.sequenced {
+            // Numbered and delivered everywhere (here too) by the backplane.
+            let p = Publication::new(Arc::from(name), 0, from, payload, timestamp_ms);
+            self.backplane.publish(&Arc::new(p));
+            return 0;
+        }
         let started = Instant::now();
         let (topic, created, (seq, fan, idle)) = self.with_live_topic(name, |t, st| {
             st.seq += 1;
@@ -424,6 +693,62 @@ impl HubInner {
         seq
     }
 
+    /// Counts one delivered publication's fan-out.
+    fn count_delivery(&self, fan: FanOut) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        self.delivered.fetch_add(fan.delivered, Ordering::Relaxed);
+        self.record_drops(fan);
+    }
+
+    /// Delivers join/leave events (`(name, +n or -n connections)`) to the
+    /// local subscribers of `t` (topic locked), if presence events are on.
+    fn presence_events(&self, t: &Topic, st: &TopicState, events: Vec<(Arc<str>, i64)>) -> FanOut {
+        let mut fan = FanOut::default();
+        if !self.config.presence_events || events.is_empty() {
+            return fan;
+        }
+        let count = st.presence_count();
+        for (name, delta) in events {
+            let kind = if delta > 0 {
+                crate::presence::PresenceKind::Join
+            } else {
+                crate::presence::PresenceKind::Leave
+            };
+            let ev = Arc::new(crate::presence::PresenceEvent {
+                topic: t.name.clone(),
+                kind,
+                name,
+                count,
+            });
+            for _ in 0..delta.unsigned_abs().min(64) {
+                let f = st.broadcast(&Delivery::Presence(ev.clone()), None);
+                fan.dropped += f.dropped;
+                fan.newly_slow += f.newly_slow;
+            }
+        }
+        fan
+    }
+
+    /// Answers every subscribe of `t` waiting for its sync (topic locked).
+    fn resolve_waiting(&self, t: &Topic, st: &mut TopicState) {
+        for (mailbox, since) in st.take_waiting() {
+            let r = st.history.since(since, st.seq);
+            let catch_up = crate::mailbox::CatchUp {
+                topic: t.name.clone(),
+                since,
+                subscribed: crate::Subscribed {
+                    last_seq: st.seq,
+                    replay: r.messages,
+                    recovered: r.complete,
+                    presence: st.presence(),
+                    already_subscribed: false,
+                    pending: false,
+                },
+            };
+            let _ = mailbox.push(Delivery::CatchUp(Arc::new(catch_up)));
+        }
+    }
+
     pub(crate) fn record_drops(&self, fan: FanOut) {
         if fan.dropped > 0 {
             self.dropped_deliveries
@@ -437,6 +762,10 @@ impl HubInner {
 
     /// Called (topic locked) when a topic goes from 0 to 1 subscriber.
     pub(crate) fn topic_became_busy(&self, topic: &Topic, st: &mut TopicState) {
+        if self.sequenced {
+            // Not received while closed here: history to be synced again.
+            st.synced = false;
+        }
         if st.idle {
             st.idle = false;
             self.shard(&topic.name)
@@ -491,16 +820,19 @@ impl HubInner {
                 return;
             }
             st.members.remove(&info.name);
+            self.backplane.presence_changed(&topic.name);
             let count = st.count;
             let mut fan = FanOut::default();
             if count == 0 {
+                // Not told about other nodes any more once closed here.
+                st.remote = Vec::new();
                 self.backplane.topic_closed(&topic.name);
             } else if self.config.presence_events {
                 let ev = crate::presence::PresenceEvent {
                     topic: topic.name.clone(),
                     kind: crate::presence::PresenceKind::Leave,
                     name: info.name.clone(),
-                    count,
+                    count: st.presence_count(),
                 };
                 fan = st.broadcast(&Delivery::Presence(Arc::new(ev)), None);
             }

@@ -47,6 +47,23 @@ pub enum Delivery {
     Message(Arc<Publication>),
     /// Another connection joined or left a subscribed topic.
     Presence(Arc<PresenceEvent>),
+    /// The answer to a subscribe that had to wait for the topic's shared
+    /// history ([`Subscribed::pending`](crate::Subscribed::pending)): what
+    /// `subscribe` would have returned, now, followed in this mailbox by the
+    /// topic's live messages. Only with a backplane that numbers
+    /// publications across nodes.
+    CatchUp(Arc<CatchUp>),
+}
+
+/// A deferred subscribe result: see [`Delivery::CatchUp`].
+#[derive(Debug, Clone)]
+pub struct CatchUp {
+    /// The topic subscribed to.
+    pub topic: Arc<str>,
+    /// The `since` the subscriber gave.
+    pub since: u64,
+    /// The subscribe result (`replay` from `since`, `recovered`, presence).
+    pub subscribed: crate::Subscribed,
 }
 
 impl Delivery {
@@ -62,6 +79,15 @@ impl Delivery {
                     + p.from.as_ref().map_or(0, |f| f.len())
             }
             Delivery::Presence(e) => DELIVERY_OVERHEAD + e.topic.len() + e.name.len(),
+            Delivery::CatchUp(c) => {
+                DELIVERY_OVERHEAD
+                    + c.topic.len()
+                    + c.subscribed
+                        .replay
+                        .iter()
+                        .map(|p| p.payload.data.len() + DELIVERY_OVERHEAD)
+                        .sum::<usize>()
+            }
         }
     }
 
@@ -70,6 +96,7 @@ impl Delivery {
         match self {
             Delivery::Message(p) => &p.topic,
             Delivery::Presence(e) => &e.topic,
+            Delivery::CatchUp(c) => &c.topic,
         }
     }
 }

@@ -40,6 +40,44 @@ pub struct PresenceEvent {
     pub count: usize,
 }
 
+/// A topic's subscribers on one node, as names with a connection count
+/// each: what a backplane sends to other nodes
+/// ([`Hub::local_presence`](crate::Hub::local_presence)) and gives back on
+/// them ([`Hub::set_remote_presence`](crate::Hub::set_remote_presence)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberCounts {
+    /// Display names with how many connections each has subscribed.
+    pub names: Vec<(Arc<str>, u32)>,
+}
+
+impl MemberCounts {
+    /// Number of connections.
+    pub fn count(&self) -> usize {
+        self.names.iter().map(|(_, n)| *n as usize).sum()
+    }
+}
+
+/// Another node's subscribers of a topic, as last told by the backplane.
+#[derive(Debug)]
+pub(crate) struct RemoteMembers {
+    pub(crate) node: u64,
+    pub(crate) count: usize,
+    pub(crate) names: HashMap<Arc<str>, u32>,
+    /// Forgotten after this time (ms since the Unix epoch) unless told again.
+    pub(crate) expires_ms: u64,
+}
+
+impl RemoteMembers {
+    pub(crate) fn new(node: u64, members: MemberCounts, expires_ms: u64) -> Self {
+        RemoteMembers {
+            node,
+            count: members.count(),
+            names: members.names.into_iter().filter(|(_, n)| *n > 0).collect(),
+            expires_ms,
+        }
+    }
+}
+
 /// Distinct member names of a topic with a connection count per name.
 #[derive(Debug, Default)]
 pub(crate) struct Members {
@@ -64,10 +102,28 @@ impl Members {
         }
     }
 
-    pub(crate) fn snapshot(&self, count: usize) -> Presence {
+    /// This node's members and their connection counts.
+    pub(crate) fn counts(&self) -> MemberCounts {
+        MemberCounts {
+            names: self.names.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+
+    /// The snapshot of this node's `count` subscribers plus other nodes'.
+    pub(crate) fn snapshot_with(&self, count: usize, remote: &[RemoteMembers]) -> Presence {
+        if remote.is_empty() {
+            return Presence {
+                count,
+                members: self.names.keys().cloned().collect(),
+            };
+        }
+        let mut names: std::collections::HashSet<&Arc<str>> = self.names.keys().collect();
+        for r in remote {
+            names.extend(r.names.keys());
+        }
         Presence {
-            count,
-            members: self.names.keys().cloned().collect(),
+            count: count + remote.iter().map(|r| r.count).sum::<usize>(),
+            members: names.into_iter().cloned().collect(),
         }
     }
 }

@@ -72,10 +72,8 @@ impl FanoutHistogram {
             .position(|&b| us <= b)
             .unwrap_or(FANOUT_BUCKETS_US.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_ns.fetch_add(
-            d.as_nanos().min(u64::MAX as u128) as u64,
-            Ordering::Relaxed,
-        );
+        self.sum_ns
+            .fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> FanoutSnapshot {

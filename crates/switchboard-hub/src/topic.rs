@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use crate::client::ClientId;
 use crate::history::History;
 use crate::mailbox::{Delivery, Mailbox, PushOutcome};
-use crate::presence::Members;
+use crate::presence::{Members, Presence, RemoteMembers};
 
 /// A topic, shared between the shard map and its subscribers' clients.
 #[derive(Debug)]
@@ -20,11 +20,17 @@ pub(crate) struct Topic {
 }
 
 impl Topic {
-    pub(crate) fn new(name: Arc<str>, history_size: usize) -> Self {
+    /// `synced`: whether the topic's numbering and history are already this
+    /// node's to give (always, unless the backplane numbers publications).
+    pub(crate) fn new(name: Arc<str>, history_size: usize, synced: bool) -> Self {
         Topic {
             name,
             state: Mutex::new(TopicState {
                 seq: 0,
+                epoch: 0,
+                synced,
+                waiting: 0,
+                remote: Vec::new(),
                 subs: Vec::new(),
                 free: Vec::new(),
                 count: 0,
@@ -42,6 +48,9 @@ impl Topic {
 struct Subscriber {
     client: ClientId,
     mailbox: Arc<Mailbox>,
+    /// `Some(since)`: subscribed with `since` before the topic was synced;
+    /// receives nothing until the sync hands it its catch-up.
+    waiting: Option<u64>,
 }
 
 /// Counters from one fan-out, folded into the hub stats by the caller.
@@ -57,6 +66,17 @@ pub(crate) struct FanOut {
 pub(crate) struct TopicState {
     /// Last assigned sequence number (0 = none yet).
     pub(crate) seq: u64,
+    /// Numbering generation given by a sequencing backplane (0: unknown or
+    /// node-local numbering).
+    pub(crate) epoch: u64,
+    /// `false` while a sequencing backplane has not yet given this node the
+    /// topic's shared history since it was (re)opened here.
+    pub(crate) synced: bool,
+    /// Subscribers waiting for the sync (see `Subscriber::waiting`).
+    pub(crate) waiting: usize,
+    /// Other nodes' subscribers, as their backplane told (only while this
+    /// node has subscribers of the topic).
+    pub(crate) remote: Vec<RemoteMembers>,
     /// Subscriber slab; clients remember their slot index, so subscribe and
     /// unsubscribe are O(1) and fan-out is a linear scan.
     subs: Vec<Option<Subscriber>>,
@@ -75,8 +95,25 @@ pub(crate) struct TopicState {
 
 impl TopicState {
     /// Registers a subscriber and returns its slot.
+    #[cfg(test)]
     pub(crate) fn add_subscriber(&mut self, client: ClientId, mailbox: Arc<Mailbox>) -> u32 {
-        let sub = Some(Subscriber { client, mailbox });
+        self.add_subscriber_waiting(client, mailbox, None)
+    }
+
+    /// Registers a subscriber that waits for the topic's sync with
+    /// `waiting = Some(since)` (see `Subscriber::waiting`).
+    pub(crate) fn add_subscriber_waiting(
+        &mut self,
+        client: ClientId,
+        mailbox: Arc<Mailbox>,
+        waiting: Option<u64>,
+    ) -> u32 {
+        let sub = Some(Subscriber {
+            client,
+            mailbox,
+            waiting,
+        });
+        self.waiting += usize::from(waiting.is_some());
         self.count += 1;
         if let Some(slot) = self.free.pop() {
             self.subs[slot as usize] = sub;
@@ -91,7 +128,9 @@ impl TopicState {
     pub(crate) fn remove_subscriber(&mut self, slot: u32, client: ClientId) -> bool {
         match self.subs.get_mut(slot as usize) {
             Some(s) if s.as_ref().is_some_and(|s| s.client == client) => {
-                *s = None;
+                if s.take().is_some_and(|s| s.waiting.is_some()) {
+                    self.waiting -= 1;
+                }
                 self.count -= 1;
                 if self.count == 0 {
                     // Release the slab: an idle topic holds no subscriber memory.
@@ -126,7 +165,7 @@ impl TopicState {
         let mut f = FanOut::default();
         for (i, s) in self.subs.iter().enumerate() {
             let Some(s) = s else { continue };
-            if except == Some(i as u32) {
+            if except == Some(i as u32) || s.waiting.is_some() {
                 continue;
             }
             if matches!(delivery, Delivery::Presence(_)) && !s.mailbox.wants_presence() {
@@ -144,6 +183,30 @@ impl TopicState {
         }
         f
     }
+
+    /// Subscribers on this node and, as last told, on the others.
+    pub(crate) fn presence(&self) -> Presence {
+        self.members.snapshot_with(self.count, &self.remote)
+    }
+
+    /// Subscribed connections here and, as last told, on other nodes.
+    pub(crate) fn presence_count(&self) -> usize {
+        self.count + self.remote.iter().map(|r| r.count).sum::<usize>()
+    }
+
+    /// Takes every waiting subscriber out of the waiting state, giving each
+    /// its mailbox and the `since` it asked for.
+    pub(crate) fn take_waiting(&mut self) -> Vec<(Arc<Mailbox>, u64)> {
+        if self.waiting == 0 {
+            return Vec::new();
+        }
+        self.waiting = 0;
+        self.subs
+            .iter_mut()
+            .flatten()
+            .filter_map(|s| Some((s.mailbox.clone(), s.waiting.take()?)))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -152,7 +215,7 @@ mod tests {
 
     #[test]
     fn slab_reuses_and_trims() {
-        let t = Topic::new("t".into(), 0);
+        let t = Topic::new("t".into(), 0, true);
         let mut st = t.state.lock();
         let mb = Arc::new(Mailbox::new(10, 1000));
         let slots: Vec<u32> = (0..5)

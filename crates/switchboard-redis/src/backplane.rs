@@ -7,11 +7,13 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use switchboard_hub::{Backplane, Hub, Publication};
-use tokio::sync::{mpsc, watch};
+use std::collections::HashSet;
+use switchboard_hub::{Backplane, HistoryRange, Hub, Presence, Publication};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::RedisConfig;
 use crate::error::Error;
+use crate::history;
 use crate::link::{self, Links};
 use crate::outbox::Outbox;
 use crate::publisher::Publisher;
@@ -30,6 +32,19 @@ pub(crate) struct Shared {
     pub(crate) topics: Topics,
     pub(crate) stats: Counters,
     pub(crate) links: Links,
+    /// The hub's `history_size`, known from `start`.
+    pub(crate) history_size: std::sync::atomic::AtomicUsize,
+    /// Topics whose local subscribers changed since the subscriber link last
+    /// told Redis (see [`crate::presence`]).
+    pub(crate) presence_dirty: Mutex<HashSet<Arc<str>>>,
+    pub(crate) presence_changed: Notify,
+}
+
+impl Shared {
+    /// Publications kept per topic in the shared history.
+    pub(crate) fn history_size(&self) -> usize {
+        self.history_size.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Relays a hub's publications through Redis pub/sub, so that the hubs of
@@ -54,18 +69,26 @@ pub(crate) struct Shared {
 ///
 /// # What it guarantees
 ///
-/// * Local delivery never waits for Redis: `publish` only queues.
-/// * Per-topic order per origin node: a node's publications on a topic reach
-///   every other node in the order they were published (one publisher link,
-///   pipelined on one connection; one subscriber connection).
-/// * At most once: a publication is never sent twice. It is lost for the
+/// * `publish` never waits: it only queues (bounded).
+/// * With shared history (the default): one order per topic for the whole
+///   cluster, the numbers Redis gave (every node, the publishing one
+///   included, delivers when the publication comes back from Redis); a node
+///   that missed some (a gap, an outage, a topic just opened) reads them
+///   from the topic's retained history and delivers them in order, so a
+///   publication that reached Redis is delivered at least within the
+///   retained history. Nothing is delivered while Redis is unreachable.
+/// * Without it: local delivery at once; per-topic order per origin node (a
+///   node's publications reach every other node in the order they were
+///   published: one publisher link, pipelined on one connection; one
+///   subscriber connection); sequence numbers node-local. While a node is
+///   disconnected it receives nothing, and what other nodes publish
+///   meanwhile cannot be recovered (Redis pub/sub keeps nothing).
+/// * Either way, a publication is sent at most once. It is lost for the
 ///   other nodes when the outgoing queue is full
 ///   ([`BackplaneStats::dropped`]) or its `PUBLISH` fails
-///   ([`BackplaneStats::publish_errors`]). While a node is disconnected it
-///   receives nothing, and what other nodes publish meanwhile cannot be
-///   recovered (Redis pub/sub keeps nothing); its own publications are
-///   queued (within the bounds) and sent on reconnection.
-/// * Sequence numbers stay node-local (see `switchboard_hub::Backplane`).
+///   ([`BackplaneStats::publish_errors`]); while Redis is unreachable a
+///   node's own publications are queued (within the bounds) and sent on
+///   reconnection.
 pub struct RedisBackplane {
     shared: Arc<Shared>,
     /// The outbox's receiver until `start` hands it to the publisher link.
@@ -90,6 +113,9 @@ impl RedisBackplane {
             topics: Topics::default(),
             stats: Counters::default(),
             links: Links::default(),
+            history_size: Default::default(),
+            presence_dirty: Mutex::default(),
+            presence_changed: Notify::new(),
             config,
         });
         Ok(Arc::new(RedisBackplane {
@@ -108,6 +134,10 @@ impl RedisBackplane {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let rx = self.pending_rx.lock().take().ok_or(Error::AlreadyStarted)?;
         let shared = &self.shared;
+        shared.history_size.store(
+            hub.config().history_size,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         tracing::info!(
             node = %format_args!("{:016x}", shared.node_id),
             redis = %crate::config::redact(&shared.config.url),
@@ -151,6 +181,99 @@ impl RedisBackplane {
         self.shared.topics.is_subscribed(topic)
     }
 
+    /// Whether Redis numbers publications and keeps their history
+    /// ([`RedisConfig::shared_history`]).
+    pub fn shared_history(&self) -> bool {
+        self.shared.config.shared_history
+    }
+
+    /// The shared history of `topic` after `since`, read from Redis (with
+    /// [`RedisConfig::shared_history`]; otherwise an error): what any node
+    /// would replay, whether or not this one has subscribers of the topic.
+    pub async fn history(&self, topic: &str, since: u64) -> Result<HistoryRange, Error> {
+        let shared = &self.shared;
+        if !shared.config.shared_history {
+            return Err(Error::Config("shared_history is off".into()));
+        }
+        let timeout = Some(shared.config.command_timeout());
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        let read = async {
+            let mut conn = shared
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            history::fetch(
+                &mut conn,
+                &shared.config.prefix,
+                topic,
+                shared.history_size(),
+            )
+            .await
+        };
+        let retained = tokio::time::timeout(shared.config.command_timeout(), read)
+            .await
+            .map_err(|_| Error::Unavailable("timed out".into()))?
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let topic: Arc<str> = Arc::from(topic);
+        let oldest = retained
+            .entries
+            .first()
+            .map_or(retained.last_seq + 1, |e| e.seq);
+        let messages: Vec<Arc<Publication>> = retained
+            .entries
+            .into_iter()
+            .filter(|e| e.seq > since)
+            .map(|e| {
+                Arc::new(Publication::new(
+                    topic.clone(),
+                    e.seq,
+                    e.from,
+                    e.payload,
+                    e.timestamp_ms,
+                ))
+            })
+            .collect();
+        Ok(HistoryRange {
+            messages,
+            complete: since <= retained.last_seq && oldest <= since + 1,
+        })
+    }
+
+    /// Who subscribes to `topic` on every live node, read from Redis: for a
+    /// topic this node has no subscriber of (otherwise
+    /// [`Hub::presence`](switchboard_hub::Hub::presence) already counts every
+    /// node's).
+    pub async fn presence(&self, topic: &str) -> Result<Presence, Error> {
+        let shared = &self.shared;
+        let timeout = Some(shared.config.command_timeout());
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        let read = async {
+            let mut conn = shared
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            crate::presence::fetch(&mut conn, &shared.config.prefix, topic).await
+        };
+        let reports = tokio::time::timeout(shared.config.command_timeout(), read)
+            .await
+            .map_err(|_| Error::Unavailable("timed out".into()))?
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let mut names = HashSet::new();
+        let mut count = 0;
+        for (_, members, _) in reports {
+            count += members.count();
+            names.extend(members.names.into_iter().map(|(n, _)| n));
+        }
+        Ok(Presence {
+            count,
+            members: names.into_iter().collect(),
+        })
+    }
+
     /// Counters, for monitoring.
     pub fn stats(&self) -> BackplaneStats {
         let mut stats = self.shared.stats.snapshot();
@@ -178,6 +301,19 @@ impl Backplane for RedisBackplane {
 
     fn topic_closed(&self, topic: &str) {
         self.shared.topics.close(topic);
+    }
+
+    fn presence_changed(&self, topic: &str) {
+        let mut dirty = self.shared.presence_dirty.lock();
+        if !dirty.contains(topic) {
+            dirty.insert(Arc::from(topic));
+        }
+        drop(dirty);
+        self.shared.presence_changed.notify_one();
+    }
+
+    fn sequences(&self) -> bool {
+        self.shared.config.shared_history
     }
 }
 

@@ -60,6 +60,26 @@ pub struct RedisConfig {
     /// command (`PUBLISH` batch, `SUBSCRIBE`, `PING`), before the connection
     /// is considered lost. Default 5,000.
     pub command_timeout_ms: u64,
+    /// Redis numbers every publication of a topic for the whole cluster and
+    /// keeps the topic's last `history_size` publications (the hub's
+    /// setting) in a stream, so that every node delivers the same messages
+    /// in the same order with the same `seq`, and a client catches up
+    /// (`since`) on any node, e.g. after its node died. Publications then
+    /// reach local subscribers through Redis too (one round trip more), and
+    /// none are delivered while Redis is unreachable (they wait in the
+    /// bounded queue). `false`: each node numbers and delivers its own
+    /// publications at once, history stays per node. Default `true`.
+    pub shared_history: bool,
+    /// Seconds a topic's shared numbering and history are kept after its
+    /// last publication; 0 keeps them until Redis evicts them. When they
+    /// expire, the topic's numbering starts again (a client's old `since`
+    /// is then not recovered). Default 86,400 (a day).
+    pub history_ttl_secs: u64,
+    /// Milliseconds a node's report of a topic's subscribers is valid; it
+    /// reports again every third of it. A node that died is forgotten (its
+    /// subscribers leave the cluster's presence) within 4/3 of this.
+    /// Default 15,000.
+    pub presence_ttl_ms: u64,
 }
 
 impl Default for RedisConfig {
@@ -73,6 +93,9 @@ impl Default for RedisConfig {
             reconnect_max_ms: 5_000,
             ping_interval_ms: 5_000,
             command_timeout_ms: 5_000,
+            shared_history: true,
+            history_ttl_secs: 86_400,
+            presence_ttl_ms: 15_000,
         }
     }
 }
@@ -114,7 +137,20 @@ impl RedisConfig {
         if self.command_timeout_ms == 0 {
             return bad("command_timeout_ms must be positive".into());
         }
+        if self.presence_ttl_ms < 30 {
+            return bad("presence_ttl_ms must be at least 30".into());
+        }
         Ok(())
+    }
+
+    /// How long a presence report is valid.
+    pub(crate) fn presence_ttl(&self) -> Duration {
+        Duration::from_millis(self.presence_ttl_ms)
+    }
+
+    /// How often a node reports its presence again.
+    pub(crate) fn presence_refresh(&self) -> Duration {
+        Duration::from_millis(self.presence_ttl_ms / 3)
     }
 
     pub(crate) fn reconnect_min(&self) -> Duration {
@@ -146,6 +182,9 @@ impl fmt::Debug for RedisConfig {
             .field("reconnect_max_ms", &self.reconnect_max_ms)
             .field("ping_interval_ms", &self.ping_interval_ms)
             .field("command_timeout_ms", &self.command_timeout_ms)
+            .field("shared_history", &self.shared_history)
+            .field("history_ttl_secs", &self.history_ttl_secs)
+            .field("presence_ttl_ms", &self.presence_ttl_ms)
             .finish()
     }
 }

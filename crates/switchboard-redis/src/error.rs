@@ -15,6 +15,9 @@ pub enum Error {
     NoRuntime,
     /// `start` was called a second time.
     AlreadyStarted,
+    /// A read from Redis (e.g. [`RedisBackplane::history`](crate::RedisBackplane::history))
+    /// failed: Redis is unreachable or answered an error.
+    Unavailable(String),
 }
 
 impl fmt::Display for Error {
@@ -25,6 +28,7 @@ impl fmt::Display for Error {
                 f.write_str("the redis backplane must be started in a Tokio runtime")
             }
             Error::AlreadyStarted => f.write_str("the redis backplane was already started"),
+            Error::Unavailable(e) => write!(f, "redis unavailable: {e}"),
         }
     }
 }

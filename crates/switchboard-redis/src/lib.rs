@@ -14,10 +14,13 @@
 //! * **Two links**, each a Tokio task with its own connection: the
 //!   *publisher* sends local publications (`PUBLISH`, pipelined in batches,
 //!   in order) from a bounded queue; the *subscriber* holds the
-//!   subscriptions and delivers remote publications into the hub with
-//!   [`Hub::deliver_remote`](switchboard_hub::Hub::deliver_remote), which
-//!   gives them the next local sequence number and keeps their origin
-//!   timestamp and sender.
+//!   subscriptions and delivers publications into the hub with
+//!   [`Hub::deliver_sequenced`](switchboard_hub::Hub::deliver_sequenced)
+//!   (shared history: the number Redis gave) or
+//!   [`Hub::deliver_remote`](switchboard_hub::Hub::deliver_remote) (the
+//!   next local number), keeping their origin timestamp and sender; its
+//!   second connection reads topics' history and presence and reports this
+//!   node's presence.
 //! * **Never in the way of local delivery**: the hub calls the backplane
 //!   with a topic lock held, and the backplane only queues (lock-free) or
 //!   records; a full queue drops and counts ([`BackplaneStats::dropped`]).
@@ -67,18 +70,28 @@
 //! of every node share them: each message goes to one consumer among all
 //! nodes', at least once. See [`stomp_queue`].
 //!
-//! ## Not covered
+//! ## Shared numbering, history and presence
 //!
-//! Presence and history stay per node: `Hub::presence` lists this node's
-//! subscribers and `Hub::history` what this node delivered (local and remote
-//! publications, numbered with this node's sequence numbers).
+//! With [`RedisConfig::shared_history`] (the default) Redis numbers every
+//! topic's publications and keeps the last ones (a stream per topic), in
+//! one Lua script with the `PUBLISH`, so every node delivers the same
+//! publications in the same order with the same `seq`, and a client
+//! catches up with `since` on any node (the hub asks the backplane for the
+//! topic's history first: `Hub::sync_topic`). Publications then reach
+//! local subscribers through Redis too. Without it, each node numbers and
+//! delivers its own publications at once and history stays per node.
+//! Presence is shared either way: each node reports a topic's subscribers
+//! on the topic's channel and in a hash, and the others count them.
+//!
 #![warn(missing_docs)]
 
 mod backplane;
 mod config;
 mod error;
+mod history;
 mod link;
 mod outbox;
+mod presence;
 mod publisher;
 #[cfg(feature = "socketio")]
 pub mod socketio;

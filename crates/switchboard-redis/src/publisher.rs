@@ -4,6 +4,10 @@
 //! The channel name and the message are written straight into the command
 //! buffer: one copy of the payload per publication.
 //!
+//! With shared history, each publication is instead one `EVALSHA` of
+//! [`history::PUBLISH_SCRIPT`] (loaded on every new connection), which
+//! numbers it, keeps it in the topic's stream and publishes it.
+//!
 //! A batch whose connection turns out dead when it is written (an idle
 //! connection that outlived a Redis restart unnoticed: broken pipe, reset)
 //! is kept and sent again once on the new connection, since the dead one
@@ -21,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::backplane::Shared;
 use crate::link::{End, LinkKind, Session};
-use crate::wire;
+use crate::{history, wire};
 
 /// Most publications in one pipeline.
 const MAX_BATCH: usize = 512;
@@ -35,6 +39,9 @@ pub(crate) struct Publisher {
     logged_errors: u64,
     /// `batch` failed once on a dead connection and is being sent again.
     retrying: bool,
+    /// SHA1 of the publish script loaded on the current connection (shared
+    /// history only).
+    script: Option<String>,
 }
 
 impl Publisher {
@@ -44,6 +51,7 @@ impl Publisher {
             batch: Vec::new(),
             logged_errors: 0,
             retrying: false,
+            script: None,
         }
     }
 
@@ -65,10 +73,26 @@ impl Session for Publisher {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout);
-        shared
+        let mut conn = shared
             .client
             .get_multiplexed_async_connection_with_config(&config)
-            .await
+            .await?;
+        self.script = None;
+        if shared.config.shared_history {
+            let mut cmd = redis::cmd("SCRIPT");
+            cmd.arg("LOAD").arg(history::PUBLISH_SCRIPT);
+            let load = cmd.query_async::<String>(&mut conn);
+            match tokio::time::timeout(shared.config.command_timeout(), load).await {
+                Ok(sha) => self.script = Some(sha?),
+                Err(_) => {
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "SCRIPT LOAD timed out",
+                    )))
+                }
+            }
+        }
+        Ok(conn)
     }
 
     async fn run(&mut self, shared: &Shared, mut conn: MultiplexedConnection) -> End {
@@ -88,13 +112,36 @@ impl Session for Publisher {
             }
             let mut pipe = redis::pipe();
             pipe.ignore_errors(); // one result per PUBLISH, error replies included
-            for p in &self.batch {
-                pipe.cmd("PUBLISH")
-                    .arg(Channel {
-                        prefix: &shared.channel_prefix,
-                        topic: &p.topic,
-                    })
-                    .arg(Wire(wire::Message::from_publication(shared.node_id, p)));
+            fn channel<'a>(shared: &'a Shared, p: &'a Publication) -> Channel<'a> {
+                Channel {
+                    prefix: &shared.channel_prefix,
+                    topic: &p.topic,
+                }
+            }
+            match &self.script {
+                Some(sha) => {
+                    let prefix = &shared.config.prefix;
+                    let maxlen = shared.history_size();
+                    let ttl_ms = shared.config.history_ttl_secs.saturating_mul(1000);
+                    for p in &self.batch {
+                        pipe.cmd("EVALSHA")
+                            .arg(sha)
+                            .arg(2)
+                            .arg(history::numbering_key(prefix, &p.topic))
+                            .arg(history::stream_key(prefix, &p.topic))
+                            .arg(channel(shared, p))
+                            .arg(Wire(wire::Message::from_publication(shared.node_id, p)))
+                            .arg(maxlen)
+                            .arg(ttl_ms);
+                    }
+                }
+                None => {
+                    for p in &self.batch {
+                        pipe.cmd("PUBLISH")
+                            .arg(channel(shared, p))
+                            .arg(Wire(wire::Message::from_publication(shared.node_id, p)));
+                    }
+                }
             }
             let n = self.batch.len() as u64;
             let query = pipe.query_async::<Vec<RedisResult<redis::Value>>>(&mut conn);

@@ -42,7 +42,8 @@ pub struct BackplaneStats {
     pub dropped: u64,
     /// Local publications waiting in the outgoing queue.
     pub queued: usize,
-    /// Remote publications delivered into the hub.
+    /// Publications from Redis delivered into the hub (with shared history
+    /// this node's own too: they come back numbered).
     pub received: u64,
     /// Messages ignored: this node's own publications echoed back by Redis,
     /// and messages for a topic that was closed here meanwhile.
@@ -59,6 +60,12 @@ pub struct BackplaneStats {
     /// Topics whose `SUBSCRIBE` Redis has confirmed on the current
     /// connection (equals `open_topics` once in sync).
     pub subscribed_topics: usize,
+    /// Topic histories read from Redis and given to the hub (shared
+    /// history: a topic opened here, reopened, resubscribed, or a gap).
+    pub synced: u64,
+    /// Numbered publications that showed a gap (or a restarted numbering)
+    /// on this node, each repaired from the shared history.
+    pub gaps: u64,
     /// Delivery lag of remote publications.
     pub lag: LagStats,
 }
@@ -75,6 +82,8 @@ pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
     pub(crate) connected: AtomicBool,
     pub(crate) subscribed_topics: AtomicUsize,
+    pub(crate) synced: AtomicU64,
+    pub(crate) gaps: AtomicU64,
     lag_last: AtomicU64,
     lag_max: AtomicU64,
     lag_sum: AtomicU64,
@@ -112,6 +121,8 @@ impl Counters {
             connected: self.connected.load(Relaxed),
             open_topics: 0,
             subscribed_topics: self.subscribed_topics.load(Relaxed),
+            synced: self.synced.load(Relaxed),
+            gaps: self.gaps.load(Relaxed),
             lag: LagStats {
                 last_ms: self.lag_last.load(Relaxed),
                 max_ms: self.lag_max.load(Relaxed),

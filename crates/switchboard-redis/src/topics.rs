@@ -21,6 +21,10 @@ struct State {
     /// Topics whose open/subscribed states may differ (only tracked while
     /// the subscriber link is connected; a reconnect looks at every topic).
     dirty: HashSet<Arc<str>>,
+    /// Topics (re)opened since the last plan: with shared history, the hub
+    /// needs their history synced again even when the subscription never
+    /// changed (closed and reopened between two plans).
+    reopened: HashSet<Arc<str>>,
     tracking: bool,
 }
 
@@ -36,11 +40,14 @@ pub(crate) struct Topics {
 pub(crate) struct Plan {
     pub(crate) subscribe: Vec<Arc<str>>,
     pub(crate) unsubscribe: Vec<Arc<str>>,
+    /// Reopened topics whose subscription stands: to sync again (those in
+    /// `subscribe` are synced once confirmed).
+    pub(crate) sync: Vec<Arc<str>>,
 }
 
 impl Plan {
     pub(crate) fn is_empty(&self) -> bool {
-        self.subscribe.is_empty() && self.unsubscribe.is_empty()
+        self.subscribe.is_empty() && self.unsubscribe.is_empty() && self.sync.is_empty()
     }
 }
 
@@ -60,6 +67,9 @@ impl Topics {
         let topic: Arc<str> = Arc::from(topic);
         if open {
             st.open.insert(topic.clone());
+            if st.tracking {
+                st.reopened.insert(topic.clone());
+            }
         } else {
             st.open.remove(&topic);
         }
@@ -80,6 +90,11 @@ impl Topics {
         self.state.lock().subscribed.contains(topic)
     }
 
+    /// The topics with local subscribers.
+    pub(crate) fn open_topics(&self) -> Vec<Arc<str>> {
+        self.state.lock().open.iter().cloned().collect()
+    }
+
     /// Numbers of open and of subscribed topics.
     pub(crate) fn counts(&self) -> (usize, usize) {
         let st = self.state.lock();
@@ -92,6 +107,7 @@ impl Topics {
         let mut st = self.state.lock();
         st.subscribed.clear();
         st.dirty = st.open.clone();
+        st.reopened = HashSet::new();
         st.tracking = true;
     }
 
@@ -100,6 +116,7 @@ impl Topics {
         let mut st = self.state.lock();
         st.subscribed = HashSet::new();
         st.dirty = HashSet::new();
+        st.reopened = HashSet::new();
         st.tracking = false;
     }
 
@@ -114,6 +131,11 @@ impl Topics {
                 (true, false) => plan.subscribe.push(topic),
                 (false, true) => plan.unsubscribe.push(topic),
                 _ => {}
+            }
+        }
+        for topic in st.reopened.drain() {
+            if st.open.contains(&topic) && st.subscribed.contains(&topic) {
+                plan.sync.push(topic);
             }
         }
         plan
@@ -176,6 +198,7 @@ mod tests {
         let plan = t.plan();
         assert_eq!(names(&plan.subscribe), ["d"]);
         assert!(plan.unsubscribe.is_empty());
+        assert_eq!(names(&plan.sync), ["a"], "reopened: its history again");
 
         // Closed while its SUBSCRIBE was in flight: unsubscribed next.
         t.close("d");

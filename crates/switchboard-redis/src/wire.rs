@@ -23,11 +23,32 @@
 //! text or JSON data (or a sender name) that is not UTF-8: the hub hands
 //! `Text` payloads to transports as valid UTF-8. A later format bumps the
 //! version byte.
+//!
+//! # Numbered publications (`shared_history`)
+//!
+//! When Redis numbers the publications (see the crate docs), the script
+//! that numbers one publishes `S{epoch}:{seq}:` followed by the message
+//! above: ASCII decimal epoch and sequence number, then the version-1
+//! message unchanged ([`decode_numbered`]). The letter `S` cannot start a
+//! version-1 message, so both kinds are told apart by their first byte. The
+//! shared history (a Redis stream per topic) keeps the bare message.
+//!
+//! # Presence
+//!
+//! A node tells the others who subscribes to a topic on it with
+//! `P{node id, 16 hex digits}:{expires, ms since the Unix epoch}:` followed
+//! by, per distinct name, a 2-byte big-endian length, the name (UTF-8) and
+//! a 4-byte big-endian connection count ([`encode_presence`],
+//! [`decode_presence`]); an expiry of 0 (and no names) means it has none
+//! left. The same bytes are kept in the hash `{prefix}:p:{topic}` under the
+//! node id, for nodes that open the topic later.
 
 use std::fmt;
 use std::io::{self, Write};
 
-use switchboard_hub::{PayloadKind, Publication};
+use std::sync::Arc;
+
+use switchboard_hub::{MemberCounts, PayloadKind, Publication};
 
 /// The format version written (and the only one read).
 pub const VERSION: u8 = 1;
@@ -122,6 +143,9 @@ pub enum DecodeError {
     InvalidSender,
     /// Text or JSON data that is not UTF-8.
     InvalidUtf8,
+    /// A numbered publication's epoch or sequence number is not a decimal
+    /// `u64` followed by `:`.
+    BadNumber,
 }
 
 impl fmt::Display for DecodeError {
@@ -133,6 +157,7 @@ impl fmt::Display for DecodeError {
             DecodeError::UnknownFlags(b) => write!(f, "unknown flags {b:#04x}"),
             DecodeError::InvalidSender => f.write_str("sender name is not UTF-8"),
             DecodeError::InvalidUtf8 => f.write_str("text payload is not UTF-8"),
+            DecodeError::BadNumber => f.write_str("bad epoch or sequence number"),
         }
     }
 }
@@ -183,6 +208,86 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, DecodeError> {
         from,
         data: rest,
     })
+}
+
+/// A numbered publication's `(epoch, seq)` and message: see the module
+/// docs. `Ok(None)` when `bytes` is not a numbered publication.
+pub fn decode_numbered(bytes: &[u8]) -> Result<Option<(u64, u64, Message<'_>)>, DecodeError> {
+    let Some(rest) = bytes.strip_prefix(b"S") else {
+        return Ok(None);
+    };
+    let (epoch, rest) = decimal(rest)?;
+    let (seq, rest) = decimal(rest)?;
+    Ok(Some((epoch, seq, decode(rest)?)))
+}
+
+/// A presence report: node `node_id`'s subscribers of a topic, valid until
+/// `expires_ms`; `None` (sent with expiry 0) when it has none left.
+pub fn encode_presence(node_id: u64, expires_ms: u64, members: Option<&MemberCounts>) -> Vec<u8> {
+    let mut out = format!(
+        "P{node_id:016x}:{}:",
+        if members.is_some() { expires_ms } else { 0 }
+    )
+    .into_bytes();
+    for (name, n) in members.map_or(&[][..], |m| &m.names[..]) {
+        let name = cut_sender(name);
+        out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    out
+}
+
+/// A presence report's node, expiry and members (`None`: none left);
+/// `Ok(None)` when `bytes` is not a presence report.
+#[allow(clippy::type_complexity)]
+pub fn decode_presence(
+    bytes: &[u8],
+) -> Result<Option<(u64, u64, Option<MemberCounts>)>, DecodeError> {
+    let Some(rest) = bytes.strip_prefix(b"P") else {
+        return Ok(None);
+    };
+    let node = rest
+        .get(..17)
+        .filter(|h| h[16] == b':')
+        .and_then(|h| std::str::from_utf8(&h[..16]).ok())
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .ok_or(DecodeError::BadNumber)?;
+    let (expires, mut rest) = decimal(&rest[17..])?;
+    if expires == 0 {
+        return Ok(Some((node, 0, None)));
+    }
+    let mut names = Vec::new();
+    while !rest.is_empty() {
+        let [a, b, tail @ ..] = rest else {
+            return Err(DecodeError::Truncated);
+        };
+        let len = u16::from_be_bytes([*a, *b]) as usize;
+        let name = tail.get(..len).ok_or(DecodeError::Truncated)?;
+        let count = tail.get(len..len + 4).ok_or(DecodeError::Truncated)?;
+        let name = std::str::from_utf8(name).map_err(|_| DecodeError::InvalidSender)?;
+        names.push((
+            Arc::from(name),
+            u32::from_be_bytes(count.try_into().expect("4 bytes")),
+        ));
+        rest = &tail[len + 4..];
+    }
+    Ok(Some((node, expires, Some(MemberCounts { names }))))
+}
+
+/// A decimal `u64` (1 to 20 digits) followed by `:`, and what follows.
+fn decimal(bytes: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
+    let end = bytes
+        .iter()
+        .take(21)
+        .position(|&b| b == b':')
+        .ok_or(DecodeError::BadNumber)?;
+    let n = std::str::from_utf8(&bytes[..end])
+        .ok()
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse().ok())
+        .ok_or(DecodeError::BadNumber)?;
+    Ok((n, &bytes[end + 1..]))
 }
 
 /// `name` cut to at most [`MAX_SENDER_LEN`] bytes at a character boundary.
@@ -248,6 +353,56 @@ mod tests {
         assert!(name.starts_with(from));
         assert_eq!(d.data, b"x");
         assert_eq!(b.len(), m.encoded_len());
+    }
+
+    #[test]
+    fn numbered_publications() {
+        let m = msg(PayloadKind::Text, Some("bob"), b"hi");
+        let mut b = b"S1700000000123456:42:".to_vec();
+        b.extend(m.encode());
+        assert_eq!(
+            decode_numbered(&b),
+            Ok(Some((1_700_000_000_123_456, 42, m)))
+        );
+        assert_eq!(decode_numbered(&m.encode()), Ok(None));
+        for bad in [
+            &b"S:1:"[..],
+            b"S1::",
+            b"S1:x:",
+            b"S1",
+            b"S99999999999999999999999:1:",
+        ] {
+            assert_eq!(decode_numbered(bad), Err(DecodeError::BadNumber), "{bad:?}");
+        }
+        assert_eq!(decode_numbered(b"S1:2:"), Err(DecodeError::Truncated));
+        for n in 0..b.len() {
+            let _ = decode_numbered(&b[..n]);
+        }
+    }
+
+    #[test]
+    fn presence_reports() {
+        let m = MemberCounts {
+            names: vec![(Arc::from("alice"), 2), (Arc::from("bob"), 1)],
+        };
+        let b = encode_presence(0xabc, 1_700_000_000_000, Some(&m));
+        assert!(b.starts_with(b"P0000000000000abc:1700000000000:"));
+        assert_eq!(
+            decode_presence(&b),
+            Ok(Some((0xabc, 1_700_000_000_000, Some(m))))
+        );
+        let gone = encode_presence(7, 123, None);
+        assert_eq!(gone, b"P0000000000000007:0:");
+        assert_eq!(decode_presence(&gone), Ok(Some((7, 0, None))));
+        assert_eq!(decode_presence(b"S1:1:"), Ok(None));
+        assert_eq!(decode_presence(b"Pxyz:1:"), Err(DecodeError::BadNumber));
+        for n in 0..b.len() {
+            let _ = decode_presence(&b[..n]);
+        }
+        assert_eq!(
+            decode_presence(&b[..b.len() - 1]),
+            Err(DecodeError::Truncated)
+        );
     }
 
     #[test]

@@ -416,7 +416,8 @@ async fn dropping_hub_and_backplane_closes_the_connections() {
     let node = Node::start(config(&redis.url()));
     assert_eq!(node.bp.start(&node.hub), Err(Error::AlreadyStarted));
     eventually("connected", || node.bp.stats().connected).await;
-    assert_eq!(clients(&mut raw).await, 3);
+    // Publisher, subscriber (pub/sub) and the subscriber's reader.
+    assert_eq!(clients(&mut raw).await, 4);
 
     let weak = Arc::downgrade(&node.bp);
     drop(node);

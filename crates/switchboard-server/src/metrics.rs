@@ -150,7 +150,7 @@ pub fn render(state: &AppState) -> String {
 
     if let Some(bp) = &state.redis {
         let s = bp.stats();
-        let rows: [(&str, &str, &str, u64); 8] = [
+        let rows: [(&str, &str, &str, u64); 10] = [
             (
                 "switchboard_backplane_connected",
                 "gauge",
@@ -192,6 +192,18 @@ pub fn render(state: &AppState) -> String {
                 "counter",
                 "Reconnections to Redis.",
                 s.reconnects,
+            ),
+            (
+                "switchboard_backplane_history_syncs_total",
+                "counter",
+                "Topic histories read from Redis (shared history: topic opened, resubscribed, or a gap).",
+                s.synced,
+            ),
+            (
+                "switchboard_backplane_gaps_total",
+                "counter",
+                "Numbered publications that arrived after a gap, repaired from the shared history.",
+                s.gaps,
             ),
             (
                 "switchboard_backplane_subscribed_topics",
@@ -284,7 +296,9 @@ pub fn info_json(state: &AppState) -> String {
         switchboard_hub::now_ms()
     );
     let protocols = hub.protocol_stats();
-    let protocols = protocols.iter().filter(|p| p.protocol != crate::nodes::INTERNAL);
+    let protocols = protocols
+        .iter()
+        .filter(|p| p.protocol != crate::nodes::INTERNAL);
     for (i, p) in protocols.enumerate() {
         let _ = write!(
             r,

@@ -129,8 +129,18 @@ pub struct Node {
     pub bp: Arc<RedisBackplane>,
 }
 
-/// Test defaults: prefix `sbtest`, fast reconnects and health checks.
+/// Test defaults: prefix `sbtest`, fast reconnects and health checks; each
+/// node numbers and delivers its own publications (no shared history).
 pub fn config(url: &str) -> RedisConfig {
+    RedisConfig {
+        shared_history: false,
+        ..shared(url)
+    }
+}
+
+/// [`config`] with shared history: Redis numbers publications.
+#[allow(dead_code)] // not every test binary uses it
+pub fn shared(url: &str) -> RedisConfig {
     RedisConfig {
         prefix: "sbtest".into(),
         reconnect_min_ms: 20,

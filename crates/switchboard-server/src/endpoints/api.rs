@@ -158,7 +158,22 @@ async fn presence(
     if let Err(e) = validate_topic(&q.topic) {
         return hub_error(e);
     }
-    let p = state.hub.presence(&q.topic);
+    let p = match &state.redis {
+        // No subscriber here: this node is not told about the others'.
+        Some(redis) if state.hub.local_presence(&q.topic).is_none() => {
+            match redis.presence(&q.topic).await {
+                Ok(p) => p,
+                Err(e) => {
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        &e.to_string(),
+                    )
+                }
+            }
+        }
+        _ => state.hub.presence(&q.topic),
+    };
     json(
         StatusCode::OK,
         format!(
@@ -181,7 +196,21 @@ async fn history(
     if let Err(e) = validate_topic(&q.topic) {
         return hub_error(e);
     }
-    let h = state.hub.history(&q.topic, q.since.unwrap_or(0));
+    let since = q.since.unwrap_or(0);
+    let h = match &state.redis {
+        // The cluster's history, whether or not this node has the topic open.
+        Some(redis) if redis.shared_history() => match redis.history(&q.topic, since).await {
+            Ok(h) => h,
+            Err(e) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    &e.to_string(),
+                )
+            }
+        },
+        _ => state.hub.history(&q.topic, since),
+    };
     let mut r = format!(
         "{{\"topic\":{},\"complete\":{},\"messages\":[",
         json_str(&q.topic),
@@ -255,7 +284,11 @@ async fn socketio_emit(
         );
     }
     let Some(io) = state.socket_io.get() else {
-        return error(StatusCode::NOT_FOUND, "not_found", "Socket.IO is not mounted");
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Socket.IO is not mounted",
+        );
     };
     let Some(ns) = io.get_ns(&b.namespace) else {
         return error(
@@ -303,10 +336,6 @@ async fn disconnect(
     // The other nodes (with a backplane) do the same with their connections.
     crate::nodes::broadcast_disconnect(&state, &b.user);
     let mut r = String::new();
-    let _ = write!(
-        r,
-        "{{\"user\":{},\"disconnected\":{n}}}",
-        json_str(&b.user)
-    );
+    let _ = write!(r, "{{\"user\":{},\"disconnected\":{n}}}", json_str(&b.user));
     json(StatusCode::OK, r)
 }

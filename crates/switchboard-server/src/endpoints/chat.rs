@@ -83,6 +83,6 @@ impl WsHandler for ChatSocket {
     }
 
     fn on_delivery(&mut self, delivery: Delivery, out: &mut Writer) {
-        envelope::deliver(delivery, &mut WsOut(out));
+        self.envelope.deliver(delivery, &mut WsOut(out));
     }
 }

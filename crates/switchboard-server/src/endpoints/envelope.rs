@@ -6,12 +6,13 @@
 //! transport through the hub's encoding cache.
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use switchboard_hub::{Client, Delivery, HubError, Payload, Publication};
+use switchboard_hub::{Client, Delivery, HubError, Payload, Publication, Subscribed};
 
 use crate::wire::{
     json_str, message_fields_json, message_json, presence_event_json, presence_json,
@@ -26,11 +27,27 @@ pub trait EnvelopeOut {
     fn publication(&mut self, p: &Arc<Publication>);
 }
 
-/// A hub delivery as the envelope's event.
-pub fn deliver(delivery: Delivery, out: &mut impl EnvelopeOut) {
-    match delivery {
-        Delivery::Message(p) => out.publication(&p),
-        Delivery::Presence(ev) => out.reply(&presence_event_json(&ev)),
+/// The reply to a `subscribe`, then its replayed messages.
+fn reply_subscribed(
+    out: &mut impl EnvelopeOut,
+    id: Option<&str>,
+    topic: &str,
+    since: Option<u64>,
+    sub: &Subscribed,
+) {
+    let mut r = ok_head("subscribe", id);
+    let _ = write!(
+        r,
+        ",\"topic\":{},\"seq\":{},\"recovered\":{},\"presence\":{}}}",
+        json_str(topic),
+        sub.last_seq,
+        // Nothing to recover without `since`.
+        since.is_none() || sub.recovered,
+        presence_json(&sub.presence)
+    );
+    out.reply(&r);
+    for p in &sub.replay {
+        out.publication(p);
     }
 }
 
@@ -51,6 +68,9 @@ pub fn display_name(name: Option<String>) -> Result<String, &'static str> {
 /// One client's envelope session, bound to its hub [`Client`].
 pub struct Envelope {
     client: Client,
+    /// Subscribes answered later ([`Subscribed::pending`]): topic and the
+    /// request's `id` (raw JSON).
+    pending: Mutex<Vec<(Arc<str>, Option<String>)>>,
 }
 
 /// A request with every field still raw: only "not JSON" and "not an object"
@@ -105,7 +125,29 @@ impl From<HubError> for Failure {
 impl Envelope {
     /// A session for `client` (its mailbox is the caller's to drain).
     pub fn new(client: Client) -> Self {
-        Envelope { client }
+        Envelope {
+            client,
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A hub delivery as the envelope's event (or the late answer to a
+    /// subscribe that waited for the cluster's history).
+    pub fn deliver(&self, delivery: Delivery, out: &mut impl EnvelopeOut) {
+        match delivery {
+            Delivery::Message(p) => out.publication(&p),
+            Delivery::Presence(ev) => out.reply(&presence_event_json(&ev)),
+            Delivery::CatchUp(c) => {
+                let id = {
+                    let mut pending = self.pending.lock();
+                    let Some(i) = pending.iter().position(|(t, _)| *t == c.topic) else {
+                        return;
+                    };
+                    pending.swap_remove(i).1
+                };
+                reply_subscribed(out, id.as_deref(), &c.topic, Some(c.since), &c.subscribed);
+            }
+        }
     }
 
     /// The hub client.
@@ -152,19 +194,13 @@ impl Envelope {
                 let topic = &*req.topic()?;
                 let since = req.since()?;
                 let sub = self.client.subscribe(topic, since)?;
-                let mut r = ok_head("subscribe", id);
-                let _ = write!(
-                    r,
-                    ",\"topic\":{},\"seq\":{},\"recovered\":{},\"presence\":{}}}",
-                    json_str(topic),
-                    sub.last_seq,
-                    // Nothing to recover without `since`.
-                    since.is_none() || sub.recovered,
-                    presence_json(&sub.presence)
-                );
-                out.reply(&r);
-                for p in &sub.replay {
-                    out.publication(p);
+                if sub.pending {
+                    // Answered by the `CatchUp` delivery, before live messages.
+                    self.pending
+                        .lock()
+                        .push((Arc::from(topic), id.map(str::to_owned)));
+                } else {
+                    reply_subscribed(out, id, topic, since, &sub);
                 }
             }
             "unsubscribe" => {

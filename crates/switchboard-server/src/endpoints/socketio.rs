@@ -12,11 +12,11 @@ use serde::Deserialize;
 use std::sync::Arc;
 use switchboard_engineio::Utf8Bytes;
 use switchboard_hub::{
-    Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind, Publication,
+    Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind, Publication, Subscribed,
 };
+use switchboard_redis::RedisSocketIoCluster;
 use switchboard_socketio::{AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef, Value};
 use switchboard_socketio_proto::encode_event_raw;
-use switchboard_redis::RedisSocketIoCluster;
 use switchboard_transport::engineio::{Cors, EngineIo, EngineIoConfig};
 
 /// Builds the Socket.IO server bound to `state`'s hub and its Engine.IO
@@ -125,7 +125,8 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
         },
     };
     let client = Arc::new(state.hub.connect(info));
-    let pump = tokio::spawn(pump(client.clone(), socket.clone()));
+    let pending = PendingAcks::default();
+    let pump = tokio::spawn(pump(client.clone(), socket.clone(), pending.clone()));
 
     let c = client.clone();
     socket.on(
@@ -136,19 +137,12 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
                 SubscribeArg::Full { topic, since } => (topic, since),
             };
             let reply = match c.subscribe(&topic, since) {
-                Ok(sub) => {
-                    // The replay goes out before the ack and before live messages.
-                    for p in &sub.replay {
-                        send_publication(&_s, p);
-                    }
-                    format!(
-                        "{{\"ok\":true,\"topic\":{},\"seq\":{},\"recovered\":{},\"presence\":{}}}",
-                        json_str(&topic),
-                        sub.last_seq,
-                        since.is_none() || sub.recovered,
-                        presence_json(&sub.presence)
-                    )
+                Ok(sub) if sub.pending => {
+                    // Answered by the `CatchUp` delivery, before live messages.
+                    pending.lock().push((Arc::from(topic), ack));
+                    return;
                 }
+                Ok(sub) => subscribed(&_s, &topic, since, &sub),
                 Err(e) => error_json(e),
             };
             ack_raw(ack, &reply);
@@ -234,6 +228,24 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
     });
 }
 
+/// Subscribes answered later ([`Subscribed::pending`]): topic and ack.
+type PendingAcks = Arc<parking_lot::Mutex<Vec<(Arc<str>, Option<AckSender>)>>>;
+
+/// Sends a subscribe's replay (before the ack and before live messages)
+/// and returns the ack's JSON.
+fn subscribed(socket: &SocketRef, topic: &str, since: Option<u64>, sub: &Subscribed) -> String {
+    for p in &sub.replay {
+        send_publication(socket, p);
+    }
+    format!(
+        "{{\"ok\":true,\"topic\":{},\"seq\":{},\"recovered\":{},\"presence\":{}}}",
+        json_str(topic),
+        sub.last_seq,
+        since.is_none() || sub.recovered,
+        presence_json(&sub.presence)
+    )
+}
+
 fn error_json(e: HubError) -> String {
     let code = match e {
         HubError::Forbidden => "forbidden",
@@ -253,7 +265,7 @@ fn ack_raw(ack: Option<AckSender>, json: &str) {
 }
 
 /// Moves hub deliveries to the socket until it goes away.
-async fn pump(client: Arc<Client>, socket: SocketRef) {
+async fn pump(client: Arc<Client>, socket: SocketRef, pending: PendingAcks) {
     let mailbox = client.mailbox().clone();
     drop(client);
     let mut batch = Vec::new();
@@ -271,6 +283,17 @@ async fn pump(client: Arc<Client>, socket: SocketRef) {
                 Delivery::Presence(ev) => {
                     let text = encode_event_raw("/", "presence", &[&presence_event_json(&ev)]);
                     let _ = socket.emit_encoded(Utf8Bytes::from(text));
+                }
+                Delivery::CatchUp(c) => {
+                    let ack = {
+                        let mut pending = pending.lock();
+                        let Some(i) = pending.iter().position(|(t, _)| *t == c.topic) else {
+                            continue;
+                        };
+                        pending.swap_remove(i).1
+                    };
+                    let reply = subscribed(&socket, &c.topic, Some(c.since), &c.subscribed);
+                    ack_raw(ack, &reply);
                 }
             }
         }

@@ -14,7 +14,7 @@
 
 use crate::app::AppState;
 use crate::config::{SockJsBehaviour, SockJsService};
-use crate::endpoints::envelope::{self, message_event_json, Envelope, EnvelopeOut};
+use crate::endpoints::envelope::{message_event_json, Envelope, EnvelopeOut};
 use axum::extract::Query;
 use axum::Router;
 use parking_lot::Mutex;
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_hub::{Encoding, Hub, Mailbox, Publication};
+use switchboard_hub::{Encoding, Hub, Publication};
 use switchboard_transport::sockjs::{
     CloseReason, EncodedMessage, SockJs, SockJsConfig, SockJsConn, SockJsHandler, SLOW_CONSUMER,
 };
@@ -153,8 +153,8 @@ impl SockJsHandler for Chat {
             }
         };
         let client = self.hub.connect(info);
-        let pump = tokio::spawn(pump(client.mailbox().clone(), conn.clone()));
         let envelope = Arc::new(Envelope::new(client));
+        let pump = tokio::spawn(pump(envelope.clone(), conn.clone()));
         self.sessions
             .lock()
             .insert(conn.serial(), ChatSession { envelope, pump });
@@ -197,7 +197,8 @@ impl EnvelopeOut for SockJsOut<'_> {
 
 /// Moves hub deliveries to the session until it goes away; a mailbox
 /// overflow closes it as a slow consumer.
-async fn pump(mailbox: Arc<Mailbox>, conn: SockJsConn) {
+async fn pump(envelope: Arc<Envelope>, conn: SockJsConn) {
+    let mailbox = envelope.client().mailbox();
     let mut batch = Vec::new();
     loop {
         mailbox.ready().await;
@@ -208,7 +209,7 @@ async fn pump(mailbox: Arc<Mailbox>, conn: SockJsConn) {
         }
         let drained = mailbox.drain(&mut batch);
         for d in batch.drain(..) {
-            envelope::deliver(d, &mut SockJsOut(&conn));
+            envelope.deliver(d, &mut SockJsOut(&conn));
         }
         if mailbox.is_kicked() {
             conn.close(
