@@ -17,6 +17,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `tracing` filter, e.g. `info` or `switchboard=debug`.
     pub log: String,
+    /// Tokio worker threads of the binary; 0: one per CPU the process may
+    /// run on.
+    pub worker_threads: usize,
     /// Raw WebSocket settings.
     pub websocket: WebSocketConfig,
     /// Hub settings.
@@ -317,6 +320,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             log: "info".into(),
+            worker_threads: 0,
             websocket: WebSocketConfig::default(),
             hub: HubConfig::default(),
             sockjs: SockJsSettings::default(),
