@@ -19,16 +19,19 @@ use tokio::sync::Semaphore;
 
 use crate::sio::SioConn;
 use crate::sockjs::{xhr_send, SockJsWs, StreamState, XhrStream};
-use crate::stats::{new_hist, Latency, Report};
+use crate::stats::{new_hist, Latency, NodeSplit, Report};
 use crate::stomp::{StompConn, StompOpts};
 use crate::util::{now_ns, parse_url, Target};
 use crate::ws::WsConn;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct FanoutArgs {
-    /// URL the subscribers connect to (Switchboard: ws://HOST/ws/topic/bench; peers: ws://HOST/fanout)
+    /// URL the subscribers connect to (Switchboard: ws://HOST/ws/topic/bench; peers:
+    /// ws://HOST/fanout). Repeat it to spread the subscribers over several servers
+    /// (subscriber i connects to URL i mod N); those on the publisher's host:port count
+    /// as "same node", the others as "cross node" (reported apart)
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws/topic/bench")]
-    pub sub_url: String,
+    pub sub_url: Vec<String>,
     /// URL the publisher connects to (Switchboard: the same topic URL; peers: ws://HOST/publish)
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws/topic/bench")]
     pub pub_url: String,
@@ -47,6 +50,10 @@ pub struct FanoutArgs {
     /// how long to wait after the window for deliveries still in flight
     #[arg(long, default_value = "3s", value_parser = crate::util::parse_duration)]
     pub grace: Duration,
+    /// print `@window-open` and `@window-close` on stderr when the measured window
+    /// opens and closes (the suite samples the servers' CPU time then)
+    #[arg(long, hide = true)]
+    pub mark_window: bool,
 }
 
 const WARMUP: u8 = 0;
@@ -65,7 +72,12 @@ struct Shared {
     published: Cell<u64>,
     errors: Cell<u64>,
     ready: Cell<usize>,
-    hist: RefCell<Histogram<u64>>,
+    /// latency of window deliveries, by subscriber group ([`SAME_NODE`],
+    /// [`CROSS_NODE`]); the overall histogram is their sum
+    hists: RefCell<[Histogram<u64>; 2]>,
+    /// `delivered` and `ready` by subscriber group
+    delivered_by: [Cell<u64>; 2],
+    ready_by: [Cell<usize>; 2],
     /// publications sent over the whole run (STOMP: for the sequence checks)
     sent_total: Cell<u64>,
     /// STOMP: publications received over the whole run, all subscribers
@@ -77,7 +89,23 @@ struct Shared {
     dups: Cell<u64>,
 }
 
+/// Subscriber groups: on the publisher's server (same host:port) or on another one.
+const SAME_NODE: usize = 0;
+const CROSS_NODE: usize = 1;
+
 impl Shared {
+    /// a subscriber of group `g` is subscribed
+    fn ready(&self, g: usize) {
+        self.ready.set(self.ready.get() + 1);
+        self.ready_by[g].set(self.ready_by[g].get() + 1);
+    }
+
+    /// `n` deliveries of window publications to subscribers of group `g`
+    fn delivered(&self, g: usize, n: u64) {
+        self.delivered.set(self.delivered.get() + n);
+        self.delivered_by[g].set(self.delivered_by[g].get() + n);
+    }
+
     fn error(&self, what: &str) {
         if self.phase.get() != DONE {
             if self.errors.get() < 3 {
@@ -263,6 +291,10 @@ impl PubConn for StompPub {
     }
 }
 
+/// What `--mark-window` prints on stderr when the measured window opens and closes.
+pub const WINDOW_OPEN: &str = "@window-open";
+pub const WINDOW_CLOSE: &str = "@window-close";
+
 /// The prefix of a SockJS publication (the message is sent on as is).
 const SOCKJS_PUB: &str = "pub:";
 
@@ -274,8 +306,25 @@ fn run_proto(
     kind: Kind,
     stomp: Option<Rc<(StompOpts, String)>>,
 ) -> Result<Report, String> {
-    let sub = parse_url(&a.sub_url)?;
     let publ = parse_url(&a.pub_url)?;
+    // each subscriber URL with its group: the publisher's server or another one
+    let subs: Vec<(Target, usize)> = a
+        .sub_url
+        .iter()
+        .map(|u| {
+            let t = parse_url(u)?;
+            let g = if t.addr == publ.addr {
+                SAME_NODE
+            } else {
+                CROSS_NODE
+            };
+            Ok((t, g))
+        })
+        .collect::<Result<_, String>>()?;
+    if subs.is_empty() {
+        return Err("no --sub-url".into());
+    }
+    let split = subs.len() > 1;
     if a.size < 32 {
         return Err("--size must be at least 32".into());
     }
@@ -295,7 +344,9 @@ fn run_proto(
             published: Cell::new(0),
             errors: Cell::new(0),
             ready: Cell::new(0),
-            hist: RefCell::new(new_hist()),
+            hists: RefCell::new([new_hist(), new_hist()]),
+            delivered_by: [Cell::new(0), Cell::new(0)],
+            ready_by: [Cell::new(0), Cell::new(0)],
             sent_total: Cell::new(0),
             received_total: Cell::new(0),
             gaps: Cell::new(0),
@@ -303,18 +354,24 @@ fn run_proto(
         });
         let sem = Rc::new(Semaphore::new(64));
         let reopened = Rc::new(Cell::new(0u64));
-        for _ in 0..a.subscribers {
-            let (t, shc, semc) = (sub.clone(), sh.clone(), sem.clone());
+        for i in 0..a.subscribers {
+            // round-robin over the subscriber URLs
+            let (t, g) = subs[i % subs.len()].clone();
+            let (shc, semc) = (sh.clone(), sem.clone());
             match kind {
-                Kind::WebSocket => tokio::task::spawn_local(subscriber(t, shc, semc)),
-                Kind::SocketIo => tokio::task::spawn_local(sio_subscriber(t, shc, semc)),
-                Kind::SockJsWs => tokio::task::spawn_local(sockjs_ws_subscriber(t, shc, semc)),
-                Kind::SockJsXhr => {
-                    tokio::task::spawn_local(sockjs_xhr_subscriber(t, shc, semc, reopened.clone()))
-                }
+                Kind::WebSocket => tokio::task::spawn_local(subscriber(t, g, shc, semc)),
+                Kind::SocketIo => tokio::task::spawn_local(sio_subscriber(t, g, shc, semc)),
+                Kind::SockJsWs => tokio::task::spawn_local(sockjs_ws_subscriber(t, g, shc, semc)),
+                Kind::SockJsXhr => tokio::task::spawn_local(sockjs_xhr_subscriber(
+                    t,
+                    g,
+                    shc,
+                    semc,
+                    reopened.clone(),
+                )),
                 Kind::Stomp => {
                     let st = stomp.clone().expect("STOMP options");
-                    tokio::task::spawn_local(stomp_subscriber(t, shc, semc, st))
+                    tokio::task::spawn_local(stomp_subscriber(t, g, shc, semc, st))
                 }
             };
         }
@@ -326,7 +383,10 @@ fn run_proto(
         }
         let subs = sh.ready.get();
         if subs == 0 {
-            return Err(format!("no subscriber could connect to {}", a.sub_url));
+            return Err(format!(
+                "no subscriber could connect to {}",
+                a.sub_url.join(", ")
+            ));
         }
         // let the server register the last subscriptions
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -374,10 +434,16 @@ fn run_proto(
         tokio::time::sleep(a.warmup).await;
         sh.win_start.set(now_ns());
         sh.phase.set(MEASURE);
+        if a.mark_window {
+            eprintln!("{WINDOW_OPEN}");
+        }
         let t0 = Instant::now();
         tokio::time::sleep(a.duration).await;
         sh.win_end.set(now_ns());
         sh.phase.set(GRACE);
+        if a.mark_window {
+            eprintln!("{WINDOW_CLOSE}");
+        }
         let secs = t0.elapsed().as_secs_f64();
         let received = sh.received_in_window.get();
         let expected = sh.published.get() * subs as u64;
@@ -394,8 +460,23 @@ fn run_proto(
                 reopened.get() as f64 / subs as f64
             );
         }
-        let hist = sh.hist.borrow();
+        let hists = sh.hists.borrow();
+        let mut hist = hists[SAME_NODE].clone();
+        hist.add(&hists[CROSS_NODE]).map_err(|e| e.to_string())?;
         let mut extra = Report::default();
+        if split {
+            let group = |g: usize| {
+                let expected = sh.published.get() * sh.ready_by[g].get() as u64;
+                NodeSplit {
+                    subscribers: sh.ready_by[g].get() as u64,
+                    delivered: sh.delivered_by[g].get(),
+                    lost: expected.saturating_sub(sh.delivered_by[g].get()),
+                    latency: Latency::from_hist(&hists[g]),
+                }
+            };
+            extra.same_node = Some(group(SAME_NODE));
+            extra.cross_node = Some(group(CROSS_NODE));
+        }
         if kind == Kind::Stomp {
             // over the whole run: every publication × every subscriber that
             // did not arrive (minus duplicates) by the end of the grace period
@@ -437,14 +518,14 @@ fn run_proto(
     })
 }
 
-async fn subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
+async fn subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semaphore>) {
     let permit = sem.acquire().await;
     let mut c = match WsConn::connect(&t, None).await {
         Ok(c) => c,
         Err(e) => return sh.error(&e.to_string()),
     };
     drop(permit);
-    sh.ready.set(sh.ready.get() + 1);
+    sh.ready(g);
     loop {
         match c.read().await {
             Ok(0) => return sh.error("closed by server"),
@@ -460,7 +541,8 @@ async fn subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
         let mut n = 0u64;
         let mut in_win = 0u64;
         let alive = {
-            let mut h = sh.hist.borrow_mut();
+            let mut hs = sh.hists.borrow_mut();
+            let h = &mut hs[g];
             c.process(|p| {
                 n += 1;
                 if p.len() >= 32 {
@@ -473,7 +555,7 @@ async fn subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
                 }
             })
         };
-        sh.delivered.set(sh.delivered.get() + in_win);
+        sh.delivered(g, in_win);
         if phase == MEASURE {
             sh.received_in_window.set(sh.received_in_window.get() + n);
         }
@@ -526,7 +608,7 @@ async fn publish(mut p: impl PubConn, sh: Rc<Shared>, size: usize, rate: u64) {
 
 /// A Socket.IO subscriber: joins the room (waits for the ack), then counts
 /// `42["msg","<payload>"]` events.
-async fn sio_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
+async fn sio_subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semaphore>) {
     const PREFIX: &[u8] = b"2[\"msg\",\"";
     let permit = sem.acquire().await;
     let mut c = match SioConn::connect(&t, None).await {
@@ -541,7 +623,7 @@ async fn sio_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
         return sh.error(&format!("join: {e}"));
     }
     drop(permit);
-    sh.ready.set(sh.ready.get() + 1);
+    sh.ready(g);
     loop {
         match c.read().await {
             Ok(0) => return sh.error("closed by server"),
@@ -557,7 +639,8 @@ async fn sio_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
         let mut n = 0u64;
         let mut in_win = 0u64;
         let alive = {
-            let mut h = sh.hist.borrow_mut();
+            let mut hs = sh.hists.borrow_mut();
+            let h = &mut hs[g];
             c.process(|p| {
                 let Some(p) = p.strip_prefix(PREFIX) else {
                     return;
@@ -573,7 +656,7 @@ async fn sio_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
                 }
             })
         };
-        sh.delivered.set(sh.delivered.get() + in_win);
+        sh.delivered(g, in_win);
         if phase == MEASURE {
             sh.received_in_window.set(sh.received_in_window.get() + n);
         }
@@ -590,6 +673,7 @@ async fn sio_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
 /// receipt, then counts MESSAGE frames and checks their sequence numbers.
 async fn stomp_subscriber(
     t: Target,
+    g: usize,
     sh: Rc<Shared>,
     sem: Rc<Semaphore>,
     st: Rc<(StompOpts, String)>,
@@ -603,7 +687,7 @@ async fn stomp_subscriber(
         return sh.error(&format!("subscribe: {e}"));
     }
     drop(permit);
-    sh.ready.set(sh.ready.get() + 1);
+    sh.ready(g);
     // the next sequence number expected
     let mut next = 0u64;
     loop {
@@ -620,7 +704,8 @@ async fn stomp_subscriber(
         let (ws, we) = (sh.win_start.get(), sh.win_end.get());
         let (mut n, mut in_win, mut gaps, mut dups) = (0u64, 0u64, 0u64, 0u64);
         let alive = {
-            let mut h = sh.hist.borrow_mut();
+            let mut hs = sh.hists.borrow_mut();
+            let h = &mut hs[g];
             c.process(|m| {
                 if m.command != switchboard_stomp_proto::Command::Message {
                     return;
@@ -646,7 +731,7 @@ async fn stomp_subscriber(
                 }
             })
         };
-        sh.delivered.set(sh.delivered.get() + in_win);
+        sh.delivered(g, in_win);
         sh.received_total.set(sh.received_total.get() + n);
         sh.gaps.set(sh.gaps.get() + gaps);
         sh.dups.set(sh.dups.get() + dups);
@@ -692,7 +777,7 @@ fn sockjs_delivery(
 
 /// A SockJS subscriber on the `websocket` transport: sends `join`, waits for
 /// its echo, then counts `pub:` messages.
-async fn sockjs_ws_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
+async fn sockjs_ws_subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semaphore>) {
     let permit = sem.acquire().await;
     let mut c = match SockJsWs::connect(&t, None).await {
         Ok(c) => c,
@@ -706,7 +791,7 @@ async fn sockjs_ws_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
         return sh.error(&format!("join: {e}"));
     }
     drop(permit);
-    sh.ready.set(sh.ready.get() + 1);
+    sh.ready(g);
     loop {
         match c.read().await {
             Ok(0) => return sh.error("closed by server"),
@@ -721,10 +806,11 @@ async fn sockjs_ws_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
         let win = (sh.win_start.get(), sh.win_end.get());
         let (mut n, mut in_win) = (0u64, 0u64);
         let alive = {
-            let mut h = sh.hist.borrow_mut();
-            c.process(|m| sockjs_delivery(m, now, win, &mut h, &mut n, &mut in_win))
+            let mut hs = sh.hists.borrow_mut();
+            let h = &mut hs[g];
+            c.process(|m| sockjs_delivery(m, now, win, h, &mut n, &mut in_win))
         };
-        sh.delivered.set(sh.delivered.get() + in_win);
+        sh.delivered(g, in_win);
         if phase == MEASURE {
             sh.received_in_window.set(sh.received_in_window.get() + n);
         }
@@ -743,6 +829,7 @@ async fn sockjs_ws_subscriber(t: Target, sh: Rc<Shared>, sem: Rc<Semaphore>) {
 /// (stream byte limit).
 async fn sockjs_xhr_subscriber(
     t: Target,
+    g: usize,
     sh: Rc<Shared>,
     sem: Rc<Semaphore>,
     reopened: Rc<Cell<u64>>,
@@ -778,7 +865,7 @@ async fn sockjs_xhr_subscriber(
         }
     }
     drop(permit);
-    sh.ready.set(sh.ready.get() + 1);
+    sh.ready(g);
     loop {
         match x.read().await {
             Ok(0) if x.eof_ends_response() => {}
@@ -794,10 +881,11 @@ async fn sockjs_xhr_subscriber(
         let win = (sh.win_start.get(), sh.win_end.get());
         let (mut n, mut in_win) = (0u64, 0u64);
         let state = {
-            let mut h = sh.hist.borrow_mut();
-            x.process(|m| sockjs_delivery(m, now, win, &mut h, &mut n, &mut in_win))
+            let mut hs = sh.hists.borrow_mut();
+            let h = &mut hs[g];
+            x.process(|m| sockjs_delivery(m, now, win, h, &mut n, &mut in_win))
         };
-        sh.delivered.set(sh.delivered.get() + in_win);
+        sh.delivered(g, in_win);
         if phase == MEASURE {
             sh.received_in_window.set(sh.received_in_window.get() + n);
         }
@@ -827,5 +915,27 @@ mod tests {
             assert_eq!(hex16(&b), Some(v));
         }
         assert_eq!(hex16(b"000000000000000g"), None);
+    }
+
+    #[test]
+    fn sub_url_repeats() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: FanoutArgs,
+        }
+        let c = Cli::try_parse_from(["fanout"]).unwrap();
+        assert_eq!(c.a.sub_url, ["ws://127.0.0.1:8080/ws/topic/bench"]);
+        let c = Cli::try_parse_from([
+            "fanout",
+            "--sub-url",
+            "ws://a:1/t",
+            "--sub-url",
+            "ws://b:2/t",
+        ])
+        .unwrap();
+        assert_eq!(c.a.sub_url, ["ws://a:1/t", "ws://b:2/t"]);
+        assert!(!c.a.mark_window);
     }
 }

@@ -4,6 +4,7 @@
 //! current-thread runtime (it is meant to be pinned to one core) and frames
 //! with Switchboard's own sans-IO core in client role.
 
+mod cluster;
 mod echo;
 mod fanout;
 mod idle;

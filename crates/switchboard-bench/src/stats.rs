@@ -84,13 +84,47 @@ pub struct Report {
     /// STOMP queue: MESSAGE frames with `redelivered:true`
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redelivered: u64,
-    /// suite (STOMP): the server's peak VmRSS (with its children) during the run
+    /// suite (STOMP): the server's peak VmRSS (with its children) during the run;
+    /// suite (cluster): the peak of the sum over the nodes
     #[serde(default, skip_serializing_if = "is_zero")]
     pub server_rss: u64,
+    /// fan-out with several `--sub-url`s: the subscribers on the publisher's server
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_node: Option<NodeSplit>,
+    /// fan-out with several `--sub-url`s: the subscribers on the other servers
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_node: Option<NodeSplit>,
+    /// suite (cluster): CPU time of the server processes (all nodes) over the
+    /// measured window, in cores (1.0 = one core busy)
+    #[serde(default, skip_serializing_if = "is_zero_f")]
+    pub server_cpu: f64,
+    /// suite (cluster): the same for redis-server
+    #[serde(default, skip_serializing_if = "is_zero_f")]
+    pub redis_cpu: f64,
+    /// suite (cluster): redis-server's peak VmRSS during the run
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redis_rss: u64,
+}
+
+/// Fan-out over several servers: one group of subscribers (those on the
+/// publisher's server, or those on the others).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NodeSplit {
+    /// subscribers of the group that subscribed
+    pub subscribers: u64,
+    /// deliveries of the window's publications to the group
+    pub delivered: u64,
+    /// publications × the group's subscribers − delivered
+    pub lost: u64,
+    pub latency: Latency,
 }
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
+}
+
+fn is_zero_f(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Report {
@@ -130,6 +164,20 @@ impl Report {
                         "{s}: {} sent in all, {} missing at the end, {} duplicates, {} sequence gaps, {} redelivered",
                         self.sent, self.missing, self.duplicates, self.gaps, self.redelivered
                     );
+                }
+                for (what, g) in [("same node", &self.same_node), ("cross node", &self.cross_node)] {
+                    if let Some(g) = g {
+                        println!(
+                            "{s}: {what}: {} subscribers, latency p50 {:.0} us, p99 {:.0} us, p99.9 {:.0} us ({} samples), {} delivered, {} lost",
+                            g.subscribers,
+                            g.latency.p50_us,
+                            g.latency.p99_us,
+                            g.latency.p999_us,
+                            g.latency.samples,
+                            g.delivered,
+                            g.lost
+                        );
+                    }
                 }
                 if fanout {
                     println!(

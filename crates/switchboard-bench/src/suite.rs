@@ -53,6 +53,31 @@ pub struct SuiteArgs {
     /// --servers and --scenarios)
     #[arg(long, conflicts_with_all = ["socketio", "sockjs"])]
     pub stomp: bool,
+    /// the cluster suite: Switchboard nodes sharing one private redis-server (the Redis
+    /// backplane) vs one node, WebSocket fan-out with the publisher on node 1 and the
+    /// subscribers spread round-robin over the nodes; latency overall, same-node and
+    /// cross-node. Topologies (--servers): single (1 node, no Redis: the reference),
+    /// single-redis (1 node + Redis: the baseline of the ratios), multi-redis (--nodes
+    /// nodes + Redis); scenarios: fanout, fanout-light
+    #[arg(long, conflicts_with_all = ["socketio", "sockjs", "stomp"])]
+    pub cluster: bool,
+    /// cluster suite: the redis-server binary (started privately: own port and directory,
+    /// no persistence, stopped at the end)
+    #[arg(long, default_value = "redis-server")]
+    pub redis_server: PathBuf,
+    /// cluster suite: nodes of the multi-redis topology
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// cluster suite: a TOML file every node gets with `--config` (e.g. other `[redis]` or
+    /// `[hub]` settings); the suite's own settings (listen, log, `[stomp] tcp_listen`,
+    /// `[redis] url` and `prefix`) come as SWITCHBOARD_* variables, which override it.
+    /// The no-Redis reference gets it only if it has no `[redis]` section
+    #[arg(long)]
+    pub node_config: Option<PathBuf>,
+    /// cluster suite: KEY=VALUE added to every node's environment, repeatable (e.g.
+    /// SWITCHBOARD_HUB__HISTORY_SIZE=0); SWITCHBOARD_REDIS__* ones skip the no-Redis reference
+    #[arg(long)]
+    pub node_env: Vec<String>,
     /// RabbitMQ's start script (Debian's package: `apt-get install -y rabbitmq-server`);
     /// `rabbitmqctl` is taken from the same directory
     #[arg(long, default_value = "/usr/lib/rabbitmq/bin/rabbitmq-server")]
@@ -272,6 +297,9 @@ impl Scen {
 }
 
 pub fn run(a: SuiteArgs) -> Result<(), String> {
+    if a.cluster {
+        return crate::cluster::run(&a);
+    }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let exe_dir = exe.parent().unwrap().to_path_buf();
     let bin_dir = a.bin_dir.clone().unwrap_or_else(|| exe_dir.clone());
@@ -786,6 +814,31 @@ const RABBIT_NODE: &str = "sbbench@localhost";
 static RABBIT_PGID: AtomicI32 = AtomicI32::new(0);
 static EPMD_PID: AtomicI32 = AtomicI32::new(0);
 
+/// Other processes to kill on SIGINT/SIGTERM (the cluster suite's
+/// redis-server and nodes); 0 marks a free slot.
+static GUARDED: [AtomicI32; 16] = [const { AtomicI32::new(0) }; 16];
+
+/// Kills `pid` if the suite is interrupted (until [`unguard_pid`]); installs
+/// the signal handler on first use. Beyond 16 processes, nothing is recorded.
+pub(crate) fn guard_pid(pid: u32) {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(install_signal_handler);
+    for slot in &GUARDED {
+        if slot
+            .compare_exchange(0, pid as i32, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+pub(crate) fn unguard_pid(pid: u32) {
+    for slot in &GUARDED {
+        let _ = slot.compare_exchange(pid as i32, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
 extern "C" fn on_signal(sig: libc::c_int) {
     // only async-signal-safe calls: kill, signal, raise
     let g = RABBIT_PGID.load(Ordering::Relaxed);
@@ -796,6 +849,12 @@ extern "C" fn on_signal(sig: libc::c_int) {
         }
         if e > 0 {
             libc::kill(e, libc::SIGKILL);
+        }
+        for slot in &GUARDED {
+            let p = slot.load(Ordering::Relaxed);
+            if p > 0 {
+                libc::kill(p, libc::SIGKILL);
+            }
         }
         libc::signal(sig, libc::SIG_DFL);
         libc::raise(sig);
@@ -813,7 +872,7 @@ fn install_signal_handler() {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -821,7 +880,7 @@ fn free_port() -> Result<u16, String> {
 }
 
 /// A fresh private directory under the temp dir.
-fn private_dir(what: &str) -> Result<PathBuf, String> {
+pub(crate) fn private_dir(what: &str) -> Result<PathBuf, String> {
     let d = std::env::temp_dir().join(format!(
         "switchboard-bench-{what}-{}-{}",
         std::process::id(),
@@ -953,7 +1012,7 @@ impl Running {
 }
 
 /// Waits up to `within` for a child to exit; kills it after that.
-fn wait_exit(c: &mut Child, within: Duration) {
+pub(crate) fn wait_exit(c: &mut Child, within: Duration) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = c.try_wait() {
@@ -1075,7 +1134,7 @@ fn start_stomp(
     })
 }
 
-fn wait_ready(addr: &str, child: &mut Child, within: Duration) -> Result<(), String> {
+pub(crate) fn wait_ready(addr: &str, child: &mut Child, within: Duration) -> Result<(), String> {
     let deadline = Instant::now() + within;
     loop {
         if TcpStream::connect(addr).is_ok() {
@@ -1124,7 +1183,7 @@ fn brief(r: &Report) -> String {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -1137,7 +1196,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn fmt_num(x: f64) -> String {
+pub(crate) fn fmt_num(x: f64) -> String {
     if x.is_nan() {
         return "–".into();
     }
@@ -1152,7 +1211,7 @@ fn fmt_num(x: f64) -> String {
     out
 }
 
-fn fmt_ratio(x: f64) -> String {
+pub(crate) fn fmt_ratio(x: f64) -> String {
     if x.is_nan() || x.is_infinite() {
         "–".into()
     } else {

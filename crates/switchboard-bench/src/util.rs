@@ -133,6 +133,37 @@ pub fn rss_tree_bytes(pid: u32) -> io::Result<u64> {
     Ok(total)
 }
 
+/// CPU time (user + system) a process has used so far, in seconds, from
+/// /proc/PID/stat.
+pub fn cpu_seconds(pid: u32) -> io::Result<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // the fields after the command name, which is in parentheses: state is
+    // field 3, utime 14, stime 15
+    let rest = s
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| io::Error::other("bad /proc stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> io::Result<u64> {
+        f.get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| io::Error::other("bad /proc stat"))
+    };
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    Ok((ticks(11)? + ticks(12)?) as f64 / hz)
+}
+
+/// The 1-minute load average, from /proc/loadavg.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Local source address number `i` of `n` in 127.0.0.1 ..= 127.0.0.n (for more ephemeral ports).
 pub fn source_ip(i: usize, n: usize) -> Option<IpAddr> {
     if n <= 1 {
@@ -173,5 +204,18 @@ mod tests {
     #[test]
     fn own_rss() {
         assert!(rss_tree_bytes(std::process::id()).unwrap() > 0);
+    }
+
+    #[test]
+    fn own_cpu_time() {
+        let t0 = cpu_seconds(std::process::id()).unwrap();
+        let until = Instant::now() + Duration::from_millis(50);
+        let mut x = 0u64;
+        while Instant::now() < until {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(cpu_seconds(std::process::id()).unwrap() >= t0);
+        assert!(load_average().is_some());
     }
 }
