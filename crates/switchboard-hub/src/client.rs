@@ -15,7 +15,7 @@ use crate::mailbox::{Delivery, Mailbox};
 use crate::presence::{Presence, PresenceEvent, PresenceKind};
 use crate::publication::{now_ms, Payload, Publication};
 use crate::registry::ProtocolCounters;
-use crate::topic::{FanOut, Topic};
+use crate::topic::{FanOut, Since, Topic};
 
 /// Process-unique id of a connection (never reused by a hub).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,6 +133,12 @@ pub struct Subscribed {
     /// Last seq published on the topic at subscription time (0 if none);
     /// live messages start at `last_seq + 1`.
     pub last_seq: u64,
+    /// The topic's numbering generation: a client that keeps it and gives
+    /// it back with its `since` ([`Client::subscribe_at`]) is never answered
+    /// with another numbering's messages (after the topic was recreated on
+    /// this node, the server restarted, or a cluster's shared history
+    /// expired).
+    pub epoch: u64,
     /// Publications with `seq > since`, oldest first; empty when `since` was
     /// `None` or the client was already subscribed.
     pub replay: Vec<Arc<Publication>>,
@@ -234,6 +240,20 @@ impl Client {
     /// Idempotent: subscribing again changes nothing
     /// ([`Subscribed::already_subscribed`]).
     pub fn subscribe(&self, topic: &str, since: Option<u64>) -> Result<Subscribed, HubError> {
+        self.subscribe_at(topic, since, None)
+    }
+
+    /// [`subscribe`](Self::subscribe) with the numbering `epoch` the client
+    /// saw `since` in ([`Subscribed::epoch`]): when the topic's numbering is
+    /// another one, nothing after `since` can be told apart, so the replay
+    /// is the whole retained history and `recovered` is false.
+    pub fn subscribe_at(
+        &self,
+        topic: &str,
+        since: Option<u64>,
+        epoch: Option<u64>,
+    ) -> Result<Subscribed, HubError> {
+        let since = since.map(|seq| Since { seq, epoch });
         validate_topic(topic)?;
         self.authorize(topic, Action::Subscribe)?;
         let mut subs = self.subs.lock();
@@ -241,6 +261,7 @@ impl Client {
             let st = s.topic.state.lock();
             return Ok(Subscribed {
                 last_seq: st.seq,
+                epoch: st.epoch,
                 replay: Vec::new(),
                 recovered: since.is_some(),
                 presence: st.presence(),
@@ -259,10 +280,7 @@ impl Client {
             st.members.add(&self.info.name);
             inner.backplane.presence_changed(&t.name);
             let (replay, recovered) = match since {
-                Some(since) if waiting.is_none() => {
-                    let r = st.history.since(since, st.seq);
-                    (r.messages, r.complete)
-                }
+                Some(since) if waiting.is_none() => st.catch_up(since),
                 _ => (Vec::new(), false),
             };
             let mut fan = FanOut::default();
@@ -277,6 +295,7 @@ impl Client {
             }
             let subscribed = Subscribed {
                 last_seq: st.seq,
+                epoch: st.epoch,
                 replay,
                 recovered,
                 presence: st.presence(),

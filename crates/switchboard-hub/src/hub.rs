@@ -129,6 +129,8 @@ pub(crate) struct HubInner {
     pub(crate) backplane: Arc<dyn Backplane>,
     /// `backplane.sequences()`, read once.
     sequenced: bool,
+    /// The last topic epoch given (see `new_epoch`).
+    last_epoch: AtomicU64,
     next_client_id: AtomicU64,
     pub(crate) clients: AtomicUsize,
     published: AtomicU64,
@@ -179,6 +181,7 @@ impl Hub {
                 shards,
                 hasher: RandomState::new(),
                 sequenced: backplane.sequences(),
+                last_epoch: AtomicU64::new(0),
                 backplane,
                 next_client_id: AtomicU64::new(1),
                 clients: AtomicUsize::new(0),
@@ -612,10 +615,16 @@ impl HubInner {
         if let Some(t) = map.topics.get(name) {
             return (t.clone(), false);
         }
+        // A numbering backplane gives the epoch; here it is the time of
+        // creation (µs), above any epoch this process gave before, so a
+        // client's `since` from an earlier incarnation of the topic (evicted,
+        // or before a restart) is not taken for this one's.
+        let epoch = if self.sequenced { 0 } else { self.new_epoch() };
         let t = Arc::new(Topic::new(
             Arc::from(name),
             self.config.history_size,
             !self.sequenced,
+            epoch,
         ));
         map.topics.insert(t.name.clone(), t.clone());
         (t, true)
@@ -693,6 +702,21 @@ impl HubInner {
         seq
     }
 
+    /// A numbering epoch: microseconds since the Unix epoch, strictly above
+    /// every epoch given before by this hub (below 2^53: exact in JSON).
+    fn new_epoch(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        let prev = self
+            .last_epoch
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(now.max(p + 1))
+            })
+            .expect("always Some");
+        now.max(prev + 1)
+    }
+
     /// Counts one delivered publication's fan-out.
     fn count_delivery(&self, fan: FanOut) {
         self.published.fetch_add(1, Ordering::Relaxed);
@@ -732,14 +756,15 @@ impl HubInner {
     /// Answers every subscribe of `t` waiting for its sync (topic locked).
     fn resolve_waiting(&self, t: &Topic, st: &mut TopicState) {
         for (mailbox, since) in st.take_waiting() {
-            let r = st.history.since(since, st.seq);
+            let (replay, recovered) = st.catch_up(since);
             let catch_up = crate::mailbox::CatchUp {
                 topic: t.name.clone(),
-                since,
+                since: since.seq,
                 subscribed: crate::Subscribed {
                     last_seq: st.seq,
-                    replay: r.messages,
-                    recovered: r.complete,
+                    epoch: st.epoch,
+                    replay,
+                    recovered,
                     presence: st.presence(),
                     already_subscribed: false,
                     pending: false,

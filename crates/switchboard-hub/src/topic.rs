@@ -12,6 +12,14 @@ use crate::history::History;
 use crate::mailbox::{Delivery, Mailbox, PushOutcome};
 use crate::presence::{Members, Presence, RemoteMembers};
 
+/// Where a subscriber's catch-up starts: after `seq` of numbering `epoch`
+/// (`None`: the client does not say, `seq` is taken as the topic's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Since {
+    pub(crate) seq: u64,
+    pub(crate) epoch: Option<u64>,
+}
+
 /// A topic, shared between the shard map and its subscribers' clients.
 #[derive(Debug)]
 pub(crate) struct Topic {
@@ -21,13 +29,15 @@ pub(crate) struct Topic {
 
 impl Topic {
     /// `synced`: whether the topic's numbering and history are already this
-    /// node's to give (always, unless the backplane numbers publications).
-    pub(crate) fn new(name: Arc<str>, history_size: usize, synced: bool) -> Self {
+    /// node's to give (always, unless the backplane numbers publications);
+    /// `epoch`: its numbering generation (0 until a numbering backplane
+    /// gives it).
+    pub(crate) fn new(name: Arc<str>, history_size: usize, synced: bool, epoch: u64) -> Self {
         Topic {
             name,
             state: Mutex::new(TopicState {
                 seq: 0,
-                epoch: 0,
+                epoch,
                 synced,
                 waiting: 0,
                 remote: Vec::new(),
@@ -50,7 +60,7 @@ struct Subscriber {
     mailbox: Arc<Mailbox>,
     /// `Some(since)`: subscribed with `since` before the topic was synced;
     /// receives nothing until the sync hands it its catch-up.
-    waiting: Option<u64>,
+    waiting: Option<Since>,
 }
 
 /// Counters from one fan-out, folded into the hub stats by the caller.
@@ -106,7 +116,7 @@ impl TopicState {
         &mut self,
         client: ClientId,
         mailbox: Arc<Mailbox>,
-        waiting: Option<u64>,
+        waiting: Option<Since>,
     ) -> u32 {
         let sub = Some(Subscriber {
             client,
@@ -189,6 +199,22 @@ impl TopicState {
         self.members.snapshot_with(self.count, &self.remote)
     }
 
+    /// The retained publications after `since` and whether they are all of
+    /// them: see [`Subscribed::recovered`](crate::Subscribed::recovered). A
+    /// `since` from another numbering (`epoch`) recovers nothing: the whole
+    /// retained history, not recovered.
+    pub(crate) fn catch_up(&self, since: Since) -> (Vec<Arc<crate::Publication>>, bool) {
+        let r = match since.epoch {
+            Some(e) if e != self.epoch => {
+                let mut r = self.history.since(0, self.seq);
+                r.complete = false;
+                r
+            }
+            _ => self.history.since(since.seq, self.seq),
+        };
+        (r.messages, r.complete)
+    }
+
     /// Subscribed connections here and, as last told, on other nodes.
     pub(crate) fn presence_count(&self) -> usize {
         self.count + self.remote.iter().map(|r| r.count).sum::<usize>()
@@ -196,7 +222,7 @@ impl TopicState {
 
     /// Takes every waiting subscriber out of the waiting state, giving each
     /// its mailbox and the `since` it asked for.
-    pub(crate) fn take_waiting(&mut self) -> Vec<(Arc<Mailbox>, u64)> {
+    pub(crate) fn take_waiting(&mut self) -> Vec<(Arc<Mailbox>, Since)> {
         if self.waiting == 0 {
             return Vec::new();
         }
@@ -215,7 +241,7 @@ mod tests {
 
     #[test]
     fn slab_reuses_and_trims() {
-        let t = Topic::new("t".into(), 0, true);
+        let t = Topic::new("t".into(), 0, true, 1);
         let mut st = t.state.lock();
         let mb = Arc::new(Mailbox::new(10, 1000));
         let slots: Vec<u32> = (0..5)

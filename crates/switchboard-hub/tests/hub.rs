@@ -557,20 +557,27 @@ fn grants_limit_a_client_before_the_hook() {
         Action::Subscribe => topic.starts_with("news.") || topic == "chat" || topic == "closed",
         Action::Publish => topic == "chat",
     });
-    let limited = hub.connect(
-        ClientInfo::new("alice", "websocket").with_user("alice", Some(grants.clone())),
-    );
+    let limited =
+        hub.connect(ClientInfo::new("alice", "websocket").with_user("alice", Some(grants.clone())));
     assert_eq!(limited.info().user().map(|u| &**u), Some("alice"));
     assert!(limited.subscribe("news.today", None).is_ok());
     assert!(limited.subscribe("chat", None).is_ok());
-    assert_eq!(limited.subscribe("other", None).unwrap_err(), HubError::Forbidden);
     assert_eq!(
-        limited.publish("news.today", Payload::text("x")).unwrap_err(),
+        limited.subscribe("other", None).unwrap_err(),
+        HubError::Forbidden
+    );
+    assert_eq!(
+        limited
+            .publish("news.today", Payload::text("x"))
+            .unwrap_err(),
         HubError::Forbidden
     );
     assert_eq!(limited.publish("chat", Payload::text("x")), Ok(1));
     // Both must agree: the grants allow "closed", the hook does not.
-    assert_eq!(limited.subscribe("closed", None).unwrap_err(), HubError::Forbidden);
+    assert_eq!(
+        limited.subscribe("closed", None).unwrap_err(),
+        HubError::Forbidden
+    );
     // A client without grants is only subject to the hook.
     let free = hub.connect(ClientInfo::new("bob", "websocket"));
     assert!(free.subscribe("other", None).is_ok());
@@ -596,7 +603,10 @@ fn counters_per_protocol_and_fanout_histogram() {
             .find(|s| s.protocol == p)
             .unwrap()
     };
-    assert_eq!((find("websocket").connections, find("websocket").published), (2, 2));
+    assert_eq!(
+        (find("websocket").connections, find("websocket").published),
+        (2, 2)
+    );
     assert_eq!((find("stomp").connections, find("stomp").published), (1, 1));
     drop(b);
     assert_eq!(find("websocket").connections, 1);
@@ -882,4 +892,45 @@ fn sizes() {
     let idle = size_of::<Client>() + size_of::<Mailbox>() + 16;
     println!("idle connection in the hub: {idle} bytes");
     assert!(idle < 300);
+}
+
+#[test]
+fn a_since_from_another_numbering_is_not_recovered() {
+    use switchboard_hub::{ClientInfo, Hub, HubConfig, Payload};
+    // Before a restart: three messages, the client saw up to 2.
+    let old = Hub::new(HubConfig::default());
+    let c = old.connect(ClientInfo::new("c", "test"));
+    let before = c.subscribe("t", None).unwrap();
+    for i in 0..3 {
+        old.publish("t", Payload::text(format!("old {i}")), None)
+            .unwrap();
+    }
+    drop((c, old));
+    // After it: a new numbering that went past the client's `since`.
+    let hub = Hub::new(HubConfig::default());
+    for i in 0..5 {
+        hub.publish("t", Payload::text(format!("new {i}")), None)
+            .unwrap();
+    }
+    let c = hub.connect(ClientInfo::new("c", "test"));
+    let sub = c.subscribe_at("t", Some(2), Some(before.epoch)).unwrap();
+    assert!(
+        sub.epoch > before.epoch,
+        "a later incarnation has a later epoch"
+    );
+    assert!(
+        !sub.recovered,
+        "2 of the old numbering is not 2 of this one"
+    );
+    assert_eq!(sub.replay.len(), 5, "the whole retained history instead");
+    // With this numbering's epoch (or none, as before epochs) it is.
+    let d = hub.connect(ClientInfo::new("d", "test"));
+    let sub2 = d.subscribe_at("t", Some(2), Some(sub.epoch)).unwrap();
+    assert!(sub2.recovered);
+    assert_eq!(
+        sub2.replay.iter().map(|p| p.seq).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
+    let e = hub.connect(ClientInfo::new("e", "test"));
+    assert!(e.subscribe("t", Some(2)).unwrap().recovered);
 }

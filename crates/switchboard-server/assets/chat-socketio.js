@@ -71,9 +71,19 @@
     }
 
     async sendSubscribe(topic, since, isReconnect) {
-      const reply = await this.request('subscribe', since == null ? { topic } : { topic, since });
+      const known = this.topics.get(topic);
+      const arg = since == null ? { topic } : { topic, since };
+      // The numbering `since` belongs to: another one (the server restarted,
+      // the topic was recreated) is answered recovered: false.
+      if (since != null && known && known.epoch != null) arg.epoch = known.epoch;
+      const reply = await this.request('subscribe', arg);
       const info = this.topics.get(topic);
       if (info && info.lastSeq == null && since == null) info.lastSeq = reply.seq;
+      if (info && typeof reply.epoch === 'number') {
+        // A new numbering: its messages up to reply.seq were replayed or are gone.
+        if (info.epoch != null && info.epoch !== reply.epoch) info.lastSeq = reply.seq;
+        info.epoch = reply.epoch;
+      }
       if (isReconnect && since != null && reply.recovered === false) {
         this.events.emit('notice', 'Some messages were missed while disconnected (no longer in history).');
       }

@@ -268,11 +268,22 @@
 
     async sendSubscribe(topic, since, isReconnect) {
       const body = { op: 'subscribe', topic };
-      if (since != null) body.since = since;
+      const known = this.topics.get(topic);
+      if (since != null) {
+        body.since = since;
+        // The numbering `since` belongs to: another one (the server restarted,
+        // the topic was recreated) is answered recovered: false.
+        if (known && known.epoch != null) body.epoch = known.epoch;
+      }
       const reply = await this.request(body);
       const info = this.topics.get(topic);
       if (info && info.lastSeq == null && typeof reply.seq === 'number' && since == null) {
         info.lastSeq = reply.seq;
+      }
+      if (info && typeof reply.epoch === 'number') {
+        // A new numbering: its messages up to reply.seq were replayed or are gone.
+        if (info.epoch != null && info.epoch !== reply.epoch) info.lastSeq = reply.seq;
+        info.epoch = reply.epoch;
       }
       if (isReconnect && since != null && reply.recovered === false) {
         this.events.emit('notice', 'Some messages were missed while disconnected (no longer in history).');

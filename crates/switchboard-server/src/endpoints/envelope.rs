@@ -38,9 +38,10 @@ fn reply_subscribed(
     let mut r = ok_head("subscribe", id);
     let _ = write!(
         r,
-        ",\"topic\":{},\"seq\":{},\"recovered\":{},\"presence\":{}}}",
+        ",\"topic\":{},\"seq\":{},\"epoch\":{},\"recovered\":{},\"presence\":{}}}",
         json_str(topic),
         sub.last_seq,
+        sub.epoch,
         // Nothing to recover without `since`.
         since.is_none() || sub.recovered,
         presence_json(&sub.presence)
@@ -87,6 +88,8 @@ struct Request_<'a> {
     #[serde(borrow)]
     since: Option<&'a RawValue>,
     #[serde(borrow)]
+    epoch: Option<&'a RawValue>,
+    #[serde(borrow)]
     data: Option<&'a RawValue>,
 }
 
@@ -107,6 +110,10 @@ impl<'a> Request_<'a> {
 
     fn since(&self) -> Result<Option<u64>, Failure> {
         Self::field(self.since, "since")
+    }
+
+    fn epoch(&self) -> Result<Option<u64>, Failure> {
+        Self::field(self.epoch, "epoch")
     }
 }
 
@@ -193,7 +200,7 @@ impl Envelope {
             "subscribe" => {
                 let topic = &*req.topic()?;
                 let since = req.since()?;
-                let sub = self.client.subscribe(topic, since)?;
+                let sub = self.client.subscribe_at(topic, since, req.epoch()?)?;
                 if sub.pending {
                     // Answered by the `CatchUp` delivery, before live messages.
                     self.pending

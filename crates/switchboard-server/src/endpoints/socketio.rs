@@ -90,12 +90,16 @@ fn identify(state: &AppState, socket: &SocketRef) -> Result<ClientInfo, crate::a
     crate::auth::identify(&state.auth, token.as_deref(), name, "socket.io")
 }
 
-/// `subscribe` takes a topic name or `{topic, since}`.
+/// `subscribe` takes a topic name or `{topic, since, epoch}`.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum SubscribeArg {
     Topic(String),
-    Full { topic: String, since: Option<u64> },
+    Full {
+        topic: String,
+        since: Option<u64>,
+        epoch: Option<u64>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -132,11 +136,15 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
     socket.on(
         "subscribe",
         move |_s: SocketRef, arg: SubscribeArg, ack: Option<AckSender>| {
-            let (topic, since) = match arg {
-                SubscribeArg::Topic(t) => (t, None),
-                SubscribeArg::Full { topic, since } => (topic, since),
+            let (topic, since, epoch) = match arg {
+                SubscribeArg::Topic(t) => (t, None, None),
+                SubscribeArg::Full {
+                    topic,
+                    since,
+                    epoch,
+                } => (topic, since, epoch),
             };
-            let reply = match c.subscribe(&topic, since) {
+            let reply = match c.subscribe_at(&topic, since, epoch) {
                 Ok(sub) if sub.pending => {
                     // Answered by the `CatchUp` delivery, before live messages.
                     pending.lock().push((Arc::from(topic), ack));
@@ -238,9 +246,10 @@ fn subscribed(socket: &SocketRef, topic: &str, since: Option<u64>, sub: &Subscri
         send_publication(socket, p);
     }
     format!(
-        "{{\"ok\":true,\"topic\":{},\"seq\":{},\"recovered\":{},\"presence\":{}}}",
+        "{{\"ok\":true,\"topic\":{},\"seq\":{},\"epoch\":{},\"recovered\":{},\"presence\":{}}}",
         json_str(topic),
         sub.last_seq,
+        sub.epoch,
         since.is_none() || sub.recovered,
         presence_json(&sub.presence)
     )
