@@ -7,6 +7,7 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use redis::aio::MultiplexedConnection;
 use std::collections::HashSet;
 use switchboard_hub::{Backplane, HistoryRange, Hub, Presence, Publication};
 use tokio::sync::{mpsc, watch, Notify};
@@ -41,6 +42,25 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Runs `read` on a fresh connection, all within `command_timeout`: a
+    /// one-off read outside the links (for the HTTP API).
+    async fn read_once<T>(
+        &self,
+        read: impl AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+    ) -> Result<T, Error> {
+        let run = async {
+            let mut conn = self
+                .client
+                .get_multiplexed_async_connection_with_config(&self.config.connection())
+                .await?;
+            read(&mut conn).await
+        };
+        tokio::time::timeout(self.config.command_timeout(), run)
+            .await
+            .map_err(|_| Error::Unavailable("timed out".into()))?
+            .map_err(|e| Error::Unavailable(e.to_string()))
+    }
+
     /// Publications kept per topic in the shared history.
     pub(crate) fn history_size(&self) -> usize {
         self.history_size.load(std::sync::atomic::Ordering::Relaxed)
@@ -195,27 +215,12 @@ impl RedisBackplane {
         if !shared.config.shared_history {
             return Err(Error::Config("shared_history is off".into()));
         }
-        let timeout = Some(shared.config.command_timeout());
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
-        let read = async {
-            let mut conn = shared
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            history::fetch(
-                &mut conn,
-                &shared.config.prefix,
-                topic,
-                shared.history_size(),
-            )
-            .await
-        };
-        let retained = tokio::time::timeout(shared.config.command_timeout(), read)
-            .await
-            .map_err(|_| Error::Unavailable("timed out".into()))?
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let retained = shared
+            .read_once(async |conn| {
+                let prefix = &shared.config.prefix;
+                history::fetch(conn, prefix, topic, shared.history_size()).await
+            })
+            .await?;
         let topic: Arc<str> = Arc::from(topic);
         let oldest = retained
             .entries
@@ -247,21 +252,11 @@ impl RedisBackplane {
     /// node's).
     pub async fn presence(&self, topic: &str) -> Result<Presence, Error> {
         let shared = &self.shared;
-        let timeout = Some(shared.config.command_timeout());
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
-        let read = async {
-            let mut conn = shared
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            crate::presence::fetch(&mut conn, &shared.config.prefix, topic).await
-        };
-        let reports = tokio::time::timeout(shared.config.command_timeout(), read)
-            .await
-            .map_err(|_| Error::Unavailable("timed out".into()))?
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let reports = shared
+            .read_once(async |conn| {
+                crate::presence::fetch(conn, &shared.config.prefix, topic).await
+            })
+            .await?;
         let mut names = HashSet::new();
         let mut count = 0;
         for (_, members, _) in reports {

@@ -143,6 +143,14 @@ impl RedisConfig {
         Ok(())
     }
 
+    /// Connection settings: `command_timeout` to connect and for each reply.
+    pub(crate) fn connection(&self) -> redis::AsyncConnectionConfig {
+        let timeout = Some(self.command_timeout());
+        redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+    }
+
     /// How long a presence report is valid.
     pub(crate) fn presence_ttl(&self) -> Duration {
         Duration::from_millis(self.presence_ttl_ms)

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, RedisResult, RedisWrite, ToRedisArgs};
+use redis::{RedisResult, RedisWrite, ToRedisArgs};
 use switchboard_hub::Publication;
 use tokio::sync::mpsc;
 
@@ -69,13 +69,9 @@ impl Session for Publisher {
     const KIND: LinkKind = LinkKind::Publisher;
 
     async fn connect(&mut self, shared: &Shared) -> RedisResult<MultiplexedConnection> {
-        let timeout = Some(shared.config.command_timeout());
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
         let mut conn = shared
             .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .get_multiplexed_async_connection_with_config(&shared.config.connection())
             .await?;
         self.script = None;
         if shared.config.shared_history {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSub, PubSubSink};
-use redis::{AsyncConnectionConfig, RedisError, RedisResult};
+use redis::{RedisError, RedisResult};
 use switchboard_hub::{now_ms, validate_topic, Payload, Sequenced, SequencedOutcome, WeakHub};
 
 use crate::backplane::Shared;
@@ -316,13 +316,9 @@ impl Session for Subscriber {
 
     async fn connect(&mut self, shared: &Shared) -> RedisResult<PubSub> {
         self.reader = None;
-        let timeout = Some(shared.config.command_timeout());
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
         let conn = shared
             .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .get_multiplexed_async_connection_with_config(&shared.config.connection())
             .await?;
         self.reader = Some(conn);
         shared.client.get_async_pubsub().await

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSub};
-use redis::{AsyncConnectionConfig, RedisResult, RedisWrite, ToRedisArgs};
+use redis::{RedisResult, RedisWrite, ToRedisArgs};
 use tokio::sync::mpsc;
 
 use super::apply;
@@ -180,13 +180,9 @@ impl Session<Shared> for Publisher {
     const KIND: LinkKind = LinkKind::Publisher;
 
     async fn connect(&mut self, shared: &Shared) -> RedisResult<MultiplexedConnection> {
-        let timeout = Some(shared.config.command_timeout());
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
         shared
             .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .get_multiplexed_async_connection_with_config(&shared.config.connection())
             .await
     }
 
