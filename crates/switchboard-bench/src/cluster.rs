@@ -530,25 +530,18 @@ fn read_results(
     topos: &[Topology],
     loads: &[Load],
 ) -> Result<Vec<Vec<Vec<Run>>>, String> {
-    let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let mut results: Vec<Vec<Vec<Run>>> = vec![vec![Vec::new(); topos.len()]; loads.len()];
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| format!("{line}: {e}"))?;
-        let (Some(t), Some(l)) = (v["server"].as_str(), v["suite_scenario"].as_str()) else {
-            continue;
-        };
-        let (Some(ti), Some(li)) = (
-            topos.iter().position(|x| x.key() == t),
-            loads.iter().position(|x| x.key() == l),
-        ) else {
-            continue;
-        };
-        let r: Report = serde_json::from_value(v.clone()).map_err(|e| format!("{line}: {e}"))?;
-        let load = v["load_avg"].as_f64().unwrap_or(f64::NAN);
-        results[li][ti].push(Run { r, load });
-    }
-    Ok(results)
+    crate::suite::read_results(
+        p,
+        (loads.len(), topos.len()),
+        |t, l| {
+            let li = loads.iter().position(|x| x.key() == l)?;
+            Some((li, topos.iter().position(|x| x.key() == t)?))
+        },
+        |r, v| Run {
+            r,
+            load: v["load_avg"].as_f64().unwrap_or(f64::NAN),
+        },
+    )
 }
 
 fn render(

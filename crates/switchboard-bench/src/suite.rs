@@ -510,24 +510,15 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
 
     if let Some(p) = &a.render {
-        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        let mut results: Vec<Vec<Vec<Report>>> = vec![vec![Vec::new(); servers.len()]; scens.len()];
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let v: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| format!("{line}: {e}"))?;
-            let (Some(srv), Some(sc)) = (v["server"].as_str(), v["suite_scenario"].as_str()) else {
-                continue;
-            };
-            let (Some(vi), Some(si)) = (
-                servers.iter().position(|s| s.name == srv),
-                scens.iter().position(|s| s.key() == sc),
-            ) else {
-                continue;
-            };
-            let r: Report =
-                serde_json::from_value(v.clone()).map_err(|e| format!("{line}: {e}"))?;
-            results[si][vi].push(r);
-        }
+        let results = read_results(
+            p,
+            (scens.len(), servers.len()),
+            |srv, sc| {
+                let si = scens.iter().position(|s| s.key() == sc)?;
+                Some((si, servers.iter().position(|s| s.name == srv)?))
+            },
+            |r, _| r,
+        )?;
         println!("{}", render(&a, &servers, &scens, &results, Duration::ZERO));
         return Ok(());
     }
@@ -782,6 +773,36 @@ fn sockjs_rate(a: &SuiteArgs, sc: Scen) -> u64 {
 
 fn xhr_subs(a: &SuiteArgs) -> usize {
     a.xhr_subscribers.unwrap_or(a.subscribers)
+}
+
+/// Reads a `--json-out` file back into `results[row][column]`: `locate`
+/// places a line by its `server` and `suite_scenario` (lines it does not
+/// place are skipped), `make` keeps what the renderer needs of the report
+/// and its line.
+pub(crate) fn read_results<T>(
+    p: &std::path::Path,
+    (rows, columns): (usize, usize),
+    locate: impl Fn(&str, &str) -> Option<(usize, usize)>,
+    make: impl Fn(Report, &serde_json::Value) -> T,
+) -> Result<Vec<Vec<Vec<T>>>, String> {
+    let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let mut results: Vec<Vec<Vec<T>>> = (0..rows)
+        .map(|_| (0..columns).map(|_| Vec::new()).collect())
+        .collect();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("{line}: {e}"))?;
+        let (Some(server), Some(scenario)) = (v["server"].as_str(), v["suite_scenario"].as_str())
+        else {
+            continue;
+        };
+        let Some((row, column)) = locate(server, scenario) else {
+            continue;
+        };
+        let r: Report = serde_json::from_value(v.clone()).map_err(|e| format!("{line}: {e}"))?;
+        results[row][column].push(make(r, &v));
+    }
+    Ok(results)
 }
 
 fn start_server(
