@@ -88,20 +88,24 @@ async function stopRedis() {
   }
 }
 
+/** A node of the cluster (Socket.IO connection state recovery on). */
+function startNode() {
+  return startServer({
+    env: {
+      SWITCHBOARD_REDIS__URL: `redis://127.0.0.1:${redisPort}`,
+      SWITCHBOARD_REDIS__RECONNECT_MAX_MS: '500',
+      SWITCHBOARD_AUTH__API_KEYS: `["${API_KEY}"]`,
+      SWITCHBOARD_AUTH__JWT_HS256_SECRET: SECRET,
+      SWITCHBOARD_STOMP__TCP_LISTEN: '',
+      SWITCHBOARD_SOCKETIO__CONNECTION_STATE_RECOVERY: 'true',
+    },
+  });
+}
+
 before(async () => {
   redisPort = await freePort();
   redis = await startRedis();
-  for (let i = 0; i < 3; i++) {
-    nodes.push(await startServer({
-      env: {
-        SWITCHBOARD_REDIS__URL: `redis://127.0.0.1:${redisPort}`,
-        SWITCHBOARD_REDIS__RECONNECT_MAX_MS: '500',
-        SWITCHBOARD_AUTH__API_KEYS: `["${API_KEY}"]`,
-        SWITCHBOARD_AUTH__JWT_HS256_SECRET: SECRET,
-        SWITCHBOARD_STOMP__TCP_LISTEN: '',
-      },
-    }));
-  }
+  for (let i = 0; i < 3; i++) nodes.push(await startNode());
 });
 after(async () => {
   for (const c of cleanups.splice(0).reverse()) await Promise.resolve().then(c).catch(() => {});
@@ -431,4 +435,74 @@ test('a node killed with SIGKILL: its clients move to other nodes and catch up o
   assert.deepEqual(stayer.got.items, ['m1', 'missed-1', 'missed-2', 'm2']);
   // The survivors forget the dead node.
   nodes.splice(2, 1);
+});
+
+/** A TCP proxy on a free loopback port, as a load balancer in front of the
+ * nodes: each new connection goes to port `proxy.target`, or is refused
+ * while it is null. */
+async function tcpProxy(target) {
+  const conns = new Set();
+  const proxy = { target };
+  proxy.server = net.createServer((client) => {
+    if (proxy.target == null) { client.destroy(); return; }
+    const upstream = net.connect(proxy.target, '127.0.0.1');
+    conns.add(client);
+    conns.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      conns.delete(client);
+      conns.delete(upstream);
+    };
+    for (const s of [client, upstream]) { s.on('error', end); s.on('close', end); }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((r) => proxy.server.listen(0, '127.0.0.1', r));
+  proxy.port = proxy.server.address().port;
+  proxy.close = () => { for (const c of conns) c.destroy(); proxy.server.close(); };
+  return proxy;
+}
+
+test('Socket.IO connection state recovery across nodes: a client of a node killed with SIGKILL is recovered on another', async () => {
+  const victim = await startNode();
+  cleanups.push(() => victim.stop());
+  const lb = await tcpProxy(victim.port);
+  cleanups.push(() => lb.close());
+  const socket = io(`http://127.0.0.1:${lb.port}`, {
+    auth: { name: 'recovering' }, transports: ['websocket'], forceNew: true,
+    reconnectionDelay: 100, reconnectionDelayMax: 200, randomizationFactor: 0,
+  });
+  cleanups.push(() => socket.close());
+  const notes = [];
+  socket.on('note', (x) => notes.push(x));
+  await withTimeout(new Promise((r) => socket.once('connect', r)), 5000, 'socket.io connect');
+  assert.notEqual(socket.recovered, true, "a new session");
+  const id = socket.id;
+  const note = (data) => api(nodes[1], 'POST', '/api/socketio/emit', { rooms: [id], event: 'note', data });
+  // Until the new node listens on Redis, a note may not reach it.
+  await until(async () => {
+    await note('hello');
+    await sleep(100);
+    return notes.includes('hello');
+  }, 10000, 'a note from node 1 through the new node');
+  const later = () => notes.filter((n) => n !== 'hello');
+
+  victim.child.kill('SIGKILL');
+  lb.target = null; // the balancer has no live backend for a moment
+  await withTimeout(new Promise((r) => socket.once('disconnect', r)), 5000, 'disconnect');
+  // Sent while the client is away: to its own room, and to everyone.
+  assert.equal((await note('missed-1')).status, 200);
+  const all = await api(nodes[1], 'POST', '/api/socketio/emit', { event: 'note', data: 'missed-2' });
+  assert.equal(all.status, 200);
+  lb.target = nodes[0].port;
+  await withTimeout(new Promise((r) => socket.once('connect', r)), 10000, 'reconnect through the balancer');
+  assert.equal(socket.recovered, true, 'recovered on another node');
+  assert.equal(socket.id, id, 'the same socket id');
+  await until(() => later().length >= 2, 5000, 'the missed notes');
+  assert.deepEqual(later(), ['missed-1', 'missed-2']);
+  // Live again on node 0, still in the room of its id.
+  assert.equal((await note('live')).status, 200);
+  await until(() => later().length >= 3, 5000, 'a live note');
+  assert.deepEqual(later(), ['missed-1', 'missed-2', 'live']);
 });

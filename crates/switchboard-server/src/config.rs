@@ -28,6 +28,8 @@ pub struct Config {
     pub sockjs: SockJsSettings,
     /// The STOMP broker (`/stomp` and a TCP port).
     pub stomp: StompSettings,
+    /// Socket.IO settings (`/socket.io/`).
+    pub socketio: SocketIoSettings,
     /// The Redis backplane (`[redis]`): absent, the node is alone (in-memory hub).
     pub redis: Option<switchboard_redis::RedisConfig>,
     /// Connection tokens and API keys (`[auth]`, docs/auth.md).
@@ -303,6 +305,29 @@ impl SockJsSettings {
     }
 }
 
+/// Socket.IO settings (`[socketio]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketIoSettings {
+    /// Connection state recovery (socket.io 4.6's `connectionStateRecovery`,
+    /// off by default as in Node): a client whose connection dropped comes
+    /// back with its socket id and rooms and gets the Socket.IO events it
+    /// missed; with `[redis]`, on any node.
+    pub connection_state_recovery: bool,
+    /// How long a disconnected client can come back (Node's
+    /// `maxDisconnectionDuration`).
+    pub max_disconnection_duration_secs: u64,
+}
+
+impl Default for SocketIoSettings {
+    fn default() -> Self {
+        SocketIoSettings {
+            connection_state_recovery: false,
+            max_disconnection_duration_secs: 120,
+        }
+    }
+}
+
 /// Hub settings.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -325,6 +350,7 @@ impl Default for Config {
             hub: HubConfig::default(),
             sockjs: SockJsSettings::default(),
             stomp: StompSettings::default(),
+            socketio: SocketIoSettings::default(),
             permissions: Vec::new(),
             auth: Default::default(),
             redis: None,
@@ -401,6 +427,8 @@ impl std::error::Error for ConfigError {}
 const TOP_LEVEL_KEYS: &[&str] = &[
     "listen",
     "log",
+    "worker_threads",
+    "socketio",
     "websocket",
     "hub",
     "sockjs",
@@ -505,6 +533,42 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn every_documented_top_level_key_can_be_set_from_the_environment() {
+        // The reference block of docs/configuration.md, commented-out
+        // sections included (`# [redis]`).
+        let doc = include_str!("../../../docs/configuration.md");
+        let start = doc.find("```toml\n").unwrap();
+        let block = &doc[start..start + doc[start..].find("\n```\n").unwrap()];
+        let mut keys = Vec::new();
+        for line in block.lines().skip(1) {
+            let line = line.trim_start_matches("# ");
+            if let Some(table) = line.strip_prefix('[') {
+                let name = table.trim_start_matches('[');
+                let end = name.find([']', '.']).unwrap();
+                keys.push(&name[..end]);
+            } else if keys.is_empty() {
+                if let Some((k, _)) = line.split_once(" = ") {
+                    keys.push(k.trim());
+                }
+            }
+        }
+        assert!(keys.len() > 10, "{keys:?}");
+        for k in keys {
+            assert!(TOP_LEVEL_KEYS.contains(&k), "{k} is not in TOP_LEVEL_KEYS");
+        }
+        let c = Config::load(
+            None,
+            env(&[
+                ("SWITCHBOARD_WORKER_THREADS", "3"),
+                ("SWITCHBOARD_SOCKETIO__CONNECTION_STATE_RECOVERY", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.worker_threads, 3);
+        assert!(c.socketio.connection_state_recovery);
     }
 
     #[test]

@@ -125,7 +125,9 @@ impl BroadcastOperator {
     ///
     /// With connection state recovery on, a non-volatile emit also gets an
     /// offset as its last argument and is kept for sockets that come back
-    /// (each node adds its own offset).
+    /// (each node adds its own offset; with a cluster that offers
+    /// [`ClusterRecovery`](crate::ClusterRecovery), the cluster numbers it
+    /// and every node, this one too, delivers it when it comes back).
     pub fn emit(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
         let encoded = encode(&event_packet(self.ns.name(), event, &data)?);
         let cluster = self.cluster();
@@ -135,6 +137,12 @@ impl BroadcastOperator {
                     text: Utf8Bytes::from(encoded.text),
                     attachments: encoded.attachments,
                 };
+                // Numbered for the whole cluster, delivered when it comes
+                // back (here too).
+                if let Some(cr) = self.ns.cluster_recovery() {
+                    cr.record(self.ns.name(), &self.opts, self.local, packet);
+                    return Ok(());
+                }
                 if let Some(c) = cluster {
                     c.broadcast(self.ns.name(), &self.opts, self.flags(), packet.clone());
                 }
@@ -254,6 +262,7 @@ impl BroadcastOperator {
         let rooms = rooms.into_rooms();
         for s in self.targets() {
             self.ns.adapter().add_all(s.id(), &rooms);
+            self.ns.session_changed(&s);
         }
         if let Some(c) = self.cluster() {
             c.add_sockets(self.ns.name(), &self.opts, &rooms);
@@ -268,6 +277,7 @@ impl BroadcastOperator {
             for r in &rooms {
                 self.ns.adapter().del(s.id(), r);
             }
+            self.ns.session_changed(&s);
         }
         if let Some(c) = self.cluster() {
             c.del_sockets(self.ns.name(), &self.opts, &rooms);

@@ -11,12 +11,12 @@ use switchboard_socketio_proto::{
     encode, DecodeError, Decoder, Encoded, Packet, PacketType, Value,
 };
 
-use crate::cluster::EncodedPacket;
+use crate::cluster::{EncodedPacket, RecordedEvent};
 use crate::engine::{Closed, EngineConn};
 use crate::error::{ConnectError, DisconnectReason};
 use crate::handshake::{Handshake, RequestInfo};
 use crate::io::IoInner;
-use crate::namespace::{Middleware, Namespace};
+use crate::namespace::{Middleware, Namespace, Tap};
 use crate::socket::{Socket, SocketRef};
 
 /// A packet encoded once for all the recipients of a broadcast: a text
@@ -97,6 +97,14 @@ pub(crate) fn to_messages(enc: Encoded) -> Vec<Message> {
 struct Resume {
     rooms: Vec<String>,
     offset: Option<u64>,
+    /// Restored from the cluster's store: the tap, the client's offset and
+    /// the events the store gave.
+    cluster: Option<(Tap, String, Vec<RecordedEvent>)>,
+}
+
+/// The `pid` of an auth payload (present: it was checked before).
+fn pid_of(auth: &Value) -> String {
+    auth_str(auth, "pid").unwrap_or_default().to_owned()
 }
 
 /// The string at `key` of an object payload.
@@ -239,9 +247,61 @@ impl Client {
         }
         // Connection state recovery: `{pid, offset}` in the auth payload
         // (socket.io-client adds them on reconnection) restore the socket.
+        let session = match (auth_str(&auth, "pid"), auth_str(&auth, "offset")) {
+            (Some(pid), Some(offset)) => Some((pid.to_owned(), offset.to_owned())),
+            _ => None,
+        };
+        if let (Some(cr), Some((pid, offset))) = (ns.cluster_recovery(), &session) {
+            // From the cluster's store: the events recorded from now on are
+            // tapped, so that none falls between the store's answer and
+            // the socket joining.
+            let tap = ns.open_tap();
+            let restore = cr.restore(ns.name(), pid, offset);
+            let client = self.clone();
+            let offset = offset.clone();
+            tokio::spawn(async move {
+                let restored = restore.await;
+                let Some(io) = client.io.upgrade() else {
+                    return;
+                };
+                let (socket, resume) = match restored {
+                    Some(r) => {
+                        tracing::debug!(sid = %r.session.sid, nsp = %ns.name(), "connection state recovered from the cluster");
+                        // The client came back before this node noticed it
+                        // had gone: its stale socket of that id goes first.
+                        if let Some(stale) = ns.get_socket(&r.session.sid) {
+                            stale.close(DisconnectReason::TransportClose);
+                        }
+                        let mut data = http::Extensions::new();
+                        if let Some(d) = r.session.data {
+                            data.insert(crate::cluster::SocketData(d));
+                        }
+                        let socket = Socket::new(
+                            r.session.sid,
+                            Some((pid_of(&auth), true)),
+                            ns.clone(),
+                            client.clone(),
+                            Handshake::new(&client.req, auth),
+                            data,
+                        );
+                        let resume = Resume {
+                            rooms: r.session.rooms,
+                            offset: None,
+                            cluster: Some((tap, offset, r.missed)),
+                        };
+                        (socket, resume)
+                    }
+                    None => {
+                        drop(tap);
+                        client.fresh_socket(&io, &ns, auth)
+                    }
+                };
+                client.run_middlewares(ns, socket, resume);
+            });
+            return;
+        }
         let restored = ns.recovery().and_then(|recovery| {
-            let pid = auth_str(&auth, "pid")?;
-            let offset = auth_str(&auth, "offset")?;
+            let (pid, offset) = session.as_ref()?;
             recovery.restore(Instant::now(), pid, offset)
         });
         let (socket, resume) = match restored {
@@ -260,22 +320,37 @@ impl Client {
                     Resume {
                         rooms: r.rooms,
                         offset: Some(r.offset),
+                        cluster: None,
                     },
                 )
             }
-            None => {
-                let session = ns.recovery().map(|_| (io.next_sid(), false));
-                let socket = Socket::new(
-                    io.next_sid(),
-                    session,
-                    ns.clone(),
-                    self.clone(),
-                    Handshake::new(&self.req, auth),
-                    http::Extensions::new(),
-                );
-                (socket, Resume::default())
-            }
+            None => self.fresh_socket(&io, &ns, auth),
         };
+        self.run_middlewares(ns, socket, resume);
+    }
+
+    /// A new socket (with a new private session id when recovery is on).
+    fn fresh_socket(
+        self: &Arc<Self>,
+        io: &IoInner,
+        ns: &Namespace,
+        auth: Value,
+    ) -> (SocketRef, Resume) {
+        let session = ns.recovery().map(|_| (io.next_sid(), false));
+        let socket = Socket::new(
+            io.next_sid(),
+            session,
+            ns.clone(),
+            self.clone(),
+            Handshake::new(&self.req, auth),
+            http::Extensions::new(),
+        );
+        (socket, Resume::default())
+    }
+
+    /// Runs the namespace's middlewares (inline until the first async one,
+    /// then on a task), then connects the socket.
+    fn run_middlewares(self: &Arc<Self>, ns: Namespace, socket: SocketRef, resume: Resume) {
         let skip = socket.recovered() && ns.recovery().is_some_and(|r| r.config().skip_middlewares);
         let middlewares = if skip {
             Vec::new()
@@ -360,10 +435,14 @@ impl Client {
         // A recovered socket joins its rooms and gets CONNECT and the missed
         // events under the store's lock: every event of the namespace is
         // then either among the missed ones or sent live after them.
-        match (resume.offset, ns.recovery()) {
-            (Some(offset), Some(recovery)) => recovery.resume(offset, &resume.rooms, connect),
+        match (resume.offset, ns.recovery(), resume.cluster) {
+            (_, _, Some((tap, offset, missed))) => {
+                ns.resume_from_cluster(tap, &offset, missed, &resume.rooms, connect)
+            }
+            (Some(offset), Some(recovery), None) => recovery.resume(offset, &resume.rooms, connect),
             _ => connect(Vec::new()),
         }
+        ns.session_changed(&socket);
         let handler = ns.hooks().on_connection.read().clone();
         if let Some(h) = handler {
             h(socket);

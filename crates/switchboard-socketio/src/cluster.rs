@@ -135,6 +135,106 @@ pub trait Cluster: Send + Sync + 'static {
     /// Disconnects the sockets `opts` selects on the other nodes (`close`:
     /// their whole connections).
     fn disconnect_sockets(&self, ns: &str, opts: &BroadcastOptions, close: bool);
+
+    /// Connection state recovery across the nodes, if this cluster offers
+    /// it (none by default: then each node recovers its own sockets).
+    fn recovery(&self) -> Option<&dyn ClusterRecovery> {
+        None
+    }
+}
+
+/// Connection state recovery that spans the nodes (what
+/// `@socket.io/redis-streams-adapter` does for Node): a store every node
+/// shares, so that a client whose node died comes back on any other node
+/// with its socket id, rooms and [`SocketData`], and receives the events
+/// it missed. A [`Cluster`] offers it through [`Cluster::recovery`]; it is
+/// used when [`Config::connection_state_recovery`](crate::Config::connection_state_recovery)
+/// is set too, and then replaces the per-node store.
+///
+/// # The contract
+///
+/// * **One numbering**: every recorded event (a non-volatile emit without
+///   ack, `socket.emit` included) is given to [`record`](Self::record)
+///   and *not* sent by the caller; the implementation numbers it for the
+///   whole cluster and has every node, the caller's included, hand it to
+///   [`Namespace::deliver_recorded`] with its offset, in offset order.
+///   Offsets are decimal digits, optionally followed by `-` and more
+///   digits (`1700000000000-3`); they compare as pairs of numbers.
+/// * **Sessions written through**: [`session_open`](Self::session_open) is
+///   called when a socket connects and whenever its rooms change, while it
+///   is connected; the session must stay restorable for
+///   `max_disconnection_duration` after the node that holds it stops
+///   refreshing it (it may die without a word).
+///   [`session_closed`](Self::session_closed) says it disconnected: keep
+///   it `max_disconnection_duration` from now, or forget it.
+/// * **Restore**: [`restore`](Self::restore) gives the session and the
+///   recorded events after `offset`, oldest first; `None` when the session
+///   is unknown or expired, or `offset` is no longer (or never was) stored.
+///   Unlike a node's own store, a session is not restored once only: it is
+///   written through while its socket lives, so the client (the only one
+///   that knows the `pid`) may come back again after another drop, even
+///   before the node that held it noticed the first (the restoring node
+///   then ends its own stale socket of that id; another node's ends at its
+///   ping timeout).
+pub trait ClusterRecovery: Send + Sync + 'static {
+    /// Numbers `packet` (an event without ack id or offset) and delivers it
+    /// on every node (only on this one when `local`) through
+    /// [`Namespace::deliver_recorded`]. Must not block.
+    fn record(&self, ns: &str, opts: &BroadcastOptions, local: bool, packet: EncodedPacket);
+
+    /// A connected socket's session, new or changed. Must not block.
+    fn session_open(&self, ns: &str, pid: &str, session: SessionState);
+
+    /// The socket of session `pid` disconnected: keep `session` for a
+    /// restore (`Some`, a recoverable reason) or forget it (`None`). Must
+    /// not block.
+    fn session_closed(&self, ns: &str, pid: &str, session: Option<SessionState>);
+
+    /// Session `pid` and the events after `offset`.
+    fn restore(&self, ns: &str, pid: &str, offset: &str) -> ClusterFuture<Option<RestoredSession>>;
+}
+
+/// What a [`ClusterRecovery`] keeps of a socket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionState {
+    /// The socket id.
+    pub sid: String,
+    /// Its rooms (its own id included).
+    pub rooms: Vec<Room>,
+    /// Its [`SocketData`], if it has some (the other extensions are typed
+    /// Rust values and stay on their node).
+    pub data: Option<Value>,
+}
+
+/// An event as a [`ClusterRecovery`] numbered it.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    /// Its offset.
+    pub offset: String,
+    /// Which sockets it was for.
+    pub opts: BroadcastOptions,
+    /// The encoded event, without ack id or offset.
+    pub packet: EncodedPacket,
+}
+
+/// What [`ClusterRecovery::restore`] gives back.
+#[derive(Debug, Clone)]
+pub struct RestoredSession {
+    /// The session.
+    pub session: SessionState,
+    /// The recorded events after the client's offset, oldest first (for
+    /// every socket: the namespace keeps those meant for this one).
+    pub missed: Vec<RecordedEvent>,
+}
+
+/// `offset` as a pair of numbers (`"7"` is `(7, 0)`), for ordering.
+pub(crate) fn offset_key(offset: &str) -> Option<(u64, u64)> {
+    let (a, b) = offset.split_once('-').unwrap_or((offset, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if !digits(a) || !digits(b) {
+        return None;
+    }
+    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 /// What the collector of a broadcast with acks receives.

@@ -36,7 +36,8 @@
 //!   an option ([`Config::connection_state_recovery`], see
 //!   [`RecoveryConfig`]): a client whose transport dropped and that comes
 //!   back in time keeps its socket id, rooms and extensions and receives
-//!   the events it missed.
+//!   the events it missed. With a [`Cluster`] that offers
+//!   [`ClusterRecovery`], on any node.
 //! * An [`EngineIo`](switchboard_transport::engineio::EngineIo) endpoint is
 //!   a tower `Service`: `Router::new().route_service("/socket.io/", engine)`
 //!   mounts it in axum (see `examples/chat.rs`).
@@ -127,8 +128,8 @@ mod splice;
 pub use adapter::{Adapter, BroadcastOptions, IntoRooms, LocalAdapter, Room};
 pub use broadcast::{BroadcastAckFuture, BroadcastOperator};
 pub use cluster::{
-    AckSink, BroadcastFlags, Cluster, ClusterFuture, EncodedPacket, LocalAcks, RemoteSocket,
-    SocketData, SocketInfo,
+    AckSink, BroadcastFlags, Cluster, ClusterFuture, ClusterRecovery, EncodedPacket, LocalAcks,
+    RecordedEvent, RemoteSocket, RestoredSession, SessionState, SocketData, SocketInfo,
 };
 pub use engine::{CloseReason, Closed, EngineConn, Message, Utf8Bytes};
 pub use error::{AckError, ConnectError, DisconnectReason, EmitError};

@@ -12,18 +12,22 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
+use switchboard_engineio::Message;
 use switchboard_socketio_proto::Encoded;
 use tokio::sync::mpsc;
 
 use crate::adapter::{Adapter, BroadcastOptions, IntoRooms, Room};
 use crate::broadcast::{BroadcastAckFuture, BroadcastOperator};
 use crate::client::Outgoing;
-use crate::cluster::{BroadcastFlags, Cluster, EncodedPacket, LocalAcks, RemoteSocket, SocketInfo};
+use crate::cluster::{
+    offset_key, BroadcastFlags, Cluster, ClusterRecovery, EncodedPacket, LocalAcks, RecordedEvent,
+    RemoteSocket, SocketInfo,
+};
 use crate::error::{ConnectError, EmitError};
-use crate::recovery::{Recovery, RecoveryConfig};
-use crate::socket::{AckSlot, SocketRef};
+use crate::recovery::{should_include, Recovery, RecoveryConfig};
+use crate::socket::{AckSlot, Socket, SocketRef};
 use crate::splice;
 
 pub(crate) type ConnFn = Arc<dyn Fn(SocketRef) + Send + Sync>;
@@ -76,6 +80,29 @@ struct NsInner {
     recovery: Option<Recovery>,
     cluster: Option<Arc<dyn Cluster>>,
     ids: AtomicU64,
+    taps: Mutex<Taps>,
+}
+
+/// Recorded events delivered while restores from the cluster's store are
+/// in flight (each open [`Tap`] gets a copy).
+#[derive(Default)]
+struct Taps {
+    next: u64,
+    open: Vec<(u64, Vec<RecordedEvent>)>,
+}
+
+/// Collects the recorded events this node delivers from its opening until
+/// [`Namespace::resume_from_cluster`] (or its drop): those a restore may
+/// have missed between the store's answer and the socket joining.
+pub(crate) struct Tap {
+    ns: Namespace,
+    id: u64,
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.ns.0.taps.lock().open.retain(|(i, _)| *i != self.id);
+    }
 }
 
 impl fmt::Debug for Namespace {
@@ -103,6 +130,7 @@ impl Namespace {
             recovery: recovery.map(Recovery::new),
             cluster,
             ids: AtomicU64::new(0),
+            taps: Mutex::default(),
         }))
     }
 
@@ -114,6 +142,79 @@ impl Namespace {
     /// The connection state recovery store, when recovery is on.
     pub(crate) fn recovery(&self) -> Option<&Recovery> {
         self.0.recovery.as_ref()
+    }
+
+    /// The cluster's connection state recovery, when recovery is on and
+    /// the cluster offers it (then it replaces [`recovery`](Self::recovery)'s
+    /// store).
+    pub(crate) fn cluster_recovery(&self) -> Option<&dyn ClusterRecovery> {
+        self.0.recovery.as_ref()?;
+        self.0.cluster.as_ref()?.recovery()
+    }
+
+    /// Writes `socket`'s session through to the cluster's store (cluster
+    /// recovery on): on connect and whenever its rooms change.
+    pub(crate) fn session_changed(&self, socket: &Socket) {
+        if let (Some(cr), Some(pid)) = (self.cluster_recovery(), socket.pid()) {
+            if socket.connected() {
+                cr.session_open(self.name(), pid, socket.session_state());
+            }
+        }
+    }
+
+    /// Starts collecting recorded events for a restore (see [`Tap`]).
+    pub(crate) fn open_tap(&self) -> Tap {
+        let mut taps = self.0.taps.lock();
+        taps.next += 1;
+        let id = taps.next;
+        taps.open.push((id, Vec::new()));
+        Tap {
+            ns: self.clone(),
+            id,
+        }
+    }
+
+    /// Connects a socket restored from the cluster's store: calls `connect`
+    /// with the events meant for `rooms` after `offset` (the client's last
+    /// one) — those the store gave (`missed`), then those `tap` collected
+    /// after them — under the lock recorded deliveries take, so that every
+    /// recorded event is either among them or sent live after them.
+    pub(crate) fn resume_from_cluster(
+        &self,
+        tap: Tap,
+        offset: &str,
+        missed: Vec<RecordedEvent>,
+        rooms: &[Room],
+        connect: impl FnOnce(Vec<Vec<Message>>),
+    ) {
+        let mut taps = self.0.taps.lock();
+        let tapped = match taps.open.iter().position(|(i, _)| *i == tap.id) {
+            Some(i) => taps.open.swap_remove(i).1,
+            None => Vec::new(),
+        };
+        let mut last = offset_key(offset);
+        let mut messages = Vec::new();
+        for e in missed.into_iter().chain(tapped) {
+            let Some(key) = offset_key(&e.offset) else {
+                continue;
+            };
+            if last.is_some_and(|l| key <= l) {
+                continue; // seen by the client, or both given and tapped
+            }
+            last = Some(key);
+            if !should_include(rooms, &e.opts) {
+                continue;
+            }
+            if let Some(text) = splice::with_offset(&e.packet.text, &e.offset) {
+                let out = Outgoing::new(Encoded {
+                    text,
+                    attachments: e.packet.attachments,
+                });
+                messages.push(out.messages());
+            }
+        }
+        connect(messages);
+        drop(taps);
     }
 
     /// The name, e.g. `"/"` or `"/chat"`.
@@ -338,6 +439,41 @@ impl Namespace {
         });
     }
 
+    /// Queues `packet`, an event numbered by the cluster's
+    /// [`ClusterRecovery::record`] (from any node, this one included), with
+    /// `offset` as last argument to the sockets `opts` selects. A packet
+    /// that is not an encoded event without ack id, or an offset that is
+    /// not one, is dropped (and logged).
+    pub fn deliver_recorded(&self, opts: &BroadcastOptions, offset: &str, packet: EncodedPacket) {
+        let text = match offset_key(offset) {
+            Some(_) if splice::is_event(&packet.text) => splice::with_offset(&packet.text, offset),
+            _ => None,
+        };
+        let Some(text) = text else {
+            tracing::debug!(ns = %self.name(), offset, "recorded event dropped: malformed");
+            return;
+        };
+        let out = Outgoing::new(Encoded {
+            text,
+            attachments: packet.attachments.clone(),
+        });
+        let mut taps = self.0.taps.lock();
+        if !taps.open.is_empty() {
+            let event = RecordedEvent {
+                offset: offset.to_owned(),
+                opts: opts.clone(),
+                packet,
+            };
+            for (_, events) in taps.open.iter_mut() {
+                events.push(event.clone());
+            }
+        }
+        self.for_each_target(opts, |s| {
+            let _ = out.send_to(&s.client);
+        });
+        drop(taps);
+    }
+
     /// Queues `packet` (from another node's [`Cluster::broadcast_with_ack`])
     /// with an ack id of this node to the sockets `opts` selects; the
     /// returned [`LocalAcks`] gives the recipients, then their answers, to
@@ -403,5 +539,79 @@ impl Namespace {
             .to(opts.rooms.clone())
             .except(opts.except.clone())
             .local()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_engineio::Utf8Bytes;
+
+    fn opts(rooms: &[&str]) -> BroadcastOptions {
+        BroadcastOptions {
+            rooms: rooms.iter().map(|s| s.to_string()).collect(),
+            except: Vec::new(),
+        }
+    }
+
+    fn packet(name: &str) -> EncodedPacket {
+        EncodedPacket {
+            text: Utf8Bytes::from(format!("2[\"{name}\"]")),
+            attachments: Vec::new(),
+        }
+    }
+
+    fn event(offset: &str, rooms: &[&str], name: &str) -> RecordedEvent {
+        RecordedEvent {
+            offset: offset.into(),
+            opts: opts(rooms),
+            packet: packet(name),
+        }
+    }
+
+    fn texts(messages: Vec<Vec<Message>>) -> Vec<String> {
+        messages
+            .into_iter()
+            .map(|m| match &m[0] {
+                Message::Text(t) => t.as_str().to_owned(),
+                Message::Binary(_) => "bin".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cluster_resume_merges_the_stores_events_and_the_tapped_ones_by_offset() {
+        let ns = crate::SocketIo::new().of("/");
+        let tap = ns.open_tap();
+        // Delivered here while the store was read: one older than the
+        // client's offset (this node lagged), one the store gave too, one
+        // for another room, one newer.
+        ns.deliver_recorded(&opts(&[]), "3-0", packet("seen"));
+        ns.deliver_recorded(&opts(&[]), "5-0", packet("b"));
+        ns.deliver_recorded(&opts(&["other"]), "6-0", packet("x"));
+        ns.deliver_recorded(&opts(&["r"]), "7-0", packet("c"));
+        let missed = vec![event("4-1", &[], "a"), event("5-0", &[], "b")];
+        let rooms = ["sid".to_owned(), "r".to_owned()];
+        let mut got = Vec::new();
+        ns.resume_from_cluster(tap, "4-0", missed, &rooms, |m| got = m);
+        assert_eq!(
+            texts(got),
+            [r#"2["a","4-1"]"#, r#"2["b","5-0"]"#, r#"2["c","7-0"]"#]
+        );
+        // The tap is closed: later events are not collected.
+        ns.deliver_recorded(&opts(&[]), "8-0", packet("d"));
+        assert!(ns.0.taps.lock().open.is_empty());
+    }
+
+    #[test]
+    fn a_dropped_tap_stops_collecting_and_malformed_offsets_are_dropped() {
+        let ns = crate::SocketIo::new().of("/");
+        let tap = ns.open_tap();
+        ns.deliver_recorded(&opts(&[]), "1-0", packet("a"));
+        ns.deliver_recorded(&opts(&[]), "1\"-0", packet("bad"));
+        ns.deliver_recorded(&opts(&[]), "2-0", packet("b"));
+        assert_eq!(ns.0.taps.lock().open[0].1.len(), 2);
+        drop(tap);
+        assert!(ns.0.taps.lock().open.is_empty());
     }
 }

@@ -227,7 +227,7 @@ impl Recovery {
 
 /// Node's `shouldIncludePacket`: the packet targeted one of the session's
 /// rooms (or everyone) and excluded none of them.
-fn should_include(session_rooms: &[Room], opts: &BroadcastOptions) -> bool {
+pub(crate) fn should_include(session_rooms: &[Room], opts: &BroadcastOptions) -> bool {
     let included = opts.rooms.is_empty() || session_rooms.iter().any(|r| opts.rooms.contains(r));
     let excluded = session_rooms.iter().any(|r| opts.except.contains(r));
     included && !excluded

@@ -254,11 +254,27 @@ impl Socket {
             return Err(EmitError::Closed);
         }
         if self.ns.recovery().is_some() {
-            // Local: this socket is on this node.
-            return BroadcastOperator::new(self.ns.clone())
-                .to(self.id.as_str())
-                .local()
-                .emit(event, data);
+            let op = BroadcastOperator::new(self.ns.clone()).to(self.id.as_str());
+            // Local (this socket is on this node), except with the cluster's
+            // recovery: an event only this node sees would not be given to
+            // the socket restored on another node.
+            if self.ns.cluster_recovery().is_some() {
+                return op.emit(event, data);
+            }
+            return op.local().emit(event, data);
+        }
+        let packet = event_packet(self.ns.name(), event, &data)?;
+        self.send_packet(&packet)
+    }
+
+    /// Sends `event` to this client now, without an offset and without
+    /// keeping it for connection state recovery (Node's
+    /// `socket.volatile.emit`, as far as recovery goes): for events the
+    /// application recovers its own way, e.g. numbered messages a client
+    /// catches up on with `since`.
+    pub fn emit_volatile(&self, event: &str, data: impl Serialize) -> Result<(), EmitError> {
+        if !self.connected() {
+            return Err(EmitError::Closed);
         }
         let packet = event_packet(self.ns.name(), event, &data)?;
         self.send_packet(&packet)
@@ -313,12 +329,26 @@ impl Socket {
     /// Joins `rooms`.
     pub fn join(&self, rooms: impl IntoRooms) {
         self.ns.adapter().add_all(&self.id, &rooms.into_rooms());
+        self.ns.session_changed(self);
     }
 
     /// Leaves `rooms`.
     pub fn leave(&self, rooms: impl IntoRooms) {
         for r in rooms.into_rooms() {
             self.ns.adapter().del(&self.id, &r);
+        }
+        self.ns.session_changed(self);
+    }
+
+    /// What the cluster's recovery store keeps of this socket.
+    pub(crate) fn session_state(&self) -> crate::cluster::SessionState {
+        crate::cluster::SessionState {
+            sid: self.id.clone(),
+            rooms: self.rooms(),
+            data: self
+                .extensions
+                .get::<crate::cluster::SocketData>()
+                .map(|d| d.0),
         }
     }
 
@@ -448,7 +478,10 @@ impl Socket {
         for h in disconnecting {
             h(self.clone(), reason);
         }
-        if let (Some(recovery), Some(pid)) = (self.ns.recovery(), &self.pid) {
+        if let (Some(cr), Some(pid)) = (self.ns.cluster_recovery(), &self.pid) {
+            let keep = crate::recovery::is_recoverable(reason).then(|| self.session_state());
+            cr.session_closed(self.ns.name(), pid, keep);
+        } else if let (Some(recovery), Some(pid)) = (self.ns.recovery(), &self.pid) {
             if crate::recovery::is_recoverable(reason) {
                 recovery.persist(
                     std::time::Instant::now(),

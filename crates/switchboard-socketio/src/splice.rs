@@ -47,12 +47,15 @@ pub(crate) fn with_ack_id(text: &str, id: u64) -> Option<String> {
     Some(out)
 }
 
-/// `text` with the string `offset` (decimal digits) as last argument
+/// `text` with the string `offset` (decimal digits, maybe a `-`) as last argument
 /// (`2["ev",1]` → `2["ev",1,"42"]`); `None` if `text` is not an encoded
 /// event (its JSON array is last: only the type and the closing bracket
 /// are looked at).
 pub(crate) fn with_offset(text: &str, offset: &str) -> Option<String> {
-    debug_assert!(offset.bytes().all(|c| c.is_ascii_digit()), "{offset:?}");
+    debug_assert!(
+        offset.bytes().all(|c| c.is_ascii_digit() || c == b'-'),
+        "{offset:?}"
+    );
     if !(text.starts_with(['2', '5']) && text.ends_with(']')) {
         return None;
     }

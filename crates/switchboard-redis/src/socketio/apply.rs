@@ -32,7 +32,13 @@ pub(crate) fn handle(shared: &Arc<Shared>, payload: &[u8]) {
     };
     let from = message.node_id;
     if from == shared.node_id {
-        shared.stats.ignored.fetch_add(1, Relaxed);
+        // Recorded events come back to their origin to be delivered there
+        // too; anything else of this node's is an echo.
+        let counter = match message.body {
+            Body::Recorded { .. } if recorded(shared, true, message.body) => &shared.stats.received,
+            _ => &shared.stats.ignored,
+        };
+        counter.fetch_add(1, Relaxed);
         return;
     }
     if !matches!(message.body, Body::Bye) && shared.nodes.seen(from, Instant::now()) {
@@ -135,6 +141,32 @@ fn apply(shared: &Arc<Shared>, from: u64, body: Body) -> bool {
         }
         Body::AckCount { id, sids } => shared.requests.ack_count(from, id, sids),
         Body::Ack { id, sid, args } => shared.requests.ack(from, id, sid, args),
+        body @ Body::Recorded { .. } => recorded(shared, false, body),
+    }
+}
+
+/// Delivers a recorded event (numbered by Redis) to this node's sockets;
+/// `false` if it is not for this node.
+fn recorded(shared: &Shared, own: bool, body: Body) -> bool {
+    let Body::Recorded {
+        offset,
+        ns,
+        opts,
+        local,
+        packet,
+    } = body
+    else {
+        return false;
+    };
+    if local && !own {
+        return false;
+    }
+    match namespace(shared, &ns) {
+        Some(ns) => {
+            ns.deliver_recorded(&opts, &offset, packet);
+            true
+        }
+        None => false,
     }
 }
 

@@ -4,21 +4,23 @@
 //! and stops the links and the heartbeat. What arriving messages do is
 //! [`apply`](super::apply)'s; the links are [`links`](super::links)'.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use redis::aio::MultiplexedConnection;
 use switchboard_socketio::{
-    AckSink, BroadcastFlags, BroadcastOptions, Cluster, ClusterFuture, EncodedPacket, Room,
-    SocketInfo, SocketIo, WeakSocketIo,
+    AckSink, BroadcastFlags, BroadcastOptions, Cluster, ClusterFuture, ClusterRecovery,
+    EncodedPacket, RecoveryConfig, Room, SocketInfo, SocketIo, WeakSocketIo,
 };
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 
 use super::config::SocketIoClusterConfig;
-use super::links::{LinkStates, Outgoing, Publisher, Subscriber};
+use super::links::{LinkStates, Op, Outgoing, Publisher, Subscriber};
 use super::nodes::Nodes;
 use super::requests::Requests;
 use super::stats::{Counters, SocketIoClusterStats};
@@ -46,6 +48,13 @@ pub(crate) struct Shared {
     pub(crate) runtime: OnceLock<Handle>,
     pub(crate) stats: Counters,
     pub(crate) links: Mutex<LinkStates>,
+    /// The server's connection state recovery options (set by `start`).
+    pub(crate) recovery: OnceLock<RecoveryConfig>,
+    /// Session key → encoded session, of this node's connected sockets
+    /// (connection state recovery; refreshed in Redis while connected).
+    pub(crate) sessions: Mutex<HashMap<String, Vec<u8>>>,
+    /// The connection restores read with.
+    pub(crate) reader: Mutex<Option<MultiplexedConnection>>,
     /// Messages refused by a full queue already logged (to log rarely).
     logged_drops: Mutex<u64>,
 }
@@ -61,12 +70,13 @@ impl Shared {
     pub(crate) fn send(&self, channel: Arc<str>, body: Body) -> bool {
         let message = Message::new(self.node_id, body);
         let cost = message.encoded_len() + channel.len();
-        let item = Outgoing {
-            channel,
-            message,
-            cost,
-        };
-        if self.outbox.push_item(item, cost) {
+        self.push(Op::Publish { channel, message }, cost)
+    }
+
+    /// Queues `op` of `cost` bytes; `false` (counted, logged) when the
+    /// queue is full.
+    pub(crate) fn push(&self, op: Op, cost: usize) -> bool {
+        if self.outbox.push_item(Outgoing { op, cost }, cost) {
             return true;
         }
         let n = self.stats.dropped.fetch_add(1, Relaxed) + 1;
@@ -147,7 +157,7 @@ impl Shared {
 ///   for a node that goes away; recipients of a broadcast with acks on a
 ///   node that goes away count as disconnected.
 pub struct RedisSocketIoCluster {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     pending_rx: Mutex<Option<mpsc::UnboundedReceiver<Outgoing>>>,
     shutdown: watch::Sender<bool>,
 }
@@ -185,6 +195,9 @@ impl RedisSocketIoCluster {
             runtime: OnceLock::new(),
             stats: Counters::default(),
             links: Mutex::default(),
+            recovery: OnceLock::new(),
+            sessions: Mutex::default(),
+            reader: Mutex::default(),
             logged_drops: Mutex::new(0),
             config,
             options,
@@ -206,6 +219,9 @@ impl RedisSocketIoCluster {
         let rx = self.pending_rx.lock().take().ok_or(Error::AlreadyStarted)?;
         let shared = &self.shared;
         let _ = shared.io.set(io.downgrade());
+        if let Some(r) = &io.config().connection_state_recovery {
+            let _ = shared.recovery.set(r.clone());
+        }
         let _ = shared.runtime.set(runtime.clone());
         tracing::info!(
             node = %format_args!("{:016x}", shared.node_id),
@@ -224,6 +240,9 @@ impl RedisSocketIoCluster {
             self.shutdown.subscribe(),
         ));
         runtime.spawn(heartbeat(shared.clone(), self.shutdown.subscribe()));
+        if shared.recovery.get().is_some() {
+            runtime.spawn(refresh_sessions(shared.clone(), self.shutdown.subscribe()));
+        }
         Ok(())
     }
 
@@ -299,6 +318,20 @@ async fn heartbeat(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         shared.send_all(Body::Heartbeat);
         for node in shared.nodes.prune(Instant::now()) {
             shared.node_gone(node, "timed out (no heartbeat)");
+        }
+    }
+}
+
+/// Rewrites this node's connected sessions in Redis every third of
+/// `max_disconnection_duration` (connection state recovery).
+async fn refresh_sessions(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let every = shared.session_refresh_interval();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => shared.refresh_sessions(),
+            _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
 }
@@ -444,5 +477,9 @@ impl Cluster for RedisSocketIoCluster {
             opts: opts.clone(),
             close,
         });
+    }
+
+    fn recovery(&self) -> Option<&dyn ClusterRecovery> {
+        Some(self)
     }
 }

@@ -25,12 +25,30 @@ use crate::link::{End, Host, LinkKind, Session};
 /// Most messages in one pipeline.
 const MAX_BATCH: usize = 256;
 
-/// A message waiting for the publisher, with its channel.
+/// What waits for the publisher.
 pub(crate) struct Outgoing {
-    pub(crate) channel: Arc<str>,
-    pub(crate) message: wire::Message,
+    pub(crate) op: Op,
     /// Bytes it is accounted as in the queue.
     pub(crate) cost: usize,
+}
+
+/// One queued write.
+pub(crate) enum Op {
+    /// `PUBLISH channel message`.
+    Publish {
+        channel: Arc<str>,
+        message: wire::Message,
+    },
+    /// A RECORDED message (connection state recovery across nodes):
+    /// numbered, kept in `stream` and published on the common channel by
+    /// one call of [`RECORD_SCRIPT`](super::recovery::RECORD_SCRIPT).
+    Record {
+        stream: String,
+        message: wire::Message,
+    },
+    /// Session writes of connection state recovery (in the queue's order,
+    /// with the records).
+    Commands(Vec<redis::Cmd>),
 }
 
 /// Both links' states.
@@ -126,6 +144,8 @@ pub(crate) struct Publisher {
     batch: Vec<Outgoing>,
     /// The batch failed on a connection found dead: sent again, once.
     retrying: bool,
+    /// SHA1 of the record script, loaded on the current connection.
+    script: String,
 }
 
 impl Publisher {
@@ -134,6 +154,7 @@ impl Publisher {
             rx,
             batch: Vec::new(),
             retrying: false,
+            script: String::new(),
         }
     }
 
@@ -180,10 +201,23 @@ impl Session<Shared> for Publisher {
     const KIND: LinkKind = LinkKind::Publisher;
 
     async fn connect(&mut self, shared: &Shared) -> RedisResult<MultiplexedConnection> {
-        shared
+        let mut conn = shared
             .client
             .get_multiplexed_async_connection_with_config(&shared.config.connection())
-            .await
+            .await?;
+        let mut load = redis::cmd("SCRIPT");
+        load.arg("LOAD").arg(super::recovery::RECORD_SCRIPT);
+        let load = load.query_async::<String>(&mut conn);
+        match tokio::time::timeout(shared.config.command_timeout(), load).await {
+            Ok(sha) => self.script = sha?,
+            Err(_) => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "SCRIPT LOAD timed out",
+                )))
+            }
+        }
+        Ok(conn)
     }
 
     async fn run(&mut self, shared: &Shared, mut conn: MultiplexedConnection) -> End {
@@ -203,10 +237,33 @@ impl Session<Shared> for Publisher {
             }
             let mut pipe = redis::pipe();
             pipe.ignore_errors(); // one result per PUBLISH, error replies included
+            let mut n = 0;
             for m in &self.batch {
-                pipe.cmd("PUBLISH").arg(&*m.channel).arg(Wire(&m.message));
+                match &m.op {
+                    Op::Publish { channel, message } => {
+                        pipe.cmd("PUBLISH").arg(&**channel).arg(Wire(message));
+                        n += 1;
+                    }
+                    Op::Record { stream, message } => {
+                        let keep = shared.recovery_config();
+                        pipe.cmd("EVALSHA")
+                            .arg(&self.script)
+                            .arg(1)
+                            .arg(stream)
+                            .arg(&*shared.channel)
+                            .arg(keep.max_packets.max(1))
+                            .arg(keep.max_disconnection_duration.as_millis().max(1) as u64)
+                            .arg(Wire(message));
+                        n += 1;
+                    }
+                    Op::Commands(cmds) => {
+                        for c in cmds {
+                            pipe.add_command(c.clone());
+                            n += 1;
+                        }
+                    }
+                }
             }
-            let n = self.batch.len() as u64;
             let query = pipe.query_async::<Vec<RedisResult<redis::Value>>>(&mut conn);
             let stats = &shared.stats;
             match tokio::time::timeout(timeout, query).await {

@@ -37,12 +37,14 @@
 //!   ([`wire`]); malformed ones are counted and logged. A node ignores its
 //!   own messages echoed back.
 //!
+//! * **Connection state recovery across nodes** (when the server has
+//!   `connection_state_recovery`): the cluster is also a
+//!   [`ClusterRecovery`](switchboard_socketio::ClusterRecovery): events
+//!   numbered and kept in a Redis stream per namespace, sessions written
+//!   through, restores on any node ([`recovery`]'s docs).
+//!
 //! ## Not covered
 //!
-//! Connection state recovery stays per node: a client that comes back on
-//! another node is not recovered there (its session is in the first
-//! node's memory), but every node keeps what it broadcast (local and
-//! remote events) with its own offsets for its own sockets.
 //! `serverSideEmit` is not implemented.
 
 mod apply;
@@ -50,6 +52,7 @@ mod cluster;
 mod config;
 mod links;
 mod nodes;
+mod recovery;
 mod requests;
 mod stats;
 pub mod wire;

@@ -31,6 +31,12 @@ pub struct SocketIoClusterStats {
     pub request_timeouts: u64,
     /// Times the connection to Redis was re-established after a loss.
     pub reconnects: u64,
+    /// Connection state restores asked of Redis (a client came back with
+    /// its session id and offset).
+    pub restores: u64,
+    /// Of those, the sessions restored (the others had expired, were
+    /// unknown, or their offset was no longer stored).
+    pub restored: u64,
     /// Whether both connections (publishing and subscribed) are up.
     pub connected: bool,
     /// Other nodes heard from within the heartbeat timeout.
@@ -51,6 +57,8 @@ pub(crate) struct Counters {
     pub(crate) decode_errors: AtomicU64,
     pub(crate) request_timeouts: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) restores: AtomicU64,
+    pub(crate) restored: AtomicU64,
     pub(crate) connected: AtomicBool,
 }
 
@@ -68,6 +76,8 @@ impl Counters {
             decode_errors: self.decode_errors.load(Relaxed),
             request_timeouts: self.request_timeouts.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
+            restores: self.restores.load(Relaxed),
+            restored: self.restored.load(Relaxed),
             connected: self.connected.load(Relaxed),
             nodes: 0,
             pending_requests: 0,

@@ -30,6 +30,7 @@
 //! | 9 FETCH_SOCKETS_RESPONSE | `varint` request id, `list<socket>` | the asking node's |
 //! | 10 ACK_COUNT | `varint` request id, `list<str>` recipient socket ids | the asking node's |
 //! | 11 ACK | `varint` request id, `str` socket id, `u8` 0 answered / 1 disconnected, *if answered:* values | the asking node's |
+//! | 12 RECORDED | `str` offset, `str` ns, opts, `u8` flags (bit 0 local: for the origin's sockets only); packet | common, and the namespace's stream |
 //!
 //! * opts: `list<str>` rooms, `list<str>` except.
 //! * packet: the encoded Socket.IO EVENT as the origin queued it to its own
@@ -43,6 +44,12 @@
 //!   since the Unix epoch), `str` address (empty: unknown), `u8` 1 if data
 //!   follows, values `[auth, data]`.
 //!
+//! A RECORDED message (connection state recovery across nodes) is written
+//! with an empty offset (one `0` byte at [`HEADER_LEN`]); Redis puts the
+//! stream entry id there when it publishes it ([`with_offset`]), so that
+//! one script call numbers, stores and publishes it. A node applies its own
+//! RECORDED messages too (that is how its sockets get them).
+//!
 //! Trailing bytes after a body are an error. A later format bumps the
 //! version byte.
 
@@ -54,7 +61,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use switchboard_socketio::{
-    BroadcastFlags, BroadcastOptions, EncodedPacket, Handshake, Room, SocketInfo, Value,
+    BroadcastFlags, BroadcastOptions, EncodedPacket, Handshake, Room, SessionState, SocketInfo,
+    Value,
 };
 use switchboard_socketio_proto::{encode, Decoder, DecoderConfig, Packet, PacketType};
 
@@ -66,6 +74,7 @@ pub const HEADER_LEN: usize = 10;
 
 const FLAG_VOLATILE: u8 = 1;
 const FLAG_ACK: u8 = 2;
+const FLAG_LOCAL: u8 = 1;
 
 /// A broadcast's ack request: the origin's request id and the caller's
 /// timeout.
@@ -149,6 +158,19 @@ pub enum Body {
         /// The recipients' socket ids.
         sids: Vec<String>,
     },
+    /// An event numbered for connection state recovery across nodes.
+    Recorded {
+        /// Its offset (the stream entry id; empty before Redis numbered it).
+        offset: String,
+        /// The namespace.
+        ns: String,
+        /// Which sockets.
+        opts: BroadcastOptions,
+        /// For the origin node's sockets only (`local()`).
+        local: bool,
+        /// The encoded event.
+        packet: EncodedPacket,
+    },
     /// One recipient's answer: its ack arguments, or `None` when it
     /// disconnected first.
     Ack {
@@ -175,6 +197,7 @@ impl Body {
             Body::FetchSocketsResponse { .. } => 9,
             Body::AckCount { .. } => 10,
             Body::Ack { .. } => 11,
+            Body::Recorded { .. } => 12,
         }
     }
 }
@@ -344,6 +367,19 @@ impl Message {
                 varint(out, *id)?;
                 strs(out, sids)
             }
+            Body::Recorded {
+                offset,
+                ns,
+                opts: o,
+                local,
+                packet: p,
+            } => {
+                bytes(out, offset.as_bytes())?;
+                bytes(out, ns.as_bytes())?;
+                opts(out, o)?;
+                out.write_all(&[if *local { FLAG_LOCAL } else { 0 }])?;
+                packet(out, p.text.as_bytes(), &p.attachments)
+            }
             Body::Ack { id, sid, args } => {
                 varint(out, *id)?;
                 bytes(out, sid.as_bytes())?;
@@ -371,6 +407,66 @@ impl Message {
         self.write_to(&mut out).expect("writing to a Vec");
         out
     }
+}
+
+/// A RECORDED message written with an empty offset (`unnumbered`) with
+/// `offset` put in (what the record script does in Lua), or `None` if it
+/// is not one or `offset` is too long (over 127 bytes).
+pub fn with_offset(unnumbered: &[u8], offset: &str) -> Option<Vec<u8>> {
+    let recorded = unnumbered.len() > HEADER_LEN
+        && unnumbered[0] == VERSION
+        && unnumbered[1] == 12
+        && unnumbered[HEADER_LEN] == 0;
+    if !recorded || offset.len() > 127 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(unnumbered.len() + offset.len());
+    out.extend_from_slice(&unnumbered[..HEADER_LEN]);
+    out.push(offset.len() as u8);
+    out.extend_from_slice(offset.as_bytes());
+    out.extend_from_slice(&unnumbered[HEADER_LEN + 1..]);
+    Some(out)
+}
+
+/// A connection state recovery session as kept in Redis: version, `str`
+/// sid, `list<str>` rooms, `u8` 1 if data follows, values `[data]`.
+pub fn encode_session(s: &SessionState) -> Vec<u8> {
+    let mut out = vec![VERSION];
+    let _ = (|| -> io::Result<()> {
+        bytes(&mut out, s.sid.as_bytes())?;
+        strs(&mut out, &s.rooms)?;
+        out.write_all(&[u8::from(s.data.is_some())])?;
+        if let Some(d) = &s.data {
+            values(&mut out, vec![d.clone()])?;
+        }
+        Ok(())
+    })();
+    out
+}
+
+/// Reads what [`encode_session`] wrote.
+pub fn decode_session(b: &[u8]) -> Result<SessionState, DecodeError> {
+    let mut r = Reader(b);
+    let version = r.u8()?;
+    if version != VERSION {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let sid = r.string()?;
+    let rooms = r.strings()?;
+    let data = match r.bool()? {
+        true => {
+            let mut v = r.values()?;
+            if v.len() != 1 {
+                return Err(DecodeError::BadValues("one value expected".into()));
+            }
+            v.pop()
+        }
+        false => None,
+    };
+    if !r.0.is_empty() {
+        return Err(DecodeError::Trailing(r.0.len()));
+    }
+    Ok(SessionState { sid, rooms, data })
 }
 
 /// Why a message could not be decoded.
@@ -659,6 +755,26 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
             };
             Body::Ack { id, sid, args }
         }
+        12 => {
+            let offset = r.string()?;
+            let ns = r.string()?;
+            let opts = r.opts()?;
+            let f = r.u8()?;
+            if f & !FLAG_LOCAL != 0 {
+                return Err(DecodeError::BadFlag(f));
+            }
+            let (text, attachments) = r.packet()?;
+            Body::Recorded {
+                offset,
+                ns,
+                opts,
+                local: f & FLAG_LOCAL != 0,
+                packet: EncodedPacket {
+                    text: text.to_owned().into(),
+                    attachments,
+                },
+            }
+        }
         k => return Err(DecodeError::UnknownKind(k)),
     };
     if !r.0.is_empty() {
@@ -726,7 +842,7 @@ mod tests {
                     id: 300,
                     timeout: Some(Duration::from_millis(1500)),
                 }),
-                packet,
+                packet: packet.clone(),
             },
             Body::SocketsJoin {
                 ns: "/".into(),
@@ -769,6 +885,13 @@ mod tests {
                 sid: "b".into(),
                 args: None,
             },
+            Body::Recorded {
+                offset: "1700000000000-12".into(),
+                ns: "/chat".into(),
+                opts: opts(),
+                local: true,
+                packet: packet.clone(),
+            },
         ];
         bodies
             .into_iter()
@@ -789,6 +912,49 @@ mod tests {
             let d = decode(&b).unwrap_or_else(|e| panic!("{e} for {m:?}"));
             assert!(same(&m, &d), "{m:?}\n{d:?}");
         }
+    }
+
+    #[test]
+    fn an_offset_is_put_into_an_unnumbered_recorded_message() {
+        let recorded = |offset: &str| {
+            Message::new(
+                7,
+                Body::Recorded {
+                    offset: offset.into(),
+                    ns: "/".into(),
+                    opts: opts(),
+                    local: false,
+                    packet: EncodedPacket {
+                        text: "2[\"ev\"]".into(),
+                        attachments: vec![],
+                    },
+                },
+            )
+            .encode()
+        };
+        let unnumbered = recorded("");
+        assert_eq!(unnumbered[HEADER_LEN], 0);
+        let numbered = with_offset(&unnumbered, "1-2").expect("a recorded message");
+        assert_eq!(numbered, recorded("1-2"));
+        assert!(with_offset(&numbered, "3-4").is_none(), "already numbered");
+        let other = Message::new(7, Body::Hello).encode();
+        assert!(with_offset(&other, "1-2").is_none());
+        assert!(with_offset(&unnumbered, &"9".repeat(128)).is_none());
+    }
+
+    #[test]
+    fn sessions_round_trip() {
+        for data in [None, Some(Value::from("x")), Some(info().data.unwrap())] {
+            let s = SessionState {
+                sid: "sid1".into(),
+                rooms: vec!["sid1".into(), "é".into()],
+                data,
+            };
+            let b = encode_session(&s);
+            assert_eq!(decode_session(&b), Ok(s));
+            assert!(decode_session(&b[..b.len() - 1]).is_err());
+        }
+        assert!(decode_session(b"").is_err());
     }
 
     #[test]

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use switchboard_redis::{RedisConfig, RedisSocketIoCluster, SocketIoClusterConfig};
-use switchboard_socketio::{Config, ConnectError, SocketData, SocketIo, SocketRef, Value};
+use switchboard_socketio::{
+    Config, ConnectError, RecoveryConfig, SocketData, SocketIo, SocketRef, Value,
+};
 use switchboard_transport::engineio::{EngineIo, EngineIoConfig};
 use switchboard_transport::Registry;
 use switchboard_websocket::handshake::client::ClientRequest;
@@ -41,14 +43,25 @@ pub struct SioNode {
     accept: JoinHandle<()>,
 }
 
+#[allow(dead_code)] // not every test binary uses every helper
 impl SioNode {
     /// Starts a node named `name`: its sockets carry
     /// `SocketData({"node": name, "user": auth.user})`.
     pub async fn start(name: &'static str, config: RedisConfig) -> SioNode {
+        Self::start_with(name, config, None).await
+    }
+
+    /// Like [`start`](Self::start), with connection state recovery.
+    pub async fn start_with(
+        name: &'static str,
+        config: RedisConfig,
+        recovery: Option<RecoveryConfig>,
+    ) -> SioNode {
         super::init_tracing();
         let cluster = RedisSocketIoCluster::with_options(config, cluster_options()).unwrap();
         let io = SocketIo::with_config(Config {
             cluster: Some(cluster.clone()),
+            connection_state_recovery: recovery,
             ..Config::default()
         });
         io.ns("/", |_s: SocketRef| {})
@@ -128,8 +141,19 @@ pub struct SioClient {
     eof: bool,
 }
 
+#[allow(dead_code)] // not every test binary uses every helper
 impl SioClient {
     pub async fn connect(addr: SocketAddr, user: &str) -> SioClient {
+        Self::connect_with(addr, user, "").await.0
+    }
+
+    /// Connects with `extra` (JSON members, e.g. `"pid":"..","offset":".."`)
+    /// in the auth payload; also returns the CONNECT packet's data.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        user: &str,
+        extra: &str,
+    ) -> (SioClient, serde_json::Value) {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let path = "/socket.io/?EIO=4&transport=websocket";
@@ -156,14 +180,19 @@ impl SioClient {
         c.feed(leftover);
         let open = c.engine_message().await.expect("the Engine.IO open packet");
         assert!(open.starts_with("0{"), "{open}");
-        c.send(&format!(r#"0{{"user":"{user}"}}"#)).await;
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(",{extra}")
+        };
+        c.send(&format!(r#"0{{"user":"{user}"{extra}}}"#)).await;
         let connect = c.next().await.expect("CONNECT");
         let json = connect
             .strip_prefix('0')
             .unwrap_or_else(|| panic!("{connect}"));
         let v: serde_json::Value = serde_json::from_str(json).unwrap();
         c.sid = v["sid"].as_str().unwrap().to_owned();
-        c
+        (c, v)
     }
 
     fn feed(&mut self, mut data: Vec<u8>) {

@@ -32,10 +32,21 @@ pub fn socket_io(state: &Arc<AppState>) -> (SocketIo, EngineIo<SocketIo>) {
     let cluster = state.redis.as_ref().map(|bp| {
         RedisSocketIoCluster::new(bp.config().clone()).unwrap_or_else(|e| panic!("[redis]: {e}"))
     });
+    let settings = &state.config.socketio;
+    let recovery =
+        settings
+            .connection_state_recovery
+            .then(|| switchboard_socketio::RecoveryConfig {
+                max_disconnection_duration: std::time::Duration::from_secs(
+                    settings.max_disconnection_duration_secs,
+                ),
+                ..switchboard_socketio::RecoveryConfig::default()
+            });
     let io = SocketIo::with_config(switchboard_socketio::Config {
         cluster: cluster
             .clone()
             .map(|c| c as Arc<dyn switchboard_socketio::Cluster>),
+        connection_state_recovery: recovery,
         ..switchboard_socketio::Config::default()
     });
     if let Some(c) = &cluster {
@@ -122,7 +133,7 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
         None => match identify(state, &socket) {
             Ok(info) => info,
             Err(refusal) => {
-                let _ = socket.emit("error", refusal.reason());
+                let _ = socket.emit_volatile("error", refusal.reason());
                 socket.disconnect(false);
                 return;
             }
@@ -330,7 +341,8 @@ fn send_publication(socket: &SocketRef, p: &Arc<Publication>) {
         }
         fields.push(("data".to_owned(), Value::Binary(p.payload.data.clone())));
         fields.push(("ts".to_owned(), Value::from(p.timestamp_ms)));
-        let _ = socket.emit("message", Value::Object(fields));
+        // Hub messages are caught up with `since`, not by Socket.IO recovery.
+        let _ = socket.emit_volatile("message", Value::Object(fields));
         return;
     }
     let encoded = p.encoded.get_or_init(Encoding::SocketIo, || {
