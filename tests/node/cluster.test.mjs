@@ -328,6 +328,19 @@ test('the history is the cluster\'s: kept in Redis, read on any node', async () 
   assert.equal(h.status, 200);
   assert.equal(h.json.complete, true);
   assert.deepEqual(h.json.messages.map((m) => [m.seq, m.data]), [[2, 'h2'], [3, 'h3']]);
+  // The `history` request of /ws and of Socket.IO on a node without
+  // subscribers of the topic: the cluster's too.
+  const asker = await Client.open(`${nodes[1].ws}/ws?name=asker`);
+  cleanups.push(() => asker.close());
+  const wsHistory = await asker.request({ op: 'history', topic, since: 1 });
+  assert.equal(wsHistory.type, 'ok', JSON.stringify(wsHistory));
+  assert.deepEqual(wsHistory.messages.map((m) => [m.seq, m.data]), [[2, 'h2'], [3, 'h3']]);
+  const sio = io(nodes[2].http, { transports: ['websocket'], forceNew: true, reconnection: false });
+  cleanups.push(() => sio.close());
+  await withTimeout(new Promise((r) => sio.on('connect', r)), 5000, 'socket.io connect');
+  const sioHistory = await sio.timeout(5000).emitWithAck('history', { topic });
+  assert.equal(sioHistory.ok, true, JSON.stringify(sioHistory));
+  assert.deepEqual(sioHistory.messages.map((m) => m.data), ['h1', 'h2', 'h3']);
   // A subscriber with `since` on another node replays the same numbers.
   const late = await wsSubscriber(nodes[2], topic, 'late', 0);
   assert.equal(late.reply.recovered, true);

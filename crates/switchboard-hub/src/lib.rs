@@ -69,7 +69,7 @@ pub use config::{Action, AuthorizeFn, HubConfig};
 pub use error::{validate_topic, HubError, MAX_TOPIC_LEN};
 pub use history::HistoryRange;
 pub use hub::{Hub, HubStats, Sequenced, SequencedEntry, SequencedOutcome, WeakHub};
-pub use mailbox::{CatchUp, Delivery, Mailbox, DELIVERY_OVERHEAD};
+pub use mailbox::{CatchUp, Delivery, HistoryReply, Mailbox, DELIVERY_OVERHEAD};
 pub use presence::{MemberCounts, Presence, PresenceEvent, PresenceKind};
 pub use publication::{now_ms, Encoding, EncodingCache, Payload, PayloadKind, Publication};
 pub use registry::{FanoutHistogram, FanoutSnapshot, ProtocolStats, FANOUT_BUCKETS_US};

@@ -53,6 +53,21 @@ pub enum Delivery {
     /// topic's live messages. Only with a backplane that numbers
     /// publications across nodes.
     CatchUp(Arc<CatchUp>),
+    /// The answer to a history request read elsewhere (the cluster's shared
+    /// history, read by the server from Redis), queued by whoever read it
+    /// to the asking connection's mailbox, which replies in its own way.
+    History(Arc<HistoryReply>),
+}
+
+/// A deferred history answer: see [`Delivery::History`].
+#[derive(Debug, Clone)]
+pub struct HistoryReply {
+    /// The asking connection's number for the request.
+    pub request: u64,
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The publications, or why they could not be read.
+    pub result: Result<crate::HistoryRange, String>,
 }
 
 /// A deferred subscribe result: see [`Delivery::CatchUp`].
@@ -88,6 +103,16 @@ impl Delivery {
                         .map(|p| p.payload.data.len() + DELIVERY_OVERHEAD)
                         .sum::<usize>()
             }
+            Delivery::History(h) => {
+                DELIVERY_OVERHEAD
+                    + h.topic.len()
+                    + h.result.as_ref().map_or(0, |r| {
+                        r.messages
+                            .iter()
+                            .map(|p| p.payload.data.len() + DELIVERY_OVERHEAD)
+                            .sum::<usize>()
+                    })
+            }
         }
     }
 
@@ -97,6 +122,7 @@ impl Delivery {
             Delivery::Message(p) => &p.topic,
             Delivery::Presence(e) => &e.topic,
             Delivery::CatchUp(c) => &c.topic,
+            Delivery::History(h) => &h.topic,
         }
     }
 }

@@ -143,7 +143,7 @@ pub fn start(state: &Arc<AppState>) {
                                 state.nodes.record(&p.payload.data);
                             }
                             Delivery::Message(p) => command(&state, &p.payload.data),
-                            Delivery::Presence(_) | Delivery::CatchUp(_) => {}
+                            Delivery::Presence(_) | Delivery::CatchUp(_) | Delivery::History(_) => {}
                         }
                     }
                 }

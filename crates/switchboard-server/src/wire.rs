@@ -35,6 +35,24 @@ pub fn presence_event_json(ev: &PresenceEvent) -> String {
     )
 }
 
+/// `"topic":..,"complete":..,"messages":[..]`: the members of every history
+/// answer (API, `/ws` envelope, Socket.IO), without braces.
+pub fn history_members_json(topic: &str, h: &switchboard_hub::HistoryRange) -> String {
+    let mut r = format!(
+        "\"topic\":{},\"complete\":{},\"messages\":[",
+        json_str(topic),
+        h.complete
+    );
+    for (i, p) in h.messages.iter().enumerate() {
+        if i > 0 {
+            r.push(',');
+        }
+        r.push_str(&message_fields_json(p));
+    }
+    r.push(']');
+    r
+}
+
 /// `{"seq":..,"from":..,"data":..,"ts":..}` (history entries).
 pub fn message_fields_json(p: &Publication) -> String {
     let mut r = String::with_capacity(p.payload.data.len() + 64);

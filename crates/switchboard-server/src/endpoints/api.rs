@@ -7,7 +7,7 @@
 //! (`{"error":{"code":..,"message":..}}` with the HTTP status).
 
 use crate::app::AppState;
-use crate::wire::{json_str, message_fields_json, presence_json};
+use crate::wire::{history_members_json, json_str, presence_json};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -211,18 +211,7 @@ async fn history(
         },
         _ => state.hub.history(&q.topic, since),
     };
-    let mut r = format!(
-        "{{\"topic\":{},\"complete\":{},\"messages\":[",
-        json_str(&q.topic),
-        h.complete
-    );
-    for (i, p) in h.messages.iter().enumerate() {
-        if i > 0 {
-            r.push(',');
-        }
-        r.push_str(&message_fields_json(p));
-    }
-    r.push_str("]}");
+    let r = format!("{{{}}}", history_members_json(&q.topic, &h));
     json(StatusCode::OK, r)
 }
 

@@ -37,7 +37,7 @@ pub async fn chat(
         &state,
         req,
         ChatSocket {
-            envelope: Envelope::new(client),
+            envelope: Envelope::new(client).with_cluster_history(state.redis.as_ref()),
         },
     )
 }

@@ -12,10 +12,11 @@ use serde_json::value::RawValue;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use switchboard_hub::{Client, Delivery, HubError, Payload, Publication, Subscribed};
+use switchboard_hub::{Client, Delivery, HistoryReply, HubError, Payload, Publication, Subscribed};
+use switchboard_redis::RedisBackplane;
 
 use crate::wire::{
-    json_str, message_fields_json, message_json, presence_event_json, presence_json,
+    history_members_json, json_str, message_json, presence_event_json, presence_json,
 };
 
 /// Where the envelope's output goes: one transport's framing.
@@ -52,6 +53,15 @@ fn reply_subscribed(
     }
 }
 
+/// The answer to a `history` request.
+fn history_reply(id: Option<&str>, topic: &str, h: &switchboard_hub::HistoryRange) -> String {
+    let mut r = ok_head("history", id);
+    r.push(',');
+    r.push_str(&history_members_json(topic, h));
+    r.push('}');
+    r
+}
+
 static ANON: AtomicU64 = AtomicU64::new(1);
 
 /// The display name from a `name` query parameter: 1 to 64 printable
@@ -72,6 +82,12 @@ pub struct Envelope {
     /// Subscribes answered later ([`Subscribed::pending`]): topic and the
     /// request's `id` (raw JSON).
     pending: Mutex<Vec<(Arc<str>, Option<String>)>>,
+    /// The cluster's shared history, read for `history` requests (with
+    /// `[redis] shared_history`).
+    cluster_history: Option<Arc<RedisBackplane>>,
+    /// `history` requests being read there: request number and `id`.
+    pending_history: Mutex<Vec<(u64, Option<String>)>>,
+    requests: AtomicU64,
 }
 
 /// A request with every field still raw: only "not JSON" and "not an object"
@@ -135,7 +151,18 @@ impl Envelope {
         Envelope {
             client,
             pending: Mutex::new(Vec::new()),
+            cluster_history: None,
+            pending_history: Mutex::new(Vec::new()),
+            requests: AtomicU64::new(0),
         }
+    }
+
+    /// Answers `history` from the cluster's shared history in `redis` (if
+    /// it shares history) rather than this node's copy, which is the
+    /// cluster's only for topics this node has subscribers of.
+    pub fn with_cluster_history(mut self, redis: Option<&Arc<RedisBackplane>>) -> Self {
+        self.cluster_history = redis.filter(|r| r.shared_history()).cloned();
+        self
     }
 
     /// A hub delivery as the envelope's event (or the late answer to a
@@ -153,6 +180,19 @@ impl Envelope {
                     pending.swap_remove(i).1
                 };
                 reply_subscribed(out, id.as_deref(), &c.topic, Some(c.since), &c.subscribed);
+            }
+            Delivery::History(h) => {
+                let id = {
+                    let mut pending = self.pending_history.lock();
+                    let Some(i) = pending.iter().position(|(r, _)| *r == h.request) else {
+                        return;
+                    };
+                    pending.swap_remove(i).1
+                };
+                match &h.result {
+                    Ok(range) => out.reply(&history_reply(id.as_deref(), &h.topic, range)),
+                    Err(e) => reply_error(out, id.as_deref(), &Failure("unavailable", e.clone())),
+                }
             }
         }
     }
@@ -244,22 +284,27 @@ impl Envelope {
             "history" => {
                 let topic = &*req.topic()?;
                 switchboard_hub::validate_topic(topic)?;
-                let h = self.client.hub().history(topic, req.since()?.unwrap_or(0));
-                let mut r = ok_head("history", id);
-                let _ = write!(
-                    r,
-                    ",\"topic\":{},\"complete\":{},\"messages\":[",
-                    json_str(topic),
-                    h.complete
-                );
-                for (i, p) in h.messages.iter().enumerate() {
-                    if i > 0 {
-                        r.push(',');
-                    }
-                    r.push_str(&message_fields_json(p));
+                let since = req.since()?.unwrap_or(0);
+                if let Some(redis) = &self.cluster_history {
+                    // Read from Redis; answered through the mailbox.
+                    let request = self.requests.fetch_add(1, Ordering::Relaxed);
+                    self.pending_history
+                        .lock()
+                        .push((request, id.map(str::to_owned)));
+                    let (redis, mailbox) = (redis.clone(), self.client.mailbox().clone());
+                    let topic: Arc<str> = Arc::from(topic);
+                    tokio::spawn(async move {
+                        let result = redis.history(&topic, since).await;
+                        mailbox.push(Delivery::History(Arc::new(HistoryReply {
+                            request,
+                            topic,
+                            result: result.map_err(|e| e.to_string()),
+                        })));
+                    });
+                    return Ok(());
                 }
-                r.push_str("]}");
-                out.reply(&r);
+                let h = self.client.hub().history(topic, since);
+                out.reply(&history_reply(id, topic, &h));
             }
             "ping" => {
                 let mut r = String::from("{\"type\":\"pong\"");

@@ -5,7 +5,7 @@
 
 use crate::app::AppState;
 use crate::wire::{
-    json_str, message_fields_json, message_json, presence_event_json, presence_json,
+    history_members_json, json_str, message_json, presence_event_json, presence_json,
 };
 use bytes::Bytes;
 use serde::Deserialize;
@@ -219,24 +219,35 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
     );
 
     let c = client.clone();
+    let cluster_history = state.redis.clone().filter(|r| r.shared_history());
     socket.on(
         "history",
         move |_s: SocketRef, arg: HistoryArg, ack: Option<AckSender>| {
-            let reply = match switchboard_hub::validate_topic(&arg.topic) {
-                Ok(()) => {
-                    let h = c.hub().history(&arg.topic, arg.since.unwrap_or(0));
-                    let messages: Vec<String> =
-                        h.messages.iter().map(|p| message_fields_json(p)).collect();
-                    format!(
-                        "{{\"ok\":true,\"topic\":{},\"complete\":{},\"messages\":[{}]}}",
-                        json_str(&arg.topic),
-                        h.complete,
-                        messages.join(",")
-                    )
+            if let Err(e) = switchboard_hub::validate_topic(&arg.topic) {
+                return ack_raw(ack, &error_json(e));
+            }
+            let since = arg.since.unwrap_or(0);
+            match &cluster_history {
+                // The cluster's, read from Redis (this node's copy is the
+                // cluster's only for topics it has subscribers of).
+                Some(redis) => {
+                    let redis = redis.clone();
+                    tokio::spawn(async move {
+                        let reply = match redis.history(&arg.topic, since).await {
+                            Ok(h) => history_json(&arg.topic, &h),
+                            Err(e) => format!(
+                                "{{\"ok\":false,\"code\":\"unavailable\",\"message\":{}}}",
+                                json_str(&e.to_string())
+                            ),
+                        };
+                        ack_raw(ack, &reply);
+                    });
                 }
-                Err(e) => error_json(e),
-            };
-            ack_raw(ack, &reply);
+                None => ack_raw(
+                    ack,
+                    &history_json(&arg.topic, &c.hub().history(&arg.topic, since)),
+                ),
+            }
         },
     );
 
@@ -264,6 +275,11 @@ fn subscribed(socket: &SocketRef, topic: &str, since: Option<u64>, sub: &Subscri
         since.is_none() || sub.recovered,
         presence_json(&sub.presence)
     )
+}
+
+/// The ack of a `history` event.
+fn history_json(topic: &str, h: &switchboard_hub::HistoryRange) -> String {
+    format!("{{\"ok\":true,{}}}", history_members_json(topic, h))
 }
 
 fn error_json(e: HubError) -> String {
@@ -315,6 +331,8 @@ async fn pump(client: Arc<Client>, socket: SocketRef, pending: PendingAcks) {
                     let reply = subscribed(&socket, &c.topic, Some(c.since), &c.subscribed);
                     ack_raw(ack, &reply);
                 }
+                // History read elsewhere is acknowledged by its reader.
+                Delivery::History(_) => {}
             }
         }
         if mailbox.is_kicked() {

@@ -47,6 +47,7 @@ pub fn mount(mut router: Router<Arc<AppState>>, state: &Arc<AppState>) -> Router
             SockJsBehaviour::Chat => {
                 let chat = Chat {
                     hub: state.hub.clone(),
+                    redis: state.redis.clone(),
                     auth: state.auth.clone(),
                     sessions: Mutex::new(HashMap::new()),
                 };
@@ -120,6 +121,8 @@ impl SockJsHandler for CloseAtOnce {
 /// The `chat` behaviour: the envelope on the hub.
 pub struct Chat {
     hub: Hub,
+    /// The Redis backplane, for the cluster's shared history.
+    redis: Option<Arc<switchboard_redis::RedisBackplane>>,
     auth: Arc<switchboard_auth::Authenticator>,
     /// Open sessions by [`SockJsConn::serial`].
     sessions: Mutex<HashMap<u64, ChatSession>>,
@@ -153,7 +156,7 @@ impl SockJsHandler for Chat {
             }
         };
         let client = self.hub.connect(info);
-        let envelope = Arc::new(Envelope::new(client));
+        let envelope = Arc::new(Envelope::new(client).with_cluster_history(self.redis.as_ref()));
         let pump = tokio::spawn(pump(envelope.clone(), conn.clone()));
         self.sessions
             .lock()
