@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-step() { printf '\n==== %s ====\n' "$*"; }
+step() { printf '\n==== %s (at %d s) ====\n' "$*" "$SECONDS"; }
 
 step "install: system packages"
 need_apt=()
@@ -39,13 +39,15 @@ step "install: node packages (lockfile)"
 # The chat page's browser client libraries, embedded by the server's build.
 (cd crates/switchboard-server/web && npm ci --no-audit --no-fund --loglevel=error)
 
+# The `ci` profile (Cargo.toml): release optimizations without LTO or debug
+# info, one set of artifacts for the build and the test steps.
 step "build"
-cargo build --release --locked --workspace --bins --examples
-BIN=$ROOT/target/release/switchboard
-EXAMPLES=$ROOT/target/release/examples
+cargo build --profile ci --locked --workspace --bins --examples
+BIN=$ROOT/target/ci/switchboard
+EXAMPLES=$ROOT/target/ci/examples
 
 step "cargo test"
-cargo test --release --locked --workspace
+cargo test --profile ci --locked --workspace
 
 step "fuzz (every parser's target, 15 s each, from its seed corpus)"
 scripts/fuzz.sh 15
