@@ -53,6 +53,14 @@ fn reply_subscribed(
     }
 }
 
+/// Takes the value of the first request in `pending` keyed `key` (a
+/// request answered later: its reply `id`, or its ack).
+pub(crate) fn take_pending<K: PartialEq, V>(pending: &Mutex<Vec<(K, V)>>, key: &K) -> Option<V> {
+    let mut pending = pending.lock();
+    let i = pending.iter().position(|(k, _)| k == key)?;
+    Some(pending.swap_remove(i).1)
+}
+
 /// The answer to a `history` request.
 fn history_reply(id: Option<&str>, topic: &str, h: &switchboard_hub::HistoryRange) -> String {
     let mut r = ok_head("history", id);
@@ -172,22 +180,14 @@ impl Envelope {
             Delivery::Message(p) => out.publication(&p),
             Delivery::Presence(ev) => out.reply(&presence_event_json(&ev)),
             Delivery::CatchUp(c) => {
-                let id = {
-                    let mut pending = self.pending.lock();
-                    let Some(i) = pending.iter().position(|(t, _)| *t == c.topic) else {
-                        return;
-                    };
-                    pending.swap_remove(i).1
+                let Some(id) = take_pending(&self.pending, &c.topic) else {
+                    return;
                 };
                 reply_subscribed(out, id.as_deref(), &c.topic, Some(c.since), &c.subscribed);
             }
             Delivery::History(h) => {
-                let id = {
-                    let mut pending = self.pending_history.lock();
-                    let Some(i) = pending.iter().position(|(r, _)| *r == h.request) else {
-                        return;
-                    };
-                    pending.swap_remove(i).1
+                let Some(id) = take_pending(&self.pending_history, &h.request) else {
+                    return;
                 };
                 match &h.result {
                     Ok(range) => out.reply(&history_reply(id.as_deref(), &h.topic, range)),

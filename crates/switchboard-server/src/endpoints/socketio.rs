@@ -321,12 +321,8 @@ async fn pump(client: Arc<Client>, socket: SocketRef, pending: PendingAcks) {
                     let _ = socket.emit_encoded(Utf8Bytes::from(text));
                 }
                 Delivery::CatchUp(c) => {
-                    let ack = {
-                        let mut pending = pending.lock();
-                        let Some(i) = pending.iter().position(|(t, _)| *t == c.topic) else {
-                            continue;
-                        };
-                        pending.swap_remove(i).1
+                    let Some(ack) = super::envelope::take_pending(&pending, &c.topic) else {
+                        continue;
                     };
                     let reply = subscribed(&socket, &c.topic, Some(c.since), &c.subscribed);
                     ack_raw(ack, &reply);
