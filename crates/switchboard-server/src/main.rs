@@ -121,6 +121,9 @@ fn main() -> std::process::ExitCode {
             }
         }
         let sb = Switchboard::new(config);
+        tokio::spawn(switchboard_server::memory::return_freed_memory(
+            sb.shutdown().clone(),
+        ));
         if let (Some(broker), Some((address, required))) = (sb.stomp(), stomp_tcp) {
             match tokio::net::TcpListener::bind(address).await {
                 Ok(l) => match tls.as_ref().filter(|_| sb.state().config.stomp.tcp_tls) {
