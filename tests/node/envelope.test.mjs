@@ -104,6 +104,29 @@ test('subscribe / publish / unsubscribe with id correlation', async () => {
   assert.deepEqual(alice.queuedJson((m) => m.type === 'message'), [], 'no messages after unsubscribe');
 });
 
+test('?presence=false: no presence events for that connection, the others still get them', async () => {
+  const topic = uniqueTopic('quiet');
+  const quiet = await Client.open(`${server.ws}/ws?name=dashboard&presence=false`);
+  clients.push(quiet);
+  const sq = await subscribe(quiet, topic);
+  // It is a member like any other (counted, named).
+  assert.deepEqual(sq.presence.members, ['dashboard']);
+  const alice = await client('alice-q');
+  await subscribe(alice, topic);
+  const bob = await client('bob-q');
+  await subscribe(bob, topic);
+  await alice.nextJson((m) => m.type === 'presence' && m.event === 'join' && m.name === 'bob-q', 3000, 'join of bob-q at alice');
+  await bob.close(1000);
+  await alice.nextJson((m) => m.type === 'presence' && m.event === 'leave' && m.name === 'bob-q', 3000, 'leave of bob-q at alice');
+  // Messages still arrive; presence events never did.
+  await alice.request({ op: 'publish', topic, data: 'hello' });
+  await quiet.nextJson(isMessage(topic), 3000, 'the message at the quiet connection');
+  const events = quiet.queue.filter((m) => m.json && m.json.type === 'presence');
+  assert.deepEqual(events, []);
+  const pr = await quiet.request({ op: 'presence', topic });
+  assert.equal(pr.presence.count, 2, 'the presence op still answers');
+});
+
 test('presence op and join/leave events carry the ?name= names', async () => {
   const topic = uniqueTopic('presence');
   const alice = await client('alice-p');

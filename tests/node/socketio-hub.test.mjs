@@ -115,3 +115,23 @@ test('socket.io and raw WebSocket clients share a topic', { timeout: 20000 }, as
   await sio.emitWithAck('publish', { topic, data: 'plain text' });
   assert.equal(await rawGot, 'plain text');
 });
+
+test('auth {presence: false}: no presence events for that socket', { timeout: 20000 }, async () => {
+  const topic = uniqueTopic('sio-quiet');
+  const quiet = io(server.http, { transports: ['websocket'], auth: { name: 'board', presence: false }, forceNew: true, reconnection: false });
+  open.push(quiet);
+  await withTimeout(new Promise((r) => quiet.on('connect', r)), 5000, 'connect');
+  const seen = [];
+  quiet.on('presence', (p) => seen.push(p));
+  await quiet.emitWithAck('subscribe', topic);
+  const alice = await connect('alice-quiet', ['websocket']);
+  await alice.emitWithAck('subscribe', topic);
+  const bob = await connect('bob-quiet', ['websocket']);
+  const joined = nextEvent(alice, 'presence', (p) => p.topic === topic && p.name === 'bob-quiet');
+  await bob.emitWithAck('subscribe', topic);
+  await joined;
+  const got = nextEvent(quiet, 'message', (m) => m.topic === topic);
+  await alice.emitWithAck('publish', { topic, data: 'hi' });
+  await got;
+  assert.deepEqual(seen, []);
+});

@@ -7,28 +7,22 @@ use crate::endpoints::envelope::{self, message_event_json, Envelope, EnvelopeOut
 use crate::upgrade::upgrade;
 use axum::extract::{Query, Request, State};
 use axum::response::Response;
-use serde::Deserialize;
 use std::sync::Arc;
 use switchboard_hub::{Delivery, Encoding, Publication};
 use switchboard_transport::WsHandler;
 use switchboard_websocket::{encode_frame, Event, OpCode, Writer};
 
-/// Query parameters of `/ws`.
-#[derive(Deserialize)]
-pub struct ChatQuery {
-    name: Option<String>,
-}
-
 /// The envelope endpoint.
 pub async fn chat(
     State(state): State<Arc<AppState>>,
-    Query(q): Query<ChatQuery>,
+    Query(q): Query<envelope::ConnectQuery>,
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
     let token = crate::auth::request_token(&parts);
-    let info = match crate::auth::identify(&state.auth, token.as_deref(), q.name, "websocket") {
-        Ok(info) => info,
+    let name = q.name.clone();
+    let info = match crate::auth::identify(&state.auth, token.as_deref(), name, "websocket") {
+        Ok(info) => q.apply(info),
         Err(refusal) => return crate::upgrade::refused(&refusal),
     };
     let req = Request::from_parts(parts, body);

@@ -12,7 +12,9 @@ use serde_json::value::RawValue;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use switchboard_hub::{Client, Delivery, HistoryReply, HubError, Payload, Publication, Subscribed};
+use switchboard_hub::{
+    Client, ClientInfo, Delivery, HistoryReply, HubError, Payload, Publication, Subscribed,
+};
 use switchboard_redis::RedisBackplane;
 
 use crate::wire::{
@@ -68,6 +70,27 @@ fn history_reply(id: Option<&str>, topic: &str, h: &switchboard_hub::HistoryRang
     r.push_str(&history_members_json(topic, h));
     r.push('}');
     r
+}
+
+/// Query parameters of an envelope connection (`/ws`, `/sockjs/chat`):
+/// `name`, and `presence=false` for a connection that wants no presence
+/// events (a dashboard, a bot: its topics' joins and leaves cost it nothing).
+#[derive(Deserialize, Default)]
+pub struct ConnectQuery {
+    /// The display name.
+    pub name: Option<String>,
+    /// Presence events delivered (default true).
+    pub presence: Option<bool>,
+}
+
+impl ConnectQuery {
+    /// Applies the `presence` choice to `info`.
+    pub fn apply(&self, info: ClientInfo) -> ClientInfo {
+        match self.presence {
+            Some(false) => info.with_presence_events(false),
+            _ => info,
+        }
+    }
 }
 
 static ANON: AtomicU64 = AtomicU64::new(1);

@@ -78,6 +78,8 @@ pub fn socket_io(state: &Arc<AppState>) -> (SocketIo, EngineIo<SocketIo>) {
 struct Auth {
     name: Option<String>,
     token: Option<String>,
+    /// `false`: no `presence` events (also `?presence=false`).
+    presence: Option<bool>,
 }
 
 /// The socket's hub identity from its handshake: the token in `auth.token`,
@@ -98,7 +100,11 @@ fn identify(state: &AppState, socket: &SocketRef) -> Result<ClientInfo, crate::a
     let name = auth
         .name
         .or_else(|| hs.query_param("name").map(str::to_owned));
+    let presence = auth
+        .presence
+        .unwrap_or_else(|| hs.query_param("presence") != Some("false"));
     crate::auth::identify(&state.auth, token.as_deref(), name, "socket.io")
+        .map(|info| info.with_presence_events(presence))
 }
 
 /// `subscribe` takes a topic name or `{topic, since, epoch}`.

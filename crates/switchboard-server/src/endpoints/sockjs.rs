@@ -14,11 +14,10 @@
 
 use crate::app::AppState;
 use crate::config::{SockJsBehaviour, SockJsService};
-use crate::endpoints::envelope::{message_event_json, Envelope, EnvelopeOut};
+use crate::endpoints::envelope::{message_event_json, ConnectQuery, Envelope, EnvelopeOut};
 use axum::extract::Query;
 use axum::Router;
 use parking_lot::Mutex;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,28 +132,24 @@ struct ChatSession {
     pump: tokio::task::JoinHandle<()>,
 }
 
-#[derive(Deserialize)]
-struct ChatQuery {
-    name: Option<String>,
-}
-
 impl SockJsHandler for Chat {
     fn on_open(&self, conn: SockJsConn, req: &axum::http::request::Parts) {
-        let name = Query::<ChatQuery>::try_from_uri(&req.uri)
-            .ok()
-            .and_then(|q| q.0.name);
+        let q = Query::<ConnectQuery>::try_from_uri(&req.uri)
+            .map(|q| q.0)
+            .unwrap_or_default();
         let token = crate::auth::request_token(req);
-        let info = match crate::auth::identify(&self.auth, token.as_deref(), name, "sockjs") {
-            Ok(info) => info,
-            Err(refusal) => {
-                let code = match refusal {
-                    crate::auth::Refusal::Auth(_) => crate::auth::UNAUTHORIZED_CLOSE_CODE,
-                    crate::auth::Refusal::BadName(_) => BAD_NAME_CODE,
-                };
-                conn.close(code, refusal.reason());
-                return;
-            }
-        };
+        let info =
+            match crate::auth::identify(&self.auth, token.as_deref(), q.name.clone(), "sockjs") {
+                Ok(info) => q.apply(info),
+                Err(refusal) => {
+                    let code = match refusal {
+                        crate::auth::Refusal::Auth(_) => crate::auth::UNAUTHORIZED_CLOSE_CODE,
+                        crate::auth::Refusal::BadName(_) => BAD_NAME_CODE,
+                    };
+                    conn.close(code, refusal.reason());
+                    return;
+                }
+            };
         let client = self.hub.connect(info);
         let envelope = Arc::new(Envelope::new(client).with_cluster_history(self.redis.as_ref()));
         let pump = tokio::spawn(pump(envelope.clone(), conn.clone()));
