@@ -313,6 +313,26 @@ impl StompClient {
         sent
     }
 
+    /// While the connection's output is backed up (no deliveries taken):
+    /// registers `cx`'s waker with the hub mailbox, and ends the connection
+    /// with an ERROR if it overflowed (slow consumer) — else a client that
+    /// stopped reading would make the mailbox wait forever.
+    pub fn poll_overflow(&mut self, cx: &mut Context<'_>) {
+        if self.session.is_closed() {
+            return;
+        }
+        let Some(mailbox) = self.hub.as_ref().map(|c| c.mailbox().clone()) else {
+            return;
+        };
+        mailbox.register_waker(cx.waker());
+        if mailbox.is_overflowed() {
+            self.fail(
+                "slow consumer",
+                "too many messages waiting for this connection",
+            );
+        }
+    }
+
     /// Applies the SEND outcomes that arrived (see
     /// [`poll_deliveries`](Self::poll_deliveries)).
     fn poll_sends(&mut self) -> bool {

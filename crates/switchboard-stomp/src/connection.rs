@@ -134,7 +134,30 @@ where
         })
         .await;
         client.take_output(Instant::now(), &mut out);
-        if write_chunks(&mut io, &mut out).await.is_err() || eof {
+        // A peer that stops reading blocks the write: meanwhile its mailbox
+        // fills, and once it overflows (slow consumer) the connection ends
+        // here; nothing more could reach that peer, not even an ERROR.
+        let written = if client.is_closed() {
+            // The last frames (ERROR, RECEIPT of a DISCONNECT): write them.
+            write_chunks(&mut io, &mut out).await.is_ok()
+        } else {
+            let overflowed = poll_fn(|cx| {
+                client.poll_overflow(cx);
+                if client.is_closed() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            });
+            tokio::select! {
+                r = write_chunks(&mut io, &mut out) => r.is_ok(),
+                () = overflowed => {
+                    tracing::debug!("stomp: closing slow consumer (its socket stopped taking data)");
+                    false
+                }
+            }
+        };
+        if !written || eof {
             return; // dropping the client releases its queue messages
         }
         if client.is_closed() {

@@ -85,13 +85,16 @@ impl WsHandler for StompWsHandler {
         self.flush(out);
     }
 
-    fn poll_sources(&mut self, cx: &mut Context<'_>, out: &mut Writer) {
+    fn poll_sources(&mut self, cx: &mut Context<'_>, out: &mut Writer, backlogged: bool) {
         if self.client.is_closed() {
             return;
         }
-        if out.output_len() < self.high_water {
-            // Above the mark the driver stops reading and polls again once
-            // it has flushed; deliveries wait in the mailbox meanwhile.
+        if backlogged || out.output_len() >= self.high_water {
+            // The driver stops reading and polls again once it has flushed;
+            // deliveries wait in the mailbox meanwhile, and a mailbox that
+            // overflows ends the connection (slow consumer).
+            self.client.poll_overflow(cx);
+        } else {
             self.client.poll_deliveries(cx);
         }
         if let Some(deadline) = self.client.poll_timeout() {

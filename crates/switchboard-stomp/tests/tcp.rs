@@ -4,8 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start, Conn};
-use switchboard_hub::{ClientInfo, Delivery, Payload, PayloadKind};
+use common::{start, start_with_hub, Conn};
+use switchboard_hub::{ClientInfo, Delivery, HubConfig, Payload, PayloadKind};
 use switchboard_stomp::{Action, StaticUsers, StompConfig};
 use switchboard_stomp_proto::HeartBeat;
 
@@ -511,4 +511,54 @@ async fn aborted_ack_is_undone_and_disconnect_aborts() {
     d.subscribe("0", "/queue/txack", "auto").await;
     d.expect_silence(200).await;
     assert_eq!(server.broker.queue_len("txack"), 0);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_dropped_and_the_others_get_everything() {
+    let hub_config = HubConfig {
+        mailbox_max_messages: 128,
+        ..HubConfig::default()
+    };
+    let server = start_with_hub(StompConfig::default(), hub_config).await;
+    let hub = server.broker.hub().clone();
+    let mut stalled = Conn::connected(server.addr).await;
+    stalled.subscribe("s", "/topic/flood", "auto").await;
+    let mut fast = Conn::connected(server.addr).await;
+    fast.subscribe("f", "/topic/flood", "auto").await;
+    // 32 MB, the publisher at most 32 messages ahead of the reader.
+    let body = "x".repeat(16 * 1024);
+    let total = 2000;
+    let mut received = 0;
+    for sent in 1..=total {
+        hub.publish("flood", Payload::text(body.clone()), None)
+            .unwrap();
+        while sent - received > 32 {
+            assert_eq!(fast.message().await.body.len(), body.len());
+            received += 1;
+        }
+    }
+    while received < total {
+        fast.message().await;
+        received += 1;
+    }
+    // The stalled one is dropped while it still reads nothing (its socket
+    // stopped taking data, its mailbox overflowed)...
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while hub.stats().clients > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled subscriber is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...and finds what the kernel buffered, then the end of the connection.
+    let mut closed = false;
+    for _ in 0..50 {
+        let (_, eof) = stalled.read_raw(200).await;
+        if eof {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the stalled subscriber's connection did not end");
 }

@@ -179,3 +179,50 @@ async fn websocket_connect_timeout_closes() {
     );
     assert_eq!(ws.next().await, Msg::Close);
 }
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_dropped_as_a_slow_consumer() {
+    let hub = Hub::new(HubConfig {
+        mailbox_max_messages: 64,
+        ..HubConfig::default()
+    });
+    let broker = Broker::new(hub.clone(), StompConfig::default());
+    let registry = Registry::new();
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    let config = DriverConfig {
+        close_timeout: Duration::from_millis(200),
+        ..DriverConfig::default()
+    };
+    let driver = tokio::spawn(drive(
+        server_io,
+        Connection::new(Role::Server, Config::default()),
+        StompWsHandler::new(&broker),
+        Arc::new(config),
+        &registry,
+    ));
+    let mut ws = WsClient {
+        io: client_io,
+        conn: Connection::new(Role::Client, Config::default()),
+        received: Vec::new(),
+    };
+    ws.send_text("CONNECT\naccept-version:1.2\nhost:/\n\n\0")
+        .await;
+    assert!(ws.text().await.starts_with("CONNECTED"));
+    ws.send_text("SUBSCRIBE\nid:0\ndestination:/topic/flood\nreceipt:r\n\n\0")
+        .await;
+    assert!(ws.text().await.starts_with("RECEIPT"));
+    // The client stops reading; 8 MB are published. Its messages must not
+    // pile up in the server: once its output is backed up, its mailbox fills
+    // and the connection ends.
+    let body = "x".repeat(16 * 1024);
+    for _ in 0..512 {
+        hub.publish("flood", Payload::text(body.clone()), None)
+            .unwrap();
+        tokio::task::yield_now().await;
+    }
+    tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("the stalled connection was not dropped")
+        .unwrap();
+    assert_eq!(hub.stats().clients, 0, "its hub client is gone");
+}

@@ -41,8 +41,13 @@ pub trait WsHandler: Send + Unpin + 'static {
     /// Called on every wake-up of the connection's task (until a close was
     /// queued), for a handler with wake-up sources of its own (timers,
     /// queues outside the hub): it registers `cx`'s waker with them and
-    /// writes what they produced to `out`. The default does nothing.
-    fn poll_sources(&mut self, _cx: &mut Context<'_>, _out: &mut Writer) {}
+    /// writes what they produced to `out`. `backlogged`: the output waiting
+    /// for the socket (in `out` and in the driver's write queue) is above
+    /// [`DriverConfig::output_high_water`]; the handler should then take no
+    /// more deliveries, but still notice its own slow-consumer limit (the
+    /// driver polls again once the backlog drained). The default does
+    /// nothing.
+    fn poll_sources(&mut self, _cx: &mut Context<'_>, _out: &mut Writer, _backlogged: bool) {}
 }
 
 /// Timing and back-pressure settings of the driver.
@@ -303,7 +308,9 @@ where
             }
             this.poll_read_side(cx);
             if !this.conn.close_sent() {
-                this.handler.poll_sources(cx, this.conn.writer());
+                let backlogged = this.backlogged();
+                this.handler
+                    .poll_sources(cx, this.conn.writer(), backlogged);
             }
             this.poll_mailbox(cx);
             let drop_now = this.poll_timers();

@@ -19,9 +19,13 @@ pub struct Server {
 }
 
 pub async fn start(config: StompConfig) -> Server {
+    start_with_hub(config, HubConfig::default()).await
+}
+
+pub async fn start_with_hub(config: StompConfig, hub: HubConfig) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let broker = Broker::new(Hub::new(HubConfig::default()), config);
+    let broker = Broker::new(Hub::new(hub), config);
     let registry = Registry::new();
     tokio::spawn(serve_tcp(listener, broker.clone(), registry.clone()));
     Server {
