@@ -9,6 +9,11 @@
 //! window's publications. `rate` counts deliveries *received* during the window.
 //! The publisher's own connection reads and discards what it is sent (a
 //! Switchboard `/ws/topic/{name}` connection is itself a subscriber).
+//!
+//! `--stalled N` adds N subscribers that connect and subscribe with the same
+//! code (the `*_connect` functions below) and then never read (stalled.rs):
+//! they count for nothing here and report, at the end, whether the server
+//! dropped them.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -19,6 +24,7 @@ use tokio::sync::Semaphore;
 
 use crate::sio::SioConn;
 use crate::sockjs::{xhr_send, SockJsWs, StreamState, XhrStream};
+use crate::stalled::{StalledRun, SubConn};
 use crate::stats::{new_hist, Latency, NodeSplit, Report};
 use crate::stomp::{StompConn, StompOpts};
 use crate::util::{now_ns, parse_url, Target};
@@ -50,6 +56,15 @@ pub struct FanoutArgs {
     /// how long to wait after the window for deliveries still in flight
     #[arg(long, default_value = "3s", value_parser = crate::util::parse_duration)]
     pub grace: Duration,
+    /// extra subscribers that connect and subscribe exactly like the others, then
+    /// never read again (their socket's SO_RCVBUF is --stalled-rcvbuf): not counted
+    /// in deliveries, latency or lost; at the end each reports whether (and about
+    /// when) the server closed it
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
+    /// SO_RCVBUF of the stalled subscribers' sockets, in bytes, set before connecting
+    #[arg(long, default_value_t = 4096)]
+    pub stalled_rcvbuf: u32,
     /// print `@window-open` and `@window-close` on stderr when the measured window
     /// opens and closes (the suite samples the servers' CPU time then)
     #[arg(long, hide = true)]
@@ -375,8 +390,36 @@ fn run_proto(
                 }
             };
         }
+        // the stalled subscribers: the same connection code, then silence
+        let stalled = StalledRun::new();
+        let mut stalled_tasks = Vec::with_capacity(a.stalled);
+        for i in 0..a.stalled {
+            let (t, _) = subs[i % subs.len()].clone();
+            let st = stomp.clone();
+            let server = t.addr;
+            let connect = async move {
+                Ok(match kind {
+                    Kind::WebSocket => SubConn::Ws(ws_connect(&t).await?),
+                    Kind::SocketIo => SubConn::Sio(sio_connect(&t).await?),
+                    Kind::SockJsWs => SubConn::SockJsWs(sockjs_ws_connect(&t).await?),
+                    Kind::SockJsXhr => SubConn::Xhr(sockjs_xhr_connect(&t).await?),
+                    Kind::Stomp => {
+                        let st = st.expect("STOMP options");
+                        SubConn::Stomp(stomp_connect(&t, &st).await?)
+                    }
+                })
+            };
+            stalled_tasks.push(tokio::task::spawn_local(crate::stalled::subscriber(
+                connect,
+                server,
+                a.stalled_rcvbuf,
+                stalled.clone(),
+                sem.clone(),
+            )));
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
-        while sh.ready.get() + (sh.errors.get() as usize) < a.subscribers
+        while (sh.ready.get() + (sh.errors.get() as usize) < a.subscribers
+            || stalled.ready.get() + stalled.failed.get() < a.stalled)
             && Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -388,8 +431,10 @@ fn run_proto(
                 a.sub_url.join(", ")
             ));
         }
+        let watcher = (a.stalled > 0).then(|| tokio::task::spawn_local(stalled.clone().watch()));
         // let the server register the last subscriptions
         tokio::time::sleep(Duration::from_millis(500)).await;
+        stalled.since.set(now_ns());
         let (size, rate) = (a.size, a.rate);
         let shp = sh.clone();
         let publisher = match kind {
@@ -453,6 +498,14 @@ fn run_proto(
         }
         sh.phase.set(DONE);
         publisher.abort();
+        stalled.done.set(true);
+        let mut fates = Vec::with_capacity(stalled_tasks.len());
+        for t in stalled_tasks {
+            fates.push(t.await.map_err(|e| e.to_string())?);
+        }
+        if let Some(w) = watcher {
+            let _ = w.await;
+        }
         if kind == Kind::SockJsXhr {
             eprintln!(
                 "sockjs-fanout: xhr_streaming responses reopened {} times ({:.1} per subscriber)",
@@ -464,6 +517,12 @@ fn run_proto(
         let mut hist = hists[SAME_NODE].clone();
         hist.add(&hists[CROSS_NODE]).map_err(|e| e.to_string())?;
         let mut extra = Report::default();
+        if a.stalled > 0 {
+            let dropped = fates.iter().filter(|f| f.dropped).count() as u64;
+            extra.stalled = a.stalled as u64;
+            extra.stalled_dropped = Some(dropped);
+            extra.stalled_fates = fates;
+        }
         if split {
             let group = |g: usize| {
                 let expected = sh.published.get() * sh.ready_by[g].get() as u64;
@@ -518,11 +577,17 @@ fn run_proto(
     })
 }
 
+/// Opens a WebSocket subscriber (on Switchboard's `/ws/topic/{name}` the
+/// connection is the subscription).
+async fn ws_connect(t: &Target) -> Result<WsConn, String> {
+    WsConn::connect(t, None).await.map_err(|e| e.to_string())
+}
+
 async fn subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semaphore>) {
     let permit = sem.acquire().await;
-    let mut c = match WsConn::connect(&t, None).await {
+    let mut c = match ws_connect(&t).await {
         Ok(c) => c,
-        Err(e) => return sh.error(&e.to_string()),
+        Err(e) => return sh.error(&e),
     };
     drop(permit);
     sh.ready(g);
@@ -606,22 +671,26 @@ async fn publish(mut p: impl PubConn, sh: Rc<Shared>, size: usize, rate: u64) {
     }
 }
 
+/// Opens a Socket.IO subscriber: connects, joins the room and waits for the ack.
+async fn sio_connect(t: &Target) -> Result<SioConn, String> {
+    let mut c = SioConn::connect(t, None).await.map_err(|e| e.to_string())?;
+    c.send(&format!("420[\"join\",\"{SIO_ROOM}\"]"));
+    c.flush().await.map_err(|e| e.to_string())?;
+    c.wait_for(|m| m.starts_with(b"430["))
+        .await
+        .map_err(|e| format!("join: {e}"))?;
+    Ok(c)
+}
+
 /// A Socket.IO subscriber: joins the room (waits for the ack), then counts
 /// `42["msg","<payload>"]` events.
 async fn sio_subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semaphore>) {
     const PREFIX: &[u8] = b"2[\"msg\",\"";
     let permit = sem.acquire().await;
-    let mut c = match SioConn::connect(&t, None).await {
+    let mut c = match sio_connect(&t).await {
         Ok(c) => c,
-        Err(e) => return sh.error(&e.to_string()),
+        Err(e) => return sh.error(&e),
     };
-    c.send(&format!("420[\"join\",\"{SIO_ROOM}\"]"));
-    if let Err(e) = c.flush().await {
-        return sh.error(&e.to_string());
-    }
-    if let Err(e) = c.wait_for(|m| m.starts_with(b"430[")).await {
-        return sh.error(&format!("join: {e}"));
-    }
     drop(permit);
     sh.ready(g);
     loop {
@@ -669,6 +738,18 @@ async fn sio_subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semaphore>)
     }
 }
 
+/// Opens a STOMP subscriber: CONNECT, then SUBSCRIBE (`ack:auto`) to the
+/// destination, waiting for the RECEIPT.
+async fn stomp_connect(t: &Target, st: &(StompOpts, String)) -> Result<StompConn, String> {
+    let mut c = StompConn::connect(t, None, &st.0)
+        .await
+        .map_err(|e| e.to_string())?;
+    c.subscribe("0", &st.1, &[])
+        .await
+        .map_err(|e| format!("subscribe: {e}"))?;
+    Ok(c)
+}
+
 /// A STOMP subscriber: its own connection, SUBSCRIBE (`ack:auto`) with a
 /// receipt, then counts MESSAGE frames and checks their sequence numbers.
 async fn stomp_subscriber(
@@ -679,13 +760,10 @@ async fn stomp_subscriber(
     st: Rc<(StompOpts, String)>,
 ) {
     let permit = sem.acquire().await;
-    let mut c = match StompConn::connect(&t, None, &st.0).await {
+    let mut c = match stomp_connect(&t, &st).await {
         Ok(c) => c,
-        Err(e) => return sh.error(&e.to_string()),
+        Err(e) => return sh.error(&e),
     };
-    if let Err(e) = c.subscribe("0", &st.1, &[]).await {
-        return sh.error(&format!("subscribe: {e}"));
-    }
     drop(permit);
     sh.ready(g);
     // the next sequence number expected
@@ -775,21 +853,28 @@ fn sockjs_delivery(
     }
 }
 
+/// Opens a SockJS subscriber on the `websocket` transport: sends `join` and
+/// waits for its echo.
+async fn sockjs_ws_connect(t: &Target) -> Result<SockJsWs, String> {
+    let mut c = SockJsWs::connect(t, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    c.send("join");
+    c.flush().await.map_err(|e| e.to_string())?;
+    c.wait_for(b"join")
+        .await
+        .map_err(|e| format!("join: {e}"))?;
+    Ok(c)
+}
+
 /// A SockJS subscriber on the `websocket` transport: sends `join`, waits for
 /// its echo, then counts `pub:` messages.
 async fn sockjs_ws_subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semaphore>) {
     let permit = sem.acquire().await;
-    let mut c = match SockJsWs::connect(&t, None).await {
+    let mut c = match sockjs_ws_connect(&t).await {
         Ok(c) => c,
-        Err(e) => return sh.error(&e.to_string()),
+        Err(e) => return sh.error(&e),
     };
-    c.send("join");
-    if let Err(e) = c.flush().await {
-        return sh.error(&e.to_string());
-    }
-    if let Err(e) = c.wait_for(b"join").await {
-        return sh.error(&format!("join: {e}"));
-    }
     drop(permit);
     sh.ready(g);
     loop {
@@ -823,6 +908,33 @@ async fn sockjs_ws_subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semap
     }
 }
 
+/// Opens a SockJS subscriber on the `xhr-streaming` transport: opens the
+/// stream, sends `join` with `xhr_send` and waits for its echo on the stream.
+async fn sockjs_xhr_connect(t: &Target) -> Result<XhrStream, String> {
+    let mut x = XhrStream::open(t, None).await.map_err(|e| e.to_string())?;
+    xhr_send(t, &x.session, "join")
+        .await
+        .map_err(|e| format!("join: {e}"))?;
+    let mut joined = false;
+    loop {
+        match x.process(|m| joined |= m == b"join") {
+            Ok(StreamState::Open) => {}
+            Ok(StreamState::Ended) => x.reopen().await.map_err(|e| format!("reopen: {e}"))?,
+            Ok(StreamState::Closed) => return Err("closed by server".into()),
+            Err(e) => return Err(e.to_string()),
+        }
+        if joined {
+            return Ok(x);
+        }
+        match x.read().await {
+            Ok(0) if x.eof_ends_response() => {}
+            Ok(0) => return Err("closed by server".into()),
+            Err(e) => return Err(e.to_string()),
+            Ok(_) => {}
+        }
+    }
+}
+
 /// A SockJS subscriber on the `xhr-streaming` transport: opens the stream,
 /// sends `join` with `xhr_send`, waits for its echo on the stream, then
 /// counts `pub:` messages, reopening the stream each time the server ends it
@@ -835,35 +947,10 @@ async fn sockjs_xhr_subscriber(
     reopened: Rc<Cell<u64>>,
 ) {
     let permit = sem.acquire().await;
-    let mut x = match XhrStream::open(&t, None).await {
+    let mut x = match sockjs_xhr_connect(&t).await {
         Ok(x) => x,
-        Err(e) => return sh.error(&e.to_string()),
+        Err(e) => return sh.error(&e),
     };
-    if let Err(e) = xhr_send(&t, &x.session, "join").await {
-        return sh.error(&format!("join: {e}"));
-    }
-    let mut joined = false;
-    while !joined {
-        match x.process(|m| joined |= m == b"join") {
-            Ok(StreamState::Open) => {}
-            Ok(StreamState::Ended) => {
-                if let Err(e) = x.reopen().await {
-                    return sh.error(&format!("reopen: {e}"));
-                }
-            }
-            Ok(StreamState::Closed) => return sh.error("closed by server"),
-            Err(e) => return sh.error(&e.to_string()),
-        }
-        if joined {
-            break;
-        }
-        match x.read().await {
-            Ok(0) if x.eof_ends_response() => {}
-            Ok(0) => return sh.error("closed by server"),
-            Err(e) => return sh.error(&e.to_string()),
-            Ok(_) => {}
-        }
-    }
     drop(permit);
     sh.ready(g);
     loop {

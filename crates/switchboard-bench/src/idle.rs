@@ -1,6 +1,9 @@
-//! `idle`: opens N WebSocket connections that then stay silent, and reports the
-//! growth of the server's resident memory (VmRSS of the process and its
-//! children) per connection.
+//! `idle`: opens N connections that then stay silent, and reports the growth
+//! of the server's resident memory (VmRSS of the process and its children)
+//! per connection. The connections are raw WebSocket by default, or those
+//! of another protocol and transport (`--proto`). With `--cycles K` it is a
+//! leak check (issue 7, "Leaks"): the N connections are opened and closed K
+//! times and the server's RSS is read after each opening and each closing.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -8,10 +11,38 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use serde::{Deserialize, Serialize};
+
 use crate::sio::SioConn;
+use crate::sockjs::{SockJsWs, XhrStream};
 use crate::stats::Report;
-use crate::util::{parse_url, raise_nofile, rss_tree_bytes, source_ip};
+use crate::stomp::{StompConn, StompOpts};
+use crate::util::{parse_url, raise_nofile, rss_tree_bytes, source_ip, Target};
 use crate::ws::WsConn;
+
+/// The protocol and transport of the connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Proto {
+    /// raw WebSocket (`--url ws://HOST/ws/echo`, or `/ws` for the envelope)
+    Ws,
+    /// Socket.IO over WebSocket, connected to `/` (`--url ws://HOST/socket.io/`)
+    Sio,
+    /// SockJS over its `websocket` transport (`--url ws://HOST/sockjs/echo`)
+    SockjsWs,
+    /// SockJS over `xhr-streaming` (`--url http://HOST/sockjs/echo`); a
+    /// closed session lives on `[sockjs] disconnect_delay_ms` (5 s)
+    SockjsXhr,
+    /// STOMP over WebSocket, CONNECTED (`--url ws://HOST/stomp`)
+    Stomp,
+}
+
+/// `--cycles`: the server's RSS after each opening and each closing of the
+/// connections (bytes), in order.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Cycles {
+    pub open: Vec<u64>,
+    pub closed: Vec<u64>,
+}
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct IdleArgs {
@@ -31,10 +62,21 @@ pub struct IdleArgs {
     /// wait after the last connection before reading RSS again
     #[arg(long, default_value = "2s", value_parser = crate::util::parse_duration)]
     pub settle: Duration,
+    /// protocol and transport of the connections (`sio-idle` is `--proto sio`)
+    #[arg(long, value_enum, default_value = "ws")]
+    pub proto: Proto,
+    /// leak check: open and close the connections this many times (0: open
+    /// once and measure, the idle scenario)
+    #[arg(long, default_value_t = 0)]
+    pub cycles: u32,
+    /// with --cycles: wait after closing before reading RSS (SockJS
+    /// xhr-streaming sessions outlive their connection by the disconnect delay)
+    #[arg(long, default_value = "3s", value_parser = crate::util::parse_duration)]
+    pub closed_settle: Duration,
 }
 
 pub fn run(a: IdleArgs) -> Result<Report, String> {
-    run_proto(a, false)
+    run_proto(a)
 }
 
 /// `sio-idle`: the same with Socket.IO sockets: each connection completes the
@@ -42,16 +84,73 @@ pub fn run(a: IdleArgs) -> Result<Report, String> {
 /// `40{"sid":..}`) before it goes idle (with pingInterval 25 s, the first ping
 /// comes after the measurement in a normal run).
 pub fn run_sio(a: IdleArgs) -> Result<Report, String> {
-    run_proto(a, true)
+    run_proto(IdleArgs {
+        proto: Proto::Sio,
+        ..a
+    })
 }
 
 /// An open connection, kept until the measurement is done.
+#[allow(dead_code)] // held, never read
 enum Held {
-    Ws(#[allow(dead_code)] WsConn),
-    Sio(#[allow(dead_code)] SioConn),
+    Ws(WsConn),
+    Sio(SioConn),
+    SockJsWs(SockJsWs),
+    SockJsXhr(XhrStream),
+    Stomp(StompConn),
 }
 
-fn run_proto(a: IdleArgs, sio: bool) -> Result<Report, String> {
+async fn connect(proto: Proto, t: &Target, ip: Option<std::net::IpAddr>) -> std::io::Result<Held> {
+    Ok(match proto {
+        Proto::Ws => Held::Ws(WsConn::connect(t, ip).await?),
+        Proto::Sio => Held::Sio(SioConn::connect(t, ip).await?),
+        Proto::SockjsWs => Held::SockJsWs(SockJsWs::connect(t, ip).await?),
+        Proto::SockjsXhr => Held::SockJsXhr(XhrStream::open(t, ip).await?),
+        Proto::Stomp => {
+            let opts = StompOpts {
+                login: "guest".into(),
+                passcode: "guest".into(),
+                vhost: "/".into(),
+                full_decode: false,
+            };
+            Held::Stomp(StompConn::connect(t, ip, &opts).await?)
+        }
+    })
+}
+
+/// Opens `a.connections` connections (at most `a.concurrency` handshakes at
+/// once); returns those that opened and the number of failures.
+async fn open_all(a: &IdleArgs, target: &Target) -> (Vec<Held>, u64) {
+    let sem = Rc::new(Semaphore::new(a.concurrency.max(1)));
+    let errors = Rc::new(Cell::new(0u64));
+    let mut handles = Vec::with_capacity(a.connections);
+    for i in 0..a.connections {
+        let (t, sem, errors, proto) = (target.clone(), sem.clone(), errors.clone(), a.proto);
+        let ip = source_ip(i, a.source_ips);
+        handles.push(tokio::task::spawn_local(async move {
+            let _permit = sem.acquire().await;
+            match connect(proto, &t, ip).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    if errors.get() < 3 {
+                        eprintln!("idle: connect: {e}");
+                    }
+                    errors.set(errors.get() + 1);
+                    None
+                }
+            }
+        }));
+    }
+    let mut conns = Vec::with_capacity(a.connections);
+    for h in handles {
+        if let Ok(Some(c)) = h.await {
+            conns.push(c);
+        }
+    }
+    (conns, errors.get())
+}
+
+fn run_proto(a: IdleArgs) -> Result<Report, String> {
     let target = parse_url(&a.url)?;
     let limit = raise_nofile();
     if (limit as usize) < a.connections + 64 {
@@ -60,64 +159,78 @@ fn run_proto(a: IdleArgs, sio: bool) -> Result<Report, String> {
             a.connections
         );
     }
-    let rss_before =
-        rss_tree_bytes(a.server_pid).map_err(|e| format!("server pid {}: {e}", a.server_pid))?;
+    let rss = |pid: u32| rss_tree_bytes(pid).map_err(|e| format!("server pid {pid}: {e}"));
+    let rss_before = rss(a.server_pid)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let sem = Rc::new(Semaphore::new(a.concurrency.max(1)));
-        let errors = Rc::new(Cell::new(0u64));
-        let t0 = Instant::now();
-        let mut handles = Vec::with_capacity(a.connections);
-        for i in 0..a.connections {
-            let (t, sem, errors) = (target.clone(), sem.clone(), errors.clone());
-            let ip = source_ip(i, a.source_ips);
-            handles.push(tokio::task::spawn_local(async move {
-                let _permit = sem.acquire().await;
-                let r = if sio {
-                    SioConn::connect(&t, ip).await.map(Held::Sio)
+        let scenario = match (a.proto, a.cycles) {
+            (Proto::Sio, 0) => "sio-idle".to_owned(),
+            (Proto::Ws, 0) => "idle".to_owned(),
+            (p, 0) => format!("idle-{p:?}").to_lowercase(),
+            (p, _) => format!("leak-{p:?}").to_lowercase(),
+        };
+        if a.cycles == 0 {
+            let t0 = Instant::now();
+            let (conns, errors) = open_all(&a, &target).await;
+            let connect_secs = t0.elapsed().as_secs_f64();
+            tokio::time::sleep(a.settle).await;
+            let rss_after = rss(a.server_pid)?;
+            let n = conns.len() as u64;
+            drop(conns);
+            return Ok(Report {
+                scenario,
+                rss_before,
+                rss_after,
+                bytes_per_conn: if n > 0 {
+                    rss_after.saturating_sub(rss_before) as f64 / n as f64
                 } else {
-                    WsConn::connect(&t, ip).await.map(Held::Ws)
-                };
-                match r {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        if errors.get() < 3 {
-                            eprintln!("idle: connect: {e}");
-                        }
-                        errors.set(errors.get() + 1);
-                        None
-                    }
-                }
-            }));
+                    0.0
+                },
+                connections: n,
+                errors,
+                seconds: connect_secs,
+                ..Default::default()
+            });
         }
-        let mut conns = Vec::with_capacity(a.connections);
-        for h in handles {
-            if let Ok(Some(c)) = h.await {
-                conns.push(c);
-            }
+        // Leak check: open, read RSS, close, read RSS; `cycles` times.
+        let t0 = Instant::now();
+        let mut cycles = Cycles::default();
+        let (mut errors, mut opened) = (0, u64::MAX);
+        for cycle in 1..=a.cycles {
+            let (conns, e) = open_all(&a, &target).await;
+            errors += e;
+            opened = opened.min(conns.len() as u64);
+            tokio::time::sleep(a.settle).await;
+            cycles.open.push(rss(a.server_pid)?);
+            drop(conns);
+            tokio::time::sleep(a.closed_settle).await;
+            cycles.closed.push(rss(a.server_pid)?);
+            eprintln!(
+                "{scenario}: cycle {cycle}: {} open: {:.1} MiB, closed: {:.1} MiB (before: {:.1} MiB)",
+                opened,
+                *cycles.open.last().unwrap() as f64 / 1048576.0,
+                *cycles.closed.last().unwrap() as f64 / 1048576.0,
+                rss_before as f64 / 1048576.0
+            );
         }
-        let connect_secs = t0.elapsed().as_secs_f64();
-        tokio::time::sleep(a.settle).await;
-        let rss_after = rss_tree_bytes(a.server_pid)
-            .map_err(|e| format!("server pid {}: {e}", a.server_pid))?;
-        let n = conns.len() as u64;
-        drop(conns);
+        let peak = cycles.open.iter().copied().max().unwrap_or(0);
         Ok(Report {
-            scenario: if sio { "sio-idle" } else { "idle" }.into(),
+            scenario,
             rss_before,
-            rss_after,
-            bytes_per_conn: if n > 0 {
-                rss_after.saturating_sub(rss_before) as f64 / n as f64
+            rss_after: *cycles.closed.last().unwrap_or(&rss_before),
+            bytes_per_conn: if opened > 0 {
+                peak.saturating_sub(rss_before) as f64 / opened as f64
             } else {
                 0.0
             },
-            connections: n,
-            errors: errors.get(),
-            seconds: connect_secs,
+            connections: opened,
+            errors,
+            seconds: t0.elapsed().as_secs_f64(),
+            cycles: Some(cycles),
             ..Default::default()
         })
     })

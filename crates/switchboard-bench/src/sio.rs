@@ -104,6 +104,10 @@ impl SioConn {
         self.ws.try_read()
     }
 
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.ws.local_addr()
+    }
+
     /// Decodes every complete message read so far and calls `f` with each
     /// Socket.IO packet (`4` stripped: `2["ev",...]`, `3<id>[...]`, ...);
     /// answers pings. Returns false once the peer closed.

@@ -165,6 +165,10 @@ impl SockJsWs {
         self.ws.try_read()
     }
 
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.ws.local_addr()
+    }
+
     /// Calls `f` with every message received so far; false once the session
     /// or the WebSocket closed (or a frame was not SockJS).
     pub fn process(&mut self, mut f: impl FnMut(&[u8])) -> bool {
@@ -329,6 +333,11 @@ impl XhrStream {
         }
     }
 
+    /// The stream connection's local address (to find it in /proc/net/tcp).
+    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.stream.local_addr()
+    }
+
     /// Whether end of stream right now is the end of an until-close body.
     pub fn eof_ends_response(&mut self) -> bool {
         if self.http == Http::UntilClose {
@@ -352,7 +361,7 @@ impl XhrStream {
 
     /// Decodes the HTTP response read so far; every frame goes to `f`
     /// (`Frame::Messages` once per message, with the message).
-    fn process_frames(&mut self, mut f: impl FnMut(Frame, &[u8])) -> io::Result<StreamState> {
+    pub fn process_frames(&mut self, mut f: impl FnMut(Frame, &[u8])) -> io::Result<StreamState> {
         loop {
             match self.http {
                 Http::Head => {

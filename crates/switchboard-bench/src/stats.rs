@@ -84,10 +84,13 @@ pub struct Report {
     /// STOMP queue: MESSAGE frames with `redelivered:true`
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redelivered: u64,
-    /// suite (STOMP): the server's peak VmRSS (with its children) during the run;
+    /// suite (STOMP, slow): the server's peak VmRSS (with its children) during the run;
     /// suite (cluster): the peak of the sum over the nodes
     #[serde(default, skip_serializing_if = "is_zero")]
     pub server_rss: u64,
+    /// idle with `--cycles` (leak check): RSS after each opening and closing
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles: Option<crate::idle::Cycles>,
     /// fan-out with several `--sub-url`s: the subscribers on the publisher's server
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_node: Option<NodeSplit>,
@@ -104,6 +107,15 @@ pub struct Report {
     /// suite (cluster): redis-server's peak VmRSS during the run
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redis_rss: u64,
+    /// fan-out with `--stalled N`: N, the subscribers that never read
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalled: u64,
+    /// fan-out with `--stalled N`: how many of them the server closed
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled_dropped: Option<u64>,
+    /// fan-out with `--stalled N`: what became of each
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stalled_fates: Vec<crate::stalled::StalledFate>,
 }
 
 /// Fan-out over several servers: one group of subscribers (those on the
@@ -178,6 +190,25 @@ impl Report {
                             g.lost
                         );
                     }
+                }
+                for f in &self.stalled_fates {
+                    println!(
+                        "{s}: stalled subscriber: {}, closed by the server {}, end of drain: {} ({} bytes), server send queue up to {} bytes, own receive queue up to {} bytes",
+                        if f.dropped { "dropped" } else { "not dropped" },
+                        f.closed_after_s
+                            .map_or("not seen".into(), |t| format!("{t:.1} s after the first publication")),
+                        f.end,
+                        f.drained,
+                        f.server_send_q,
+                        f.client_recv_q
+                    );
+                }
+                if self.stalled > 0 {
+                    println!(
+                        "{s}: stalled_dropped: {} of {}",
+                        self.stalled_dropped.unwrap_or(0),
+                        self.stalled
+                    );
                 }
                 if fanout {
                     println!(

@@ -61,6 +61,20 @@ pub struct SuiteArgs {
     /// nodes + Redis); scenarios: fanout, fanout-light
     #[arg(long, conflicts_with_all = ["socketio", "sockjs", "stomp"])]
     pub cluster: bool,
+    /// the slow-client suite, Switchboard only: each protocol's fan-out (servers
+    /// switchboard, sio-switchboard, sockjs-switchboard, stomp-switchboard; scenarios
+    /// fanout-light, sio-fanout-light, sockjs-fanout-ws-light, sockjs-fanout-xhr-light,
+    /// stomp-fanout-light) without and with --stalled subscribers that never read,
+    /// alternating; the others' latency with ÷ without, losses, server peak RSS, and
+    /// whether the stalled subscribers were dropped
+    #[arg(long, conflicts_with_all = ["socketio", "sockjs", "stomp", "cluster"])]
+    pub slow: bool,
+    /// slow suite: stalled subscribers in the runs with them
+    #[arg(long, default_value_t = 1)]
+    pub stalled: usize,
+    /// slow suite: fan-out payload bytes
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
     /// cluster suite: the redis-server binary (started privately: own port and directory,
     /// no persistence, stopped at the end)
     #[arg(long, default_value = "redis-server")]
@@ -74,8 +88,9 @@ pub struct SuiteArgs {
     /// The no-Redis reference gets it only if it has no `[redis]` section
     #[arg(long)]
     pub node_config: Option<PathBuf>,
-    /// cluster suite: KEY=VALUE added to every node's environment, repeatable (e.g.
-    /// SWITCHBOARD_HUB__HISTORY_SIZE=0); SWITCHBOARD_REDIS__* ones skip the no-Redis reference
+    /// cluster and slow suites: KEY=VALUE added to every node's (server's)
+    /// environment, repeatable (e.g. SWITCHBOARD_HUB__HISTORY_SIZE=0); cluster:
+    /// SWITCHBOARD_REDIS__* ones skip the no-Redis reference
     #[arg(long)]
     pub node_env: Vec<String>,
     /// RabbitMQ's start script (Debian's package: `apt-get install -y rabbitmq-server`);
@@ -163,6 +178,7 @@ impl SuiteArgs {
             None if self.socketio => "sio-switchboard,sio-node,sio-socketioxide",
             None if self.sockjs => "sockjs-switchboard,sockjs-node",
             None if self.stomp => "stomp-switchboard,stomp-rabbitmq",
+            None if self.slow => crate::slow::SERVERS,
             None => "switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo",
         }
     }
@@ -174,6 +190,7 @@ impl SuiteArgs {
                 "sockjs-echo,sockjs-fanout-ws,sockjs-fanout-xhr,sockjs-fanout-ws-light,sockjs-fanout-xhr-light"
             }
             None if self.stomp => "stomp-fanout,stomp-fanout-light,stomp-queue",
+            None if self.slow => crate::slow::SCENARIOS,
             None => "echo16,echo1,fanout,fanout-light,idle",
         }
     }
@@ -522,6 +539,15 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
         println!("{}", render(&a, &servers, &scens, &results, Duration::ZERO));
         return Ok(());
     }
+    let server_env: Vec<(String, String)> = a
+        .node_env
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| format!("--node-env {kv}: expected KEY=VALUE"))
+        })
+        .collect::<Result<_, _>>()?;
     let mut json_out = match &a.json_out {
         Some(p) => Some(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?),
         None => None,
@@ -541,217 +567,264 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 {
                     continue;
                 }
-                port = port.wrapping_add(1).max(1024);
-                let addr = format!("127.0.0.1:{port}");
-                let mut server = if srv.proto == Proto::Stomp {
-                    start_stomp(srv, &addr, &a.server_cpu, &log_dir, &mut epmd)?
-                } else {
-                    Running::Plain(start_server(srv, &addr, &a.server_cpu, &log_dir)?)
+                // slow suite: without and with the stalled subscribers, the
+                // order alternating from one repetition to the next
+                let variants = match (a.slow, rep % 2) {
+                    (false, _) => vec![0],
+                    (true, 0) => vec![0, a.stalled],
+                    (true, _) => vec![a.stalled, 0],
                 };
-                let res: Result<Report, String> = (|| {
-                    let ready_within = match server {
-                        Running::Rabbit { .. } => Duration::from_secs(120),
-                        _ => Duration::from_secs(15),
+                for stalled in variants {
+                    port = port.wrapping_add(1).max(1024);
+                    let addr = format!("127.0.0.1:{port}");
+                    let load_avg = crate::util::load_average().unwrap_or(f64::NAN);
+                    let mut server = if srv.proto == Proto::Stomp {
+                        start_stomp(srv, &addr, &a.server_cpu, &log_dir, &mut epmd, &server_env)?
+                    } else {
+                        Running::Plain(start_server(
+                            srv,
+                            &addr,
+                            &a.server_cpu,
+                            &log_dir,
+                            &server_env,
+                        )?)
                     };
-                    let child = server.child();
-                    wait_ready(&addr, child, ready_within)?;
-                    std::thread::sleep(Duration::from_millis(300));
-                    let mut cmd = Command::new("taskset");
-                    cmd.args(["-c", &a.client_cpu]).arg(&exe);
-                    let url = |p: &str| format!("ws://{addr}{p}");
-                    match sc {
-                        Scen::Echo16 | Scen::Echo1 => {
-                            cmd.args(["echo", "--url", &url(srv.echo)]);
-                            cmd.args(["--connections", &a.connections.to_string(), "--size", "32"]);
-                            cmd.args(["--in-flight", if sc == Scen::Echo16 { "16" } else { "1" }]);
-                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
-                            if srv.tcp {
-                                cmd.arg("--raw-tcp");
+                    let res: Result<Report, String> = (|| {
+                        let ready_within = match server {
+                            Running::Rabbit { .. } => Duration::from_secs(120),
+                            _ => Duration::from_secs(15),
+                        };
+                        let child = server.child();
+                        wait_ready(&addr, child, ready_within)?;
+                        std::thread::sleep(Duration::from_millis(300));
+                        let mut cmd = Command::new("taskset");
+                        cmd.args(["-c", &a.client_cpu]).arg(&exe);
+                        let url = |p: &str| format!("ws://{addr}{p}");
+                        match sc {
+                            Scen::Echo16 | Scen::Echo1 => {
+                                cmd.args(["echo", "--url", &url(srv.echo)]);
+                                cmd.args([
+                                    "--connections",
+                                    &a.connections.to_string(),
+                                    "--size",
+                                    "32",
+                                ]);
+                                cmd.args([
+                                    "--in-flight",
+                                    if sc == Scen::Echo16 { "16" } else { "1" },
+                                ]);
+                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                                if srv.tcp {
+                                    cmd.arg("--raw-tcp");
+                                }
+                            }
+                            Scen::Fanout | Scen::FanoutLight => {
+                                let rate = if sc == Scen::Fanout {
+                                    a.rate
+                                } else {
+                                    (a.rate / 10).max(1)
+                                };
+                                cmd.args([
+                                    "fanout",
+                                    "--sub-url",
+                                    &url(srv.sub),
+                                    "--pub-url",
+                                    &url(srv.publ),
+                                ]);
+                                cmd.args(["--subscribers", &a.subscribers.to_string()]);
+                                cmd.args(["--size", &a.size.to_string()]);
+                                cmd.args(["--rate", &rate.to_string()]);
+                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                            }
+                            Scen::SioEcho16 | Scen::SioEcho1 => {
+                                cmd.args(["sio-echo", "--url", &url(srv.echo)]);
+                                cmd.args([
+                                    "--connections",
+                                    &a.connections.to_string(),
+                                    "--size",
+                                    "32",
+                                ]);
+                                let inf = if sc == Scen::SioEcho16 { "16" } else { "1" };
+                                cmd.args(["--in-flight", inf]);
+                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                            }
+                            Scen::SioFanout | Scen::SioFanoutLight => {
+                                let rate = if sc == Scen::SioFanout {
+                                    a.rate
+                                } else {
+                                    (a.rate / 10).max(1)
+                                };
+                                cmd.args([
+                                    "sio-fanout",
+                                    "--sub-url",
+                                    &url(srv.sub),
+                                    "--pub-url",
+                                    &url(srv.publ),
+                                ]);
+                                cmd.args(["--subscribers", &a.subscribers.to_string()]);
+                                cmd.args(["--size", &a.size.to_string()]);
+                                cmd.args(["--rate", &rate.to_string()]);
+                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                            }
+                            Scen::SockJsEcho => {
+                                cmd.args(["sockjs-echo", "--url", &url(srv.echo)]);
+                                cmd.args([
+                                    "--connections",
+                                    &a.connections.to_string(),
+                                    "--size",
+                                    "32",
+                                ]);
+                                cmd.args(["--in-flight", "16"]);
+                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                            }
+                            Scen::SockJsFanoutWs
+                            | Scen::SockJsFanoutXhr
+                            | Scen::SockJsFanoutWsLight
+                            | Scen::SockJsFanoutXhrLight => {
+                                let rate = sockjs_rate(&a, sc);
+                                let xhr = matches!(
+                                    sc,
+                                    Scen::SockJsFanoutXhr | Scen::SockJsFanoutXhrLight
+                                );
+                                cmd.args([
+                                    "sockjs-fanout",
+                                    "--sub-url",
+                                    &url(srv.sub),
+                                    "--pub-url",
+                                    &url(srv.publ),
+                                ]);
+                                cmd.args([
+                                    "--transport",
+                                    if xhr { "xhr-streaming" } else { "websocket" },
+                                ]);
+                                let subs = if xhr { xhr_subs(&a) } else { a.subscribers };
+                                cmd.args(["--subscribers", &subs.to_string()]);
+                                cmd.args(["--size", &a.size.to_string()]);
+                                cmd.args(["--rate", &rate.to_string()]);
+                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                            }
+                            Scen::SioIdle => {
+                                cmd.args(["sio-idle", "--url", &url(srv.echo)]);
+                                cmd.args(["--connections", &a.idle_connections.to_string()]);
+                                cmd.args(["--server-pid", &child.id().to_string()]);
+                            }
+                            Scen::Idle => {
+                                cmd.args(["idle", "--url", &url(srv.echo)]);
+                                cmd.args(["--connections", &a.idle_connections.to_string()]);
+                                cmd.args(["--server-pid", &child.id().to_string()]);
+                            }
+                            Scen::StompFanout | Scen::StompFanoutLight => {
+                                let rate = if sc == Scen::StompFanout {
+                                    a.rate
+                                } else {
+                                    (a.rate / 10).max(1)
+                                };
+                                cmd.args([
+                                    "stomp-fanout",
+                                    "--sub-url",
+                                    &url(srv.sub),
+                                    "--pub-url",
+                                    &url(srv.publ),
+                                    "--destination",
+                                    STOMP_TOPIC,
+                                ]);
+                                cmd.args(["--subscribers", &a.subscribers.to_string()]);
+                                cmd.args(["--size", &a.size.to_string()]);
+                                cmd.args(["--rate", &rate.to_string()]);
+                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                            }
+                            Scen::StompQueue => {
+                                cmd.args([
+                                    "stomp-queue",
+                                    "--url",
+                                    &url(srv.sub),
+                                    "--destination",
+                                    STOMP_QUEUE,
+                                ]);
+                                cmd.args(["--producers", &a.queue_producers.to_string()]);
+                                cmd.args(["--consumers", &a.queue_consumers.to_string()]);
+                                cmd.args(["--size", "64", "--window", &a.queue_window.to_string()]);
+                                cmd.args(["--prefetch", &a.queue_prefetch.to_string()]);
+                                cmd.args(["--ack", a.queue_ack.header()]);
+                                cmd.args(["--rate", &a.queue_rate.to_string()]);
+                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
                             }
                         }
-                        Scen::Fanout | Scen::FanoutLight => {
-                            let rate = if sc == Scen::Fanout {
-                                a.rate
-                            } else {
-                                (a.rate / 10).max(1)
-                            };
-                            cmd.args([
-                                "fanout",
-                                "--sub-url",
-                                &url(srv.sub),
-                                "--pub-url",
-                                &url(srv.publ),
-                            ]);
-                            cmd.args(["--subscribers", &a.subscribers.to_string(), "--size", "64"]);
-                            cmd.args(["--rate", &rate.to_string()]);
-                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                        if stalled > 0 {
+                            cmd.args(["--stalled", &stalled.to_string()]);
                         }
-                        Scen::SioEcho16 | Scen::SioEcho1 => {
-                            cmd.args(["sio-echo", "--url", &url(srv.echo)]);
-                            cmd.args(["--connections", &a.connections.to_string(), "--size", "32"]);
-                            let inf = if sc == Scen::SioEcho16 { "16" } else { "1" };
-                            cmd.args(["--in-flight", inf]);
-                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                        cmd.arg("--json");
+                        cmd.stderr(Stdio::inherit());
+                        // STOMP and the slow suite: the server's peak RSS (with its
+                        // children), sampled every 200 ms while the load generator runs
+                        let mut peak_rss = 0u64;
+                        let out = if srv.proto == Proto::Stomp || a.slow {
+                            let mut lg = cmd
+                                .stdout(Stdio::piped())
+                                .spawn()
+                                .map_err(|e| format!("load generator: {e}"))?;
+                            let server_pid = child.id();
+                            while lg.try_wait().map_err(|e| e.to_string())?.is_none() {
+                                let rss = crate::util::rss_tree_bytes(server_pid).unwrap_or(0);
+                                peak_rss = peak_rss.max(rss);
+                                std::thread::sleep(Duration::from_millis(200));
+                            }
+                            lg.wait_with_output()
+                        } else {
+                            cmd.output()
                         }
-                        Scen::SioFanout | Scen::SioFanoutLight => {
-                            let rate = if sc == Scen::SioFanout {
-                                a.rate
-                            } else {
-                                (a.rate / 10).max(1)
-                            };
-                            cmd.args([
-                                "sio-fanout",
-                                "--sub-url",
-                                &url(srv.sub),
-                                "--pub-url",
-                                &url(srv.publ),
-                            ]);
-                            cmd.args(["--subscribers", &a.subscribers.to_string(), "--size", "64"]);
-                            cmd.args(["--rate", &rate.to_string()]);
-                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                        .map_err(|e| format!("load generator: {e}"))?;
+                        let stdout = String::from_utf8_lossy(&out.stdout);
+                        let line = stdout
+                            .lines()
+                            .rev()
+                            .find(|l| l.starts_with('{'))
+                            .ok_or_else(|| {
+                                format!("load generator failed ({}): {}", out.status, stdout.trim())
+                            })?;
+                        let mut r = serde_json::from_str::<Report>(line)
+                            .map_err(|e| format!("bad report {line}: {e}"))?;
+                        r.server_rss = peak_rss;
+                        Ok(r)
+                    })();
+                    server.stop(&log_dir);
+                    match res {
+                        Ok(r) => {
+                            eprintln!(
+                                "[{:>4.0}s] rep {} {:<10} {:<16} {}",
+                                started.elapsed().as_secs_f64(),
+                                rep + 1,
+                                sc.key(),
+                                srv.name,
+                                brief(&r)
+                            );
+                            if let Some(f) = json_out.as_mut() {
+                                use std::io::Write;
+                                let mut v = serde_json::to_value(&r).unwrap();
+                                v["server"] = srv.name.into();
+                                v["suite_scenario"] = sc.key().into();
+                                v["rep"] = (rep + 1).into();
+                                v["load_avg"] = load_avg.into();
+                                if !a.node_env.is_empty() {
+                                    v["node_env"] = a.node_env.clone().into();
+                                }
+                                let _ = writeln!(f, "{v}");
+                            }
+                            let mut r = r;
+                            r.rep = rep as u32 + 1;
+                            results[si][vi].push(r);
                         }
-                        Scen::SockJsEcho => {
-                            cmd.args(["sockjs-echo", "--url", &url(srv.echo)]);
-                            cmd.args(["--connections", &a.connections.to_string(), "--size", "32"]);
-                            cmd.args(["--in-flight", "16"]);
-                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
-                        }
-                        Scen::SockJsFanoutWs
-                        | Scen::SockJsFanoutXhr
-                        | Scen::SockJsFanoutWsLight
-                        | Scen::SockJsFanoutXhrLight => {
-                            let rate = sockjs_rate(&a, sc);
-                            let xhr =
-                                matches!(sc, Scen::SockJsFanoutXhr | Scen::SockJsFanoutXhrLight);
-                            cmd.args([
-                                "sockjs-fanout",
-                                "--sub-url",
-                                &url(srv.sub),
-                                "--pub-url",
-                                &url(srv.publ),
-                            ]);
-                            cmd.args([
-                                "--transport",
-                                if xhr { "xhr-streaming" } else { "websocket" },
-                            ]);
-                            let subs = if xhr { xhr_subs(&a) } else { a.subscribers };
-                            cmd.args(["--subscribers", &subs.to_string(), "--size", "64"]);
-                            cmd.args(["--rate", &rate.to_string()]);
-                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
-                        }
-                        Scen::SioIdle => {
-                            cmd.args(["sio-idle", "--url", &url(srv.echo)]);
-                            cmd.args(["--connections", &a.idle_connections.to_string()]);
-                            cmd.args(["--server-pid", &child.id().to_string()]);
-                        }
-                        Scen::Idle => {
-                            cmd.args(["idle", "--url", &url(srv.echo)]);
-                            cmd.args(["--connections", &a.idle_connections.to_string()]);
-                            cmd.args(["--server-pid", &child.id().to_string()]);
-                        }
-                        Scen::StompFanout | Scen::StompFanoutLight => {
-                            let rate = if sc == Scen::StompFanout {
-                                a.rate
-                            } else {
-                                (a.rate / 10).max(1)
-                            };
-                            cmd.args([
-                                "stomp-fanout",
-                                "--sub-url",
-                                &url(srv.sub),
-                                "--pub-url",
-                                &url(srv.publ),
-                                "--destination",
-                                STOMP_TOPIC,
-                            ]);
-                            cmd.args(["--subscribers", &a.subscribers.to_string(), "--size", "64"]);
-                            cmd.args(["--rate", &rate.to_string()]);
-                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
-                        }
-                        Scen::StompQueue => {
-                            cmd.args([
-                                "stomp-queue",
-                                "--url",
-                                &url(srv.sub),
-                                "--destination",
-                                STOMP_QUEUE,
-                            ]);
-                            cmd.args(["--producers", &a.queue_producers.to_string()]);
-                            cmd.args(["--consumers", &a.queue_consumers.to_string()]);
-                            cmd.args(["--size", "64", "--window", &a.queue_window.to_string()]);
-                            cmd.args(["--prefetch", &a.queue_prefetch.to_string()]);
-                            cmd.args(["--ack", a.queue_ack.header()]);
-                            cmd.args(["--rate", &a.queue_rate.to_string()]);
-                            cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
-                        }
-                    }
-                    cmd.arg("--json");
-                    cmd.stderr(Stdio::inherit());
-                    // STOMP: the server's peak RSS (with its children), sampled
-                    // every 200 ms while the load generator runs
-                    let mut peak_rss = 0u64;
-                    let out = if srv.proto == Proto::Stomp {
-                        let mut lg = cmd
-                            .stdout(Stdio::piped())
-                            .spawn()
-                            .map_err(|e| format!("load generator: {e}"))?;
-                        let server_pid = child.id();
-                        while lg.try_wait().map_err(|e| e.to_string())?.is_none() {
-                            let rss = crate::util::rss_tree_bytes(server_pid).unwrap_or(0);
-                            peak_rss = peak_rss.max(rss);
-                            std::thread::sleep(Duration::from_millis(200));
-                        }
-                        lg.wait_with_output()
-                    } else {
-                        cmd.output()
-                    }
-                    .map_err(|e| format!("load generator: {e}"))?;
-                    let stdout = String::from_utf8_lossy(&out.stdout);
-                    let line = stdout
-                        .lines()
-                        .rev()
-                        .find(|l| l.starts_with('{'))
-                        .ok_or_else(|| {
-                            format!("load generator failed ({}): {}", out.status, stdout.trim())
-                        })?;
-                    let mut r = serde_json::from_str::<Report>(line)
-                        .map_err(|e| format!("bad report {line}: {e}"))?;
-                    r.server_rss = peak_rss;
-                    Ok(r)
-                })();
-                server.stop(&log_dir);
-                match res {
-                    Ok(r) => {
-                        eprintln!(
-                            "[{:>4.0}s] rep {} {:<10} {:<16} {}",
+                        Err(e) => eprintln!(
+                            "[{:>4.0}s] rep {} {} {}: FAILED: {e}",
                             started.elapsed().as_secs_f64(),
                             rep + 1,
                             sc.key(),
-                            srv.name,
-                            brief(&r)
-                        );
-                        if let Some(f) = json_out.as_mut() {
-                            use std::io::Write;
-                            let mut v = serde_json::to_value(&r).unwrap();
-                            v["server"] = srv.name.into();
-                            v["suite_scenario"] = sc.key().into();
-                            v["rep"] = (rep + 1).into();
-                            let _ = writeln!(f, "{v}");
-                        }
-                        let mut r = r;
-                        r.rep = rep as u32 + 1;
-                        results[si][vi].push(r);
+                            srv.name
+                        ),
                     }
-                    Err(e) => eprintln!(
-                        "[{:>4.0}s] rep {} {} {}: FAILED: {e}",
-                        started.elapsed().as_secs_f64(),
-                        rep + 1,
-                        sc.key(),
-                        srv.name
-                    ),
+                    // let sockets of the killed server leave the table
+                    std::thread::sleep(Duration::from_millis(200));
                 }
-                // let sockets of the killed server leave the table
-                std::thread::sleep(Duration::from_millis(200));
             }
         }
     }
@@ -810,6 +883,7 @@ fn start_server(
     addr: &str,
     cpu: &str,
     log_dir: &std::path::Path,
+    env: &[(String, String)],
 ) -> Result<Child, String> {
     let log = std::fs::File::create(log_dir.join(format!("{}.log", srv.name)))
         .map_err(|e| e.to_string())?;
@@ -819,6 +893,7 @@ fn start_server(
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log);
     cmd.env("RUST_LOG", "warn");
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.spawn()
         .map_err(|e| format!("starting {}: {e}", srv.name))
 }
@@ -1063,6 +1138,7 @@ fn start_stomp(
     cpu: &str,
     log_dir: &std::path::Path,
     epmd: &mut Option<Epmd>,
+    env: &[(String, String)],
 ) -> Result<Running, String> {
     let log = std::fs::File::create(log_dir.join(format!("{}.log", srv.name)))
         .map_err(|e| e.to_string())?;
@@ -1086,6 +1162,7 @@ fn start_stomp(
             .stdout(log)
             .stderr(log2)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .spawn()
             .map_err(|e| format!("starting {}: {e}", srv.name))?;
         return Ok(Running::Switchboard { child, dir });
@@ -1172,6 +1249,36 @@ pub(crate) fn wait_ready(addr: &str, child: &mut Child, within: Duration) -> Res
 }
 
 fn brief(r: &Report) -> String {
+    let mut b = brief_run(r);
+    if r.server_rss > 0 && !r.scenario.starts_with("stomp-") {
+        let _ = write!(
+            b,
+            " server peak RSS {:.0} MiB",
+            r.server_rss as f64 / 1048576.0
+        );
+    }
+    if r.stalled > 0 {
+        let _ = write!(
+            b,
+            " stalled dropped {} of {}",
+            r.stalled_dropped.unwrap_or(0),
+            r.stalled
+        );
+        for f in &r.stalled_fates {
+            match f.closed_after_s {
+                Some(t) => {
+                    let _ = write!(b, " [{}, closed at {t:.1} s]", f.end);
+                }
+                None => {
+                    let _ = write!(b, " [{}]", f.end);
+                }
+            }
+        }
+    }
+    b
+}
+
+fn brief_run(r: &Report) -> String {
     match r.scenario.as_str() {
         "idle" | "sio-idle" => format!(
             "{:.0} B/conn ({} conns, errors {})",
@@ -1252,6 +1359,14 @@ fn render(
     results: &[Vec<Vec<Report>>],
     took: Duration,
 ) -> String {
+    if a.slow {
+        let rows: Vec<(&str, Vec<Report>)> = scens
+            .iter()
+            .enumerate()
+            .map(|(si, sc)| (sc.key(), results[si].concat()))
+            .collect();
+        return crate::slow::render(a, &rows, took);
+    }
     let mut md = String::new();
     let sb_ws = servers.iter().position(|s| s.name == "switchboard");
     let sb_sio = servers.iter().position(|s| s.name == "sio-switchboard");
@@ -1278,12 +1393,13 @@ fn render(
                 a.connections
             ),
             Scen::Fanout => format!(
-                "Fan-out: {} subscribers, 64 B text, {} publications/s",
-                a.subscribers, a.rate
+                "Fan-out: {} subscribers, {} B text, {} publications/s",
+                a.subscribers, a.size, a.rate
             ),
             Scen::FanoutLight => format!(
-                "Fan-out: {} subscribers, 64 B text, {} publications/s",
+                "Fan-out: {} subscribers, {} B text, {} publications/s",
                 a.subscribers,
+                a.size,
                 (a.rate / 10).max(1)
             ),
             Scen::Idle => format!(
@@ -1296,8 +1412,9 @@ fn render(
                 if sc == Scen::SioEcho16 { 16 } else { 1 }
             ),
             Scen::SioFanout | Scen::SioFanoutLight => format!(
-                "Socket.IO fan-out: {} subscribers in one room, 64-char string, {} broadcasts/s",
+                "Socket.IO fan-out: {} subscribers in one room, {}-char string, {} broadcasts/s",
                 a.subscribers,
+                a.size,
                 if sc == Scen::SioFanout {
                     a.rate
                 } else {
@@ -1313,18 +1430,21 @@ fn render(
                 a.connections
             ),
             Scen::SockJsFanoutWs | Scen::SockJsFanoutWsLight => format!(
-                "SockJS fan-out, websocket subscribers: {} sessions joined, `pub:` + 64 chars, {} publications/s",
+                "SockJS fan-out, websocket subscribers: {} sessions joined, `pub:` + {} chars, {} publications/s",
                 a.subscribers,
+                a.size,
                 sockjs_rate(a, sc)
             ),
             Scen::SockJsFanoutXhr | Scen::SockJsFanoutXhrLight => format!(
-                "SockJS fan-out, xhr-streaming subscribers: {} sessions joined, `pub:` + 64 chars, {} publications/s (publisher on websocket)",
+                "SockJS fan-out, xhr-streaming subscribers: {} sessions joined, `pub:` + {} chars, {} publications/s (publisher on websocket)",
                 xhr_subs(a),
+                a.size,
                 sockjs_rate(a, sc)
             ),
             Scen::StompFanout | Scen::StompFanoutLight => format!(
-                "STOMP fan-out over WebSocket: {} subscribers on `{STOMP_TOPIC}`, 64 B bodies, {} SENDs/s",
+                "STOMP fan-out over WebSocket: {} subscribers on `{STOMP_TOPIC}`, {} B bodies, {} SENDs/s",
                 a.subscribers,
+                a.size,
                 if sc == Scen::StompFanout {
                     a.rate
                 } else {

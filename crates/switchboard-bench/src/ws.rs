@@ -13,12 +13,28 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::util::Target;
 
+tokio::task_local! {
+    /// SO_RCVBUF for every connection the current task opens (see [`with_recv_buffer`]).
+    static RECV_BUFFER: u32;
+}
+
+/// Runs `f` with SO_RCVBUF set to `bytes` on every socket it opens through
+/// [`tcp_connect`] (before connecting, so the advertised window is small from
+/// the start): the fan-out's stalled subscribers open their connections with
+/// the same code as the others, inside this.
+pub async fn with_recv_buffer<F: std::future::Future>(bytes: u32, f: F) -> F::Output {
+    RECV_BUFFER.scope(bytes, f).await
+}
+
 pub async fn tcp_connect(addr: SocketAddr, local: Option<IpAddr>) -> io::Result<TcpStream> {
     let sock = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
+    if let Ok(bytes) = RECV_BUFFER.try_with(|b| *b) {
+        sock.set_recv_buffer_size(bytes)?;
+    }
     if let Some(ip) = local {
         // Let connect() pick the port for the full 4-tuple (IP_BIND_ADDRESS_NO_PORT).
         #[cfg(target_os = "linux")]
@@ -93,6 +109,11 @@ impl WsConn {
             wbuf: Vec::new(),
             closed: false,
         })
+    }
+
+    /// The connection's local address (to find it in /proc/net/tcp).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
     }
 
     /// Queues one text message (sent by the next `flush`).

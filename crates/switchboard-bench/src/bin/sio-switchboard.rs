@@ -8,7 +8,9 @@
 //! * `broadcast (room, payload)` → `io.to(room).emit("msg", payload)`, acks `true` if asked.
 //!
 //! Usage: `sio-switchboard [--listen] HOST:PORT` (default 127.0.0.1:9012);
-//! prints "sio-switchboard ready on ADDR" once listening.
+//! prints "sio-switchboard ready on ADDR" once listening. The environment
+//! variable `SIO_SWITCHBOARD_MAX_BUFFERED_BYTES` sets the slow-consumer limit
+//! (`EngineIoConfig::max_buffered_bytes`, default 4 MiB).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -66,11 +68,14 @@ async fn main() -> std::io::Result<()> {
         .find(|a| a != "--listen")
         .unwrap_or_else(|| "127.0.0.1:9012".into());
     let registry = Registry::new();
-    let sio = EngineIo::new(
-        socket_io(),
-        EngineIoConfig::new(EngineConfig::default()),
-        registry,
-    );
+    let mut config = EngineIoConfig::new(EngineConfig::default());
+    if let Some(n) = std::env::var("SIO_SWITCHBOARD_MAX_BUFFERED_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.max_buffered_bytes = n;
+    }
+    let sio = EngineIo::new(socket_io(), config, registry);
 
     let listener = TcpListener::bind(&listen).await?;
     println!("sio-switchboard ready on {}", listener.local_addr()?);

@@ -14,6 +14,8 @@
 //!
 //! Usage: `sockjs-switchboard [--listen] HOST:PORT` (default 127.0.0.1:9014);
 //! prints "sockjs-switchboard ready on ADDR" once listening.
+//! `SWITCHBOARD_SOCKJS__HTTP_MESSAGE_CACHE_SIZE` in the environment sets
+//! `http_message_cache_size` as it does for `switchboard serve`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -69,7 +71,11 @@ impl SockJsHandler for Bench {
 fn config() -> SockJsConfig {
     let mut config = SockJsConfig::default();
     // `switchboard serve`'s default ([sockjs] http_message_cache_size)
-    config.service.http_message_cache_size = 1024;
+    config.service.http_message_cache_size =
+        std::env::var("SWITCHBOARD_SOCKJS__HTTP_MESSAGE_CACHE_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1024);
     config
 }
 
