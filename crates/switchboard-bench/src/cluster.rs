@@ -149,15 +149,7 @@ pub fn run(a: &SuiteArgs) -> Result<(), String> {
             }
             None => None,
         },
-        env: a
-            .node_env
-            .iter()
-            .map(|kv| {
-                kv.split_once('=')
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .ok_or_else(|| format!("--node-env {kv}: expected KEY=VALUE"))
-            })
-            .collect::<Result<_, _>>()?,
+        env: crate::util::parse_env_pairs(&a.node_env)?,
     };
     if let Some((p, true)) = &extra.config {
         if topos.contains(&Topology::Single) {

@@ -539,15 +539,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
         println!("{}", render(&a, &servers, &scens, &results, Duration::ZERO));
         return Ok(());
     }
-    let server_env: Vec<(String, String)> = a
-        .node_env
-        .iter()
-        .map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| format!("--node-env {kv}: expected KEY=VALUE"))
-        })
-        .collect::<Result<_, _>>()?;
+    let server_env = crate::util::parse_env_pairs(&a.node_env)?;
     let mut json_out = match &a.json_out {
         Some(p) => Some(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?),
         None => None,

@@ -172,6 +172,17 @@ pub fn source_ip(i: usize, n: usize) -> Option<IpAddr> {
     Some(IpAddr::from([127, 0, 0, 1 + (i % n) as u8]))
 }
 
+/// `KEY=VALUE` pairs (`--node-env`), each split at its first `=`.
+pub fn parse_env_pairs(list: &[String]) -> Result<Vec<(String, String)>, String> {
+    list.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| format!("--node-env {kv}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
