@@ -157,8 +157,14 @@ async fn a_client_that_left_on_purpose_is_not_recovered() {
     let a = SioNode::start_with("A", config(&redis.url()), recovery()).await;
     let (mut c, connect) = SioClient::connect_with(a.addr, "bob", "").await;
     let pid = connect["pid"].as_str().unwrap().to_owned();
-    a.io.emit("e1", ()).unwrap();
-    let (_, offset) = event(&c.expect().await);
+    // A recorded event reaches this node's sockets when Redis publishes it
+    // back: not before the node's subscription is up (a fresh node, alone).
+    let offset = loop {
+        a.io.emit("e1", ()).unwrap();
+        if let Some(p) = c.next_within(Duration::from_millis(300)).await {
+            break event(&p).1;
+        }
+    };
     eventually_async("the session is in Redis", || {
         stored_with_room(&redis, &pid, &c.sid)
     })
