@@ -61,6 +61,7 @@ mod mailbox;
 mod presence;
 mod publication;
 mod registry;
+pub mod tables;
 mod topic;
 
 pub use backplane::{Backplane, InMemoryBackplane};
@@ -73,3 +74,4 @@ pub use mailbox::{CatchUp, Delivery, HistoryReply, Mailbox, DELIVERY_OVERHEAD};
 pub use presence::{MemberCounts, Presence, PresenceEvent, PresenceKind};
 pub use publication::{now_ms, Encoding, EncodingCache, Payload, PayloadKind, Publication};
 pub use registry::{FanoutHistogram, FanoutSnapshot, ProtocolStats, FANOUT_BUCKETS_US};
+pub use tables::Shrink;

@@ -5,6 +5,7 @@
 //! All plain atomics and short locks taken at connect and disconnect, never
 //! per delivery.
 
+use crate::tables::Shrink;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -145,6 +146,7 @@ impl Registry {
             list.retain(|(c, _)| *c != id);
             if list.is_empty() {
                 users.remove(user);
+                users.shrink_when_sparse();
             }
         }
     }

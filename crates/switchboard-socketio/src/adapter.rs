@@ -8,6 +8,7 @@
 //! [`BroadcastOptions`] and lets each node apply them to its own adapter.
 
 use std::collections::{HashMap, HashSet};
+use switchboard_transport::Shrink;
 
 use parking_lot::RwLock;
 
@@ -87,8 +88,10 @@ impl Adapter for LocalAdapter {
         }
         if let Some(set) = m.rooms.get_mut(room) {
             set.remove(sid);
+            set.shrink_when_sparse();
             if set.is_empty() {
                 m.rooms.remove(room);
+                m.rooms.shrink_when_sparse();
             }
         }
     }
@@ -98,14 +101,17 @@ impl Adapter for LocalAdapter {
         let Some(own) = m.sids.remove(sid) else {
             return;
         };
+        m.sids.shrink_when_sparse();
         for r in own {
             if let Some(set) = m.rooms.get_mut(&r) {
                 set.remove(sid);
+                set.shrink_when_sparse();
                 if set.is_empty() {
                     m.rooms.remove(&r);
                 }
             }
         }
+        m.rooms.shrink_when_sparse();
     }
 
     fn socket_rooms(&self, sid: &str) -> Vec<Room> {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use switchboard_transport::Shrink;
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -85,7 +86,9 @@ impl IoInner {
     }
 
     pub(crate) fn remove_client(&self, sid: &str) {
-        self.clients.write().remove(sid);
+        let mut clients = self.clients.write();
+        clients.remove(sid);
+        clients.shrink_when_sparse();
     }
 
     fn of(&self, name: &str, hooks: Option<Arc<Hooks>>) -> Namespace {

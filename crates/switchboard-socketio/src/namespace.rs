@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_transport::Shrink;
 
 use std::time::Instant;
 
@@ -308,7 +309,9 @@ impl Namespace {
     }
 
     pub(crate) fn remove_socket(&self, sid: &str) {
-        self.0.sockets.write().remove(sid);
+        let mut sockets = self.0.sockets.write();
+        sockets.remove(sid);
+        sockets.shrink_when_sparse();
     }
 
     /// Queues `packet` (an encoded event without offset) to the sockets

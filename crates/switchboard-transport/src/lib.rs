@@ -6,6 +6,7 @@ pub mod buffer_pool;
 pub mod engineio;
 pub mod registry;
 pub mod sockjs;
+pub use switchboard_hub::tables;
 pub mod websocket;
 pub mod write_queue;
 
@@ -14,4 +15,5 @@ pub use engineio::{
 };
 pub use registry::{ConnectionGuard, Registry, Shutdown};
 pub use sockjs::{SockJs, SockJsConn, SockJsHandler};
+pub use switchboard_hub::Shrink;
 pub use websocket::{drive, Driver, DriverConfig, WsHandler, DISCONNECTED_BY_SERVER};

@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 const SHARDS: usize = 32;
+/// Slots a shard keeps allocated when it empties; a larger table is freed.
+const KEEP_SLOTS: usize = 64;
 /// How often the ticker looks for passed deadlines.
 pub const TICK: Duration = Duration::from_secs(1);
 
@@ -231,6 +233,12 @@ impl Drop for ConnectionGuard {
             let mut s = self.inner.shards[self.shard as usize].lock();
             s.slots[self.slot as usize] = Slot::default();
             s.free.push(self.slot);
+            if s.free.len() == s.slots.len() && s.slots.capacity() > KEEP_SLOTS {
+                // The shard emptied after a crowd: give its tables back
+                // (no guard holds an index into it any more).
+                s.slots = Vec::new();
+                s.free = Vec::new();
+            }
         }
         if self.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.inner.idle.notify_waiters();
@@ -302,5 +310,35 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(g);
         assert_eq!(t.await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_emptied_crowd_gives_its_slots_back() {
+        let reg = Registry::new();
+        let crowd: Vec<_> = (0..SHARDS * 200).map(|_| reg.register()).collect();
+        let capacity = |reg: &Registry| -> usize {
+            reg.inner
+                .shards
+                .iter()
+                .map(|s| s.lock().slots.capacity())
+                .sum()
+        };
+        assert!(capacity(&reg) >= SHARDS * 200);
+        let mut crowd = crowd.into_iter();
+        let kept: Vec<_> = crowd.by_ref().take(SHARDS).collect(); // one per shard
+        drop(crowd);
+        assert!(
+            capacity(&reg) >= SHARDS * 200,
+            "a shard in use keeps its table"
+        );
+        drop(kept);
+        assert_eq!(capacity(&reg), 0);
+        assert_eq!(reg.live(), 0);
+        // Still usable: new guards get fresh slots and arm deadlines.
+        let mut again: Vec<_> = (0..SHARDS * 3).map(|_| reg.register()).collect();
+        for g in &mut again {
+            g.set_deadline(Some(Instant::now() + Duration::from_secs(5)));
+        }
+        assert_eq!(reg.live(), SHARDS * 3);
     }
 }

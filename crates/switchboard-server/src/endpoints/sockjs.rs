@@ -25,6 +25,7 @@ use switchboard_hub::{Encoding, Hub, Publication};
 use switchboard_transport::sockjs::{
     CloseReason, EncodedMessage, SockJs, SockJsConfig, SockJsConn, SockJsHandler, SLOW_CONSUMER,
 };
+use switchboard_transport::Shrink;
 
 /// The close code of a `chat` session whose `name` is invalid.
 pub const BAD_NAME_CODE: u16 = 4000;
@@ -171,7 +172,13 @@ impl SockJsHandler for Chat {
 
     fn on_close(&self, conn: &SockJsConn, _reason: CloseReason) {
         // Dropping the client leaves every topic (presence leave events).
-        if let Some(session) = self.sessions.lock().remove(&conn.serial()) {
+        let session = {
+            let mut sessions = self.sessions.lock();
+            let session = sessions.remove(&conn.serial());
+            sessions.shrink_when_sparse();
+            session
+        };
+        if let Some(session) = session {
             session.pump.abort();
         }
     }

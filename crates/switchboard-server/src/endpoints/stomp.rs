@@ -22,6 +22,7 @@ use switchboard_redis::{RedisBackplane, RedisQueues, StompQueueConfig};
 use switchboard_stomp::{Broker, RedbStore, StaticUsers, StompClient, StompConfig, StompWsHandler};
 use switchboard_transport::sockjs::{CloseReason, SockJs, SockJsConn, SockJsHandler};
 use switchboard_transport::Registry;
+use switchboard_transport::Shrink;
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
@@ -275,7 +276,13 @@ impl SockJsHandler for StompOverSockJs {
     }
 
     fn on_close(&self, conn: &SockJsConn, _reason: CloseReason) {
-        let Some(session) = self.sessions.lock().remove(&conn.serial()) else {
+        let session = {
+            let mut sessions = self.sessions.lock();
+            let session = sessions.remove(&conn.serial());
+            sessions.shrink_when_sparse();
+            session
+        };
+        let Some(session) = session else {
             return;
         };
         if let Some(task) = session.task.lock().take() {

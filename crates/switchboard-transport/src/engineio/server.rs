@@ -1,6 +1,7 @@
 //! [`EngineIo`]: one endpoint — request routing, handshakes, the session
 //! map, event delivery and the per-session task.
 
+use crate::tables::Shrink;
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::hash::{BuildHasher, RandomState};
@@ -101,6 +102,7 @@ impl Sessions {
         let mut shard = self.shard(socket.sid()).lock();
         if shard.get(socket.sid()).is_some_and(|s| s.ptr_eq(socket)) {
             shard.remove(socket.sid());
+            shard.shrink_when_sparse();
             self.count.fetch_sub(1, Ordering::AcqRel);
         }
     }

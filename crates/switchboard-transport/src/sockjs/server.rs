@@ -2,6 +2,7 @@
 //! iframe, greeting, CORS preflight), `xhr_send` / `jsonp_send`, the
 //! session map, event delivery and the per-session task.
 
+use crate::tables::Shrink;
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::hash::{BuildHasher, RandomState};
@@ -129,6 +130,7 @@ impl Sessions {
         let mut shard = self.shard(conn.id()).lock();
         if shard.get(conn.id()).is_some_and(|c| c.ptr_eq(conn)) {
             shard.remove(conn.id());
+            shard.shrink_when_sparse();
             self.count.fetch_sub(1, Ordering::AcqRel);
         }
     }
