@@ -64,6 +64,12 @@ pub async fn return_freed_memory(registry: Registry) {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) {
         return;
     }
+    let heap = heap_usage();
+    tracing::debug!(
+        heap_in_use_kib = heap.in_use / 1024,
+        heap_free_kib = heap.free / 1024,
+        "heap at start"
+    );
     let mut policy = TrimPolicy::default();
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -73,10 +79,13 @@ pub async fn return_freed_memory(registry: Registry) {
         let peak = policy.peak;
         if policy.check(live) {
             let released = trim();
+            let heap = heap_usage();
             tracing::info!(
                 peak,
                 live,
-                released_mib = released / (1024 * 1024),
+                released_kib = released / 1024,
+                heap_in_use_kib = heap.in_use / 1024,
+                heap_free_kib = heap.free / 1024,
                 "connections closed: freed memory returned to the OS"
             );
         }
@@ -97,6 +106,30 @@ fn trim() -> u64 {
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
         0
+    }
+}
+
+/// What the allocator holds: bytes in live allocations, and free bytes it
+/// keeps in its arenas (what fragmentation costs after a trim).
+#[derive(Debug, Default, Clone, Copy)]
+struct HeapUsage {
+    in_use: u64,
+    free: u64,
+}
+
+fn heap_usage() -> HeapUsage {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 takes no arguments and returns a plain struct.
+        let info = unsafe { libc::mallinfo2() };
+        HeapUsage {
+            in_use: (info.uordblks + info.hblkhd) as u64,
+            free: info.fordblks as u64,
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        HeapUsage::default()
     }
 }
 
