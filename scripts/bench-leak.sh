@@ -2,8 +2,10 @@
 # Leak check (issue 7, "Leaks"): for every protocol and transport, a fresh
 # server (pinned to CPU 0) gets N connections (default 19,000) opened and
 # closed CYCLES times (default 10) by the load generator (CPU 1); its RSS is
-# read after each opening and each closing. One JSON line per protocol on
-# stdout (docs/benchmarks.md, "Leaks").
+# read after each opening and each closing. The baseline is read after a
+# warm-up (WARMUP connections, default 1,000, opened and closed; the fresh
+# process' RSS is in the report too). One JSON line per protocol on stdout
+# (docs/benchmarks.md, "Leaks").
 #   scripts/bench-leak.sh [N] [CYCLES] [PROTO...]
 # Needs: cargo build --release -p switchboard-server -p switchboard-bench
 set -euo pipefail
@@ -33,7 +35,7 @@ for proto in "${PROTOS[@]}"; do
     *) echo "unknown protocol $proto" >&2; exit 2 ;;
   esac
   r=$(taskset -c 1 "$BENCH" idle "${args[@]}" --server-pid $pid --connections "$N" \
-    --cycles "$CYCLES" --source-ips 16 --closed-settle 10s --json)
+    --cycles "$CYCLES" --warmup "${WARMUP:-1000}" --source-ips 16 --closed-settle 10s --json)
   echo "{\"proto\":\"$proto\",\"load\":\"$(cut -d' ' -f1 /proc/loadavg)\",\"report\":$r}"
   kill $pid; wait $pid 2>/dev/null || true
 done

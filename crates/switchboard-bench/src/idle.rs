@@ -17,7 +17,7 @@ use crate::sio::SioConn;
 use crate::sockjs::{SockJsWs, XhrStream};
 use crate::stats::Report;
 use crate::stomp::{StompConn, StompOpts};
-use crate::util::{parse_url, raise_nofile, rss_tree_bytes, source_ip, Target};
+use crate::util::{parse_url, raise_nofile, rss_anon_bytes, rss_tree_bytes, source_ip, Target};
 use crate::ws::WsConn;
 
 /// The protocol and transport of the connections.
@@ -42,6 +42,16 @@ pub enum Proto {
 pub struct Cycles {
     pub open: Vec<u64>,
     pub closed: Vec<u64>,
+    /// RssAnon (without file-backed pages such as the binary's code) after
+    /// each closing, and before the first cycle (after the warm-up, if any).
+    #[serde(default)]
+    pub closed_anon: Vec<u64>,
+    #[serde(default)]
+    pub anon_before: u64,
+    /// With `--warmup`: VmRSS of the fresh server, before the warm-up (the
+    /// report's `rss_before` is then read after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh: Option<u64>,
 }
 
 #[derive(Clone, Debug, clap::Args)]
@@ -73,6 +83,10 @@ pub struct IdleArgs {
     /// xhr-streaming sessions outlive their connection by the disconnect delay)
     #[arg(long, default_value = "3s", value_parser = crate::util::parse_duration)]
     pub closed_settle: Duration,
+    /// with --cycles: open and close this many connections first and take
+    /// the baseline after them (code paths paged in, lazy state built)
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
 }
 
 pub fn run(a: IdleArgs) -> Result<Report, String> {
@@ -199,6 +213,27 @@ fn run_proto(a: IdleArgs) -> Result<Report, String> {
         // Leak check: open, read RSS, close, read RSS; `cycles` times.
         let t0 = Instant::now();
         let mut cycles = Cycles::default();
+        let mut rss_before = rss_before;
+        if a.warmup > 0 {
+            let warm = IdleArgs {
+                connections: a.warmup,
+                ..a.clone()
+            };
+            let (conns, _) = open_all(&warm, &target).await;
+            tokio::time::sleep(a.settle).await;
+            drop(conns);
+            tokio::time::sleep(a.closed_settle).await;
+            cycles.fresh = Some(rss_before);
+            rss_before = rss(a.server_pid)?;
+            eprintln!(
+                "{scenario}: warm-up: {} connections opened and closed: {:.1} MiB (fresh: {:.1} MiB)",
+                a.warmup,
+                rss_before as f64 / 1048576.0,
+                cycles.fresh.unwrap_or(0) as f64 / 1048576.0
+            );
+        }
+        let anon = |pid: u32| rss_anon_bytes(pid).map_err(|e| format!("server pid {pid}: {e}"));
+        cycles.anon_before = anon(a.server_pid)?;
         let (mut errors, mut opened) = (0, u64::MAX);
         for cycle in 1..=a.cycles {
             let (conns, e) = open_all(&a, &target).await;
@@ -209,12 +244,15 @@ fn run_proto(a: IdleArgs) -> Result<Report, String> {
             drop(conns);
             tokio::time::sleep(a.closed_settle).await;
             cycles.closed.push(rss(a.server_pid)?);
+            cycles.closed_anon.push(anon(a.server_pid)?);
             eprintln!(
-                "{scenario}: cycle {cycle}: {} open: {:.1} MiB, closed: {:.1} MiB (before: {:.1} MiB)",
+                "{scenario}: cycle {cycle}: {} open: {:.1} MiB, closed: {:.1} MiB (before: {:.1} MiB), anonymous closed: {:.2} MiB (before: {:.2} MiB)",
                 opened,
                 *cycles.open.last().unwrap() as f64 / 1048576.0,
                 *cycles.closed.last().unwrap() as f64 / 1048576.0,
-                rss_before as f64 / 1048576.0
+                rss_before as f64 / 1048576.0,
+                *cycles.closed_anon.last().unwrap() as f64 / 1048576.0,
+                cycles.anon_before as f64 / 1048576.0
             );
         }
         let peak = cycles.open.iter().copied().max().unwrap_or(0);

@@ -103,19 +103,30 @@ pub fn raise_nofile() -> u64 {
 
 /// VmRSS of a process in bytes, from /proc/PID/status.
 pub fn rss_bytes(pid: u32) -> io::Result<u64> {
+    status_bytes(pid, "VmRSS")
+}
+
+/// RssAnon of a process in bytes: its resident memory without the pages of
+/// files it mapped (the binary's code, read in as it runs).
+pub fn rss_anon_bytes(pid: u32) -> io::Result<u64> {
+    status_bytes(pid, "RssAnon")
+}
+
+/// A `kB` line of /proc/PID/status, in bytes.
+fn status_bytes(pid: u32, key: &str) -> io::Result<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     for line in s.lines() {
-        if let Some(v) = line.strip_prefix("VmRSS:") {
+        if let Some(v) = line.strip_prefix(key).and_then(|v| v.strip_prefix(':')) {
             let kb: u64 = v
                 .trim()
                 .trim_end_matches("kB")
                 .trim()
                 .parse()
-                .map_err(|_| io::Error::other("VmRSS"))?;
+                .map_err(|_| io::Error::other(key.to_owned()))?;
             return Ok(kb * 1024);
         }
     }
-    Err(io::Error::other("no VmRSS"))
+    Err(io::Error::other(format!("no {key}")))
 }
 
 /// Sum of VmRSS of a process and all its descendants (a server started through a
