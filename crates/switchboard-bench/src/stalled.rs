@@ -11,11 +11,13 @@
 //! for the end: EOF, a reset, or the protocol's own close (a WebSocket close
 //! frame, Engine.IO close, SockJS `c[...]`, a STOMP ERROR frame).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -131,7 +133,8 @@ pub struct StalledRun {
     pub since: Cell<u64>,
     /// the run is over: drain and report
     pub done: Cell<bool>,
-    watched: RefCell<Vec<Watch>>,
+    /// Shared with the sampling thread ([`StalledRun::watch`]).
+    watched: Arc<Mutex<Vec<Watch>>>,
 }
 
 /// One stalled connection as `/proc/net/tcp` shows it.
@@ -151,47 +154,76 @@ impl StalledRun {
             failed: Cell::new(0),
             since: Cell::new(u64::MAX),
             done: Cell::new(false),
-            watched: RefCell::new(Vec::new()),
+            watched: Arc::default(),
         })
     }
 
-    /// Samples `/proc/net/tcp` every 200 ms until the run is over.
-    pub async fn watch(self: Rc<Self>) {
-        while !self.done.get() {
-            if let Ok(text) = std::fs::read_to_string("/proc/net/tcp") {
-                self.sample(&text, now_ns());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    fn watched(&self) -> MutexGuard<'_, Vec<Watch>> {
+        self.watched.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn sample(&self, table: &str, now: u64) {
-        let mut watched = self.watched.borrow_mut();
-        if watched.is_empty() {
-            return;
-        }
-        let mut seen = vec![false; watched.len()];
-        for line in table.lines().skip(1) {
-            let Some(e) = parse_tcp_line(line) else {
-                continue;
-            };
-            for (i, w) in watched.iter_mut().enumerate() {
-                if e.local == w.server && e.remote == w.client {
-                    seen[i] = true;
-                    w.send_q = w.send_q.max(e.tx_queue);
-                    if e.state != TCP_ESTABLISHED && w.closed_at.is_none() {
-                        w.closed_at = Some(now);
-                    }
-                } else if e.local == w.client && e.remote == w.server {
-                    w.recv_q = w.recv_q.max(e.rx_queue);
+    /// Samples `/proc/net/tcp` every 200 ms until the run is over, on a
+    /// thread of its own at the lowest priority: with thousands of sockets in
+    /// the table (TIME_WAIT ones of earlier runs too) one read costs
+    /// milliseconds of kernel time, which on the load generator's event loop
+    /// would hold up the others' deliveries and show in their latency.
+    pub async fn watch(self: Rc<Self>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (watched, stop) = (self.watched.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // SAFETY: setpriority on the calling thread (who 0) only.
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, 19);
                 }
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(text) = std::fs::read_to_string("/proc/net/tcp") {
+                        sample(&watched, &text, now_ns());
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        };
+        while !self.done.get() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || sampler.join()).await;
+    }
+
+    #[cfg(test)]
+    fn sample(&self, table: &str, now: u64) {
+        sample(&self.watched, table, now)
+    }
+}
+
+/// One look at `/proc/net/tcp` (`table`) at `now` for the watched connections.
+fn sample(watched: &Mutex<Vec<Watch>>, table: &str, now: u64) {
+    let mut watched = watched.lock().unwrap_or_else(|e| e.into_inner());
+    if watched.is_empty() {
+        return;
+    }
+    let mut seen = vec![false; watched.len()];
+    for line in table.lines().skip(1) {
+        let Some(e) = parse_tcp_line(line) else {
+            continue;
+        };
+        for (i, w) in watched.iter_mut().enumerate() {
+            if e.local == w.server && e.remote == w.client {
+                seen[i] = true;
+                w.send_q = w.send_q.max(e.tx_queue);
+                if e.state != TCP_ESTABLISHED && w.closed_at.is_none() {
+                    w.closed_at = Some(now);
+                }
+            } else if e.local == w.client && e.remote == w.server {
+                w.recv_q = w.recv_q.max(e.rx_queue);
             }
         }
-        for (w, seen) in watched.iter_mut().zip(seen) {
-            // gone from the table: closed (and already reset or finished)
-            if !seen && w.closed_at.is_none() {
-                w.closed_at = Some(now);
-            }
+    }
+    for (w, seen) in watched.iter_mut().zip(seen) {
+        // gone from the table: closed (and already reset or finished)
+        if !seen && w.closed_at.is_none() {
+            w.closed_at = Some(now);
         }
     }
 }
@@ -267,7 +299,7 @@ pub async fn subscriber(
     };
     drop(permit);
     let index = c.local_addr().ok().map(|client| {
-        let mut w = run.watched.borrow_mut();
+        let mut w = run.watched();
         w.push(Watch {
             client,
             server,
@@ -289,8 +321,7 @@ pub async fn subscriber(
         ..StalledFate::default()
     };
     if let Some(w) = index.and_then(|i| {
-        run.watched
-            .borrow_mut()
+        run.watched()
             .get(i)
             .map(|w| (w.closed_at, w.send_q, w.recv_q))
     }) {
@@ -357,7 +388,7 @@ mod tests {
     #[test]
     fn samples() {
         let run = StalledRun::new();
-        run.watched.borrow_mut().push(Watch {
+        run.watched().push(Watch {
             client: "127.0.0.1:54004".parse().unwrap(),
             server: "127.0.0.1:8080".parse().unwrap(),
             closed_at: None,
@@ -375,7 +406,7 @@ mod tests {
         );
         run.sample(&est, 1);
         {
-            let w = &run.watched.borrow()[0];
+            let w = &run.watched()[0];
             assert_eq!((w.closed_at, w.send_q, w.recv_q), (None, 0x10000, 0x2000));
         }
         run.sample(
@@ -385,11 +416,11 @@ mod tests {
             ),
             2,
         );
-        assert_eq!(run.watched.borrow()[0].closed_at, Some(2));
-        assert_eq!(run.watched.borrow()[0].send_q, 0x20000);
+        assert_eq!(run.watched()[0].closed_at, Some(2));
+        assert_eq!(run.watched()[0].send_q, 0x20000);
         // gone later: the first time it was seen closed stays
         run.sample(head, 3);
-        assert_eq!(run.watched.borrow()[0].closed_at, Some(2));
+        assert_eq!(run.watched()[0].closed_at, Some(2));
     }
 
     /// A stalled connection the server closes is found dropped; one it keeps is not.
