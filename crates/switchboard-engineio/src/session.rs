@@ -393,14 +393,24 @@ impl Session {
 
     // ---------------------------------------------------------------- output
 
-    /// The next event for the application.
+    /// The next event for the application. Once drained, the queue gives its
+    /// buffer back (an idle session holds none; the cost is one allocation
+    /// per burst, not per packet).
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        event
     }
 
-    /// The next output for the transports.
+    /// The next output for the transports; drained, it frees its buffer too.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let transmit = self.transmits.pop_front();
+        if transmit.is_none() && self.transmits.capacity() > 0 {
+            self.transmits = VecDeque::new();
+        }
+        transmit
     }
 
     /// When [`Session::handle_timeout`] must next be called, if ever.

@@ -326,7 +326,8 @@ where
         let events = {
             let mut st = socket.inner.state.lock();
             let t = now();
-            for m in self.incoming.drain(..) {
+            // Taken, not drained: an idle connection keeps no buffer.
+            for m in std::mem::take(&mut self.incoming) {
                 st.session.ws_message(t, *ws, m);
             }
             if self.failed {
