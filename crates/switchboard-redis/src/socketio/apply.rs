@@ -11,6 +11,7 @@ use std::time::Instant;
 use switchboard_socketio::{AckError, Namespace};
 
 use super::cluster::Shared;
+use super::resync;
 use super::wire::{self, AckRequest, Body};
 
 /// Applies one message received on the common channel or this node's own.
@@ -146,7 +147,8 @@ fn apply(shared: &Arc<Shared>, from: u64, body: Body) -> bool {
 }
 
 /// Delivers a recorded event (numbered by Redis) to this node's sockets;
-/// `false` if it is not for this node.
+/// `false` if it is not for this node, or was delivered already (read
+/// back after an outage: [`resync`]).
 fn recorded(shared: &Shared, own: bool, body: Body) -> bool {
     let Body::Recorded {
         offset,
@@ -158,14 +160,8 @@ fn recorded(shared: &Shared, own: bool, body: Body) -> bool {
     else {
         return false;
     };
-    if local && !own {
-        return false;
-    }
     match namespace(shared, &ns) {
-        Some(ns) => {
-            ns.deliver_recorded(&opts, &offset, packet);
-            true
-        }
+        Some(ns) => resync::deliver(shared, &ns, &offset, opts, own || !local, packet),
         None => false,
     }
 }

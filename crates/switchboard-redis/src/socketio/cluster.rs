@@ -23,6 +23,7 @@ use super::config::SocketIoClusterConfig;
 use super::links::{LinkStates, Op, Outgoing, Publisher, Subscriber};
 use super::nodes::Nodes;
 use super::requests::Requests;
+use super::resync::Positions;
 use super::stats::{Counters, SocketIoClusterStats};
 use super::wire::{AckRequest, Body, Message};
 use crate::backplane::random_u64;
@@ -53,8 +54,11 @@ pub(crate) struct Shared {
     /// Session key → encoded session, of this node's connected sockets
     /// (connection state recovery; refreshed in Redis while connected).
     pub(crate) sessions: Mutex<HashMap<String, Vec<u8>>>,
-    /// The connection restores read with.
+    /// The connection restores and catch-ups read with.
     pub(crate) reader: Mutex<Option<MultiplexedConnection>>,
+    /// How far each namespace's sockets got in its stream of recorded
+    /// events (connection state recovery).
+    pub(crate) positions: Positions,
     /// Messages refused by a full queue already logged (to log rarely).
     logged_drops: Mutex<u64>,
 }
@@ -152,7 +156,10 @@ impl Shared {
 /// * At most once: a message is lost for the other nodes when the queue is
 ///   full ([`SocketIoClusterStats::dropped`]) or its `PUBLISH` fails.
 ///   While a node is cut off from Redis it receives nothing, and what the
-///   others broadcast meanwhile is gone (Redis pub/sub keeps nothing).
+///   others broadcast meanwhile is gone (Redis pub/sub keeps nothing),
+///   except recorded events (connection state recovery): those are kept
+///   in Redis and read back once its subscription is back, then delivered
+///   in order, before the live ones, none twice.
 /// * Requests wait for the nodes alive when they are made, and stop waiting
 ///   for a node that goes away; recipients of a broadcast with acks on a
 ///   node that goes away count as disconnected.
@@ -198,6 +205,7 @@ impl RedisSocketIoCluster {
             recovery: OnceLock::new(),
             sessions: Mutex::default(),
             reader: Mutex::default(),
+            positions: Positions::default(),
             logged_drops: Mutex::new(0),
             config,
             options,

@@ -4,9 +4,10 @@
 //! pipelined `PUBLISH`es, each message written straight into the command
 //! buffer (the packet bytes are copied once, there); the *subscriber*
 //! subscribes to the common channel and this node's own, says HELLO once
-//! subscribed (after every reconnect too), and hands each message to
-//! [`apply`](super::apply). Also the links' shared state (`connected`,
-//! `reconnects`) and what an outage is logged as.
+//! subscribed (after every reconnect too), catches up on the recorded
+//! events it missed while it was down ([`resync`](super::resync)), then
+//! hands each message to [`apply`](super::apply). Also the links' shared
+//! state (`connected`, `reconnects`) and what an outage is logged as.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -17,9 +18,9 @@ use redis::aio::{MultiplexedConnection, PubSub};
 use redis::{RedisResult, RedisWrite, ToRedisArgs};
 use tokio::sync::mpsc;
 
-use super::apply;
 use super::cluster::Shared;
 use super::wire::{self, Body};
+use super::{apply, resync};
 use crate::link::{End, Host, LinkKind, Session};
 
 /// Most messages in one pipeline.
@@ -95,8 +96,8 @@ impl Host for Shared {
                 outage = ?since.elapsed(),
                 dropped,
                 "socket.io cluster reconnected: what other nodes broadcast meanwhile did not \
-                 arrive here and cannot be recovered; {dropped} messages of this node were \
-                 dropped (queue full)"
+                 arrive here and cannot be recovered (recorded events aside: those are read \
+                 back); {dropped} messages of this node were dropped (queue full)"
             );
         }
     }
@@ -121,8 +122,9 @@ impl Host for Shared {
             redis = %crate::config::redact(&self.config.url),
             link = kind.name(),
             "socket.io cluster lost its redis connection ({reason}); until it is back, other \
-             nodes' broadcasts do not arrive here (and are lost for good), this node's are \
-             queued (up to {} messages), and requests only see the nodes still heard from",
+             nodes' broadcasts do not arrive here (and are lost for good, except recorded \
+             events, read back then), this node's are queued (up to {} messages), and \
+             requests only see the nodes still heard from",
             self.config.max_queued_messages
         );
     }
@@ -334,6 +336,11 @@ impl Session<Shared> for Subscriber {
         // Subscribed: the others answer with heartbeats, so that this node
         // knows them at once (and they know it).
         shared.send_all(Body::Hello);
+        // Back after an outage: the recorded events missed meanwhile, before
+        // what arrives from now on (which waits in the subscription).
+        if let Err(reason) = resync::catch_up(shared).await {
+            return End::Lost(reason);
+        }
         let ping_every = shared.config.ping_interval();
         loop {
             let idle = async {

@@ -41,7 +41,9 @@
 //!   `connection_state_recovery`): the cluster is also a
 //!   [`ClusterRecovery`](switchboard_socketio::ClusterRecovery): events
 //!   numbered and kept in a Redis stream per namespace, sessions written
-//!   through, restores on any node ([`recovery`]'s docs).
+//!   through, restores on any node ([`recovery`]'s docs); what a node
+//!   missed while its subscription was down is read back from the streams
+//!   once it is back (the `resync` module's docs).
 //!
 //! ## Not covered
 //!
@@ -54,6 +56,7 @@ mod links;
 mod nodes;
 mod recovery;
 mod requests;
+mod resync;
 mod stats;
 pub mod wire;
 

@@ -26,7 +26,9 @@
 //!   namespace keeps those meant for the socket). The session is not
 //!   deleted: the restoring node writes it again at once (it holds the
 //!   socket now), and a failed attempt (an offset no longer stored) must not
-//!   take a live socket's session away.
+//!   take a live socket's session away. The restored socket is not sent the
+//!   entries read again when this node's subscription brings them later
+//!   ([`resync`](super::resync)).
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -38,6 +40,7 @@ use switchboard_socketio::{
 
 use super::cluster::{RedisSocketIoCluster, Shared};
 use super::links::Op;
+use super::resync::StreamId;
 use super::wire::{self, Body, Message};
 
 /// `KEYS[1]` stream; `ARGV[1]` channel, `ARGV[2]` most entries, `ARGV[3]`
@@ -114,8 +117,9 @@ impl Shared {
         self.session_ttl_and_refresh().1
     }
 
-    /// A connection for reads (restores), made once and kept.
-    async fn reader(&self) -> redis::RedisResult<MultiplexedConnection> {
+    /// A connection for reads (restores, catch-ups), made once and kept
+    /// (dropped when a read fails).
+    pub(crate) async fn reader(&self) -> redis::RedisResult<MultiplexedConnection> {
         if let Some(c) = self.reader.lock().clone() {
             return Ok(c);
         }
@@ -192,25 +196,23 @@ impl ClusterRecovery for RedisSocketIoCluster {
         let key = session_key(&shared.config.prefix, &ns, pid);
         let offset = offset.to_owned();
         Box::pin(async move {
-            if !is_stream_id(&offset) {
-                return None;
-            }
+            let offset_id = StreamId::parse(&offset)?;
             shared.stats.restores.fetch_add(1, Relaxed);
             let timeout = shared.config.command_timeout();
-            let restored =
-                match tokio::time::timeout(timeout, restore(&shared, &ns, &key, &offset)).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => {
-                        *shared.reader.lock() = None;
-                        tracing::warn!("socket.io cluster: session restore failed: {e}");
-                        None
-                    }
-                    Err(_) => {
-                        *shared.reader.lock() = None;
-                        tracing::warn!("socket.io cluster: session restore timed out");
-                        None
-                    }
-                };
+            let read = restore(&shared, &ns, &key, &offset, offset_id);
+            let restored = match tokio::time::timeout(timeout, read).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    *shared.reader.lock() = None;
+                    tracing::warn!("socket.io cluster: session restore failed: {e}");
+                    None
+                }
+                Err(_) => {
+                    *shared.reader.lock() = None;
+                    tracing::warn!("socket.io cluster: session restore timed out");
+                    None
+                }
+            };
             if restored.is_some() {
                 shared.stats.restored.fetch_add(1, Relaxed);
             }
@@ -219,18 +221,14 @@ impl ClusterRecovery for RedisSocketIoCluster {
     }
 }
 
-/// `ms-seq` or `ms` (what `XRANGE` takes as an id).
-fn is_stream_id(s: &str) -> bool {
-    let (a, b) = s.split_once('-').unwrap_or((s, "0"));
-    let digits = |x: &str| !x.is_empty() && x.len() <= 20 && x.bytes().all(|c| c.is_ascii_digit());
-    digits(a) && digits(b)
-}
-
+/// Reads session `key` and the stream of `ns` from `offset` (`offset_id`
+/// parsed); `None` if either is gone.
 async fn restore(
     shared: &Shared,
     ns: &str,
     key: &str,
     offset: &str,
+    offset_id: StreamId,
 ) -> redis::RedisResult<Option<RestoredSession>> {
     let mut conn = shared.reader().await?;
     let count = shared.recovery_config().max_packets.max(1) + 1;
@@ -260,17 +258,16 @@ async fn restore(
     let mut entries = entries.into_iter();
     // The client's offset must still be stored (else events were trimmed).
     match entries.next() {
-        Some((id, _)) if id == offset || same_id(&id, offset) => {}
+        Some((id, _)) if StreamId::parse(&id) == Some(offset_id) => {}
         _ => return Ok(None),
     }
+    // How far the socket gets: it is not sent these again.
+    let mut upto = offset_id;
     let mut missed = Vec::new();
     for (id, fields) in entries {
-        let Some((_, m)) = fields.into_iter().find(|(f, _)| f == "m") else {
-            continue;
-        };
-        let decoded = wire::with_offset(&m, &id).map(|b| wire::decode(&b));
-        match decoded {
-            Some(Ok(Message {
+        upto = StreamId::parse(&id).map_or(upto, |i| upto.max(i));
+        match entry_message(&id, fields) {
+            Some(Message {
                 body:
                     Body::Recorded {
                         ns: event_ns,
@@ -280,32 +277,31 @@ async fn restore(
                         ..
                     },
                 ..
-            })) if event_ns == ns => missed.push(RecordedEvent {
+            }) if event_ns == ns => missed.push(RecordedEvent {
                 offset: id,
                 opts,
                 packet,
             }),
             // Local events were for the origin's sockets only.
-            Some(Ok(Message {
+            Some(Message {
                 body: Body::Recorded { local: true, .. },
                 ..
-            })) => {}
+            }) => {}
             _ => {
                 shared.stats.decode_errors.fetch_add(1, Relaxed);
             }
         }
     }
+    shared.positions.restored(ns, &session.sid, upto);
     Ok(Some(RestoredSession { session, missed }))
 }
 
 /// A stream entry as `XRANGE` gives it: id, then field/value pairs.
-type StreamEntry = (String, Vec<(String, Vec<u8>)>);
+pub(crate) type StreamEntry = (String, Vec<(String, Vec<u8>)>);
 
-/// `"5"` and `"5-0"` are the same id.
-fn same_id(a: &str, b: &str) -> bool {
-    let norm = |s: &str| match s.split_once('-') {
-        Some((x, y)) => (x.to_owned(), y.to_owned()),
-        None => (s.to_owned(), "0".to_owned()),
-    };
-    norm(a) == norm(b)
+/// The message of stream entry `id` (its field `m`, numbered `id`); `None`
+/// if it has none or it is malformed.
+pub(crate) fn entry_message(id: &str, fields: Vec<(String, Vec<u8>)>) -> Option<Message> {
+    let (_, m) = fields.into_iter().find(|(f, _)| f == "m")?;
+    wire::decode(&wire::with_offset(&m, id)?).ok()
 }

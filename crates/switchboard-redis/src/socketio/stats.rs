@@ -22,7 +22,8 @@ pub struct SocketIoClusterStats {
     /// Messages received from other nodes and applied.
     pub received: u64,
     /// Messages ignored: this node's own echoed back, answers that came too
-    /// late, requests for a namespace this node does not have.
+    /// late, requests for a namespace this node does not have, recorded
+    /// events already delivered (read back after an outage).
     pub ignored: u64,
     /// Malformed messages, dropped.
     pub decode_errors: u64,
@@ -37,6 +38,13 @@ pub struct SocketIoClusterStats {
     /// Of those, the sessions restored (the others had expired, were
     /// unknown, or their offset was no longer stored).
     pub restored: u64,
+    /// Catch-ups after this node's subscription came back: the recorded
+    /// events of the namespaces it had received some of, read back from
+    /// their streams.
+    pub resyncs: u64,
+    /// Recorded events those catch-ups handed to this node's namespaces
+    /// (missed while the subscription was down).
+    pub resynced: u64,
     /// Whether both connections (publishing and subscribed) are up.
     pub connected: bool,
     /// Other nodes heard from within the heartbeat timeout.
@@ -59,6 +67,8 @@ pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
     pub(crate) restores: AtomicU64,
     pub(crate) restored: AtomicU64,
+    pub(crate) resyncs: AtomicU64,
+    pub(crate) resynced: AtomicU64,
     pub(crate) connected: AtomicBool,
 }
 
@@ -78,6 +88,8 @@ impl Counters {
             reconnects: self.reconnects.load(Relaxed),
             restores: self.restores.load(Relaxed),
             restored: self.restored.load(Relaxed),
+            resyncs: self.resyncs.load(Relaxed),
+            resynced: self.resynced.load(Relaxed),
             connected: self.connected.load(Relaxed),
             nodes: 0,
             pending_requests: 0,
