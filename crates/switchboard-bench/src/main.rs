@@ -10,6 +10,7 @@ mod fanout;
 mod idle;
 mod sio;
 mod slow;
+mod sockdiag;
 mod sockjs;
 mod stalled;
 mod stats;

@@ -4,12 +4,13 @@
 //! run goes on. They count for nothing in the fan-out's figures; at the end
 //! each one reports its fate ([`StalledFate`]).
 //!
-//! Owns the stalled subscriber task, watching its TCP connection in
-//! `/proc/net/tcp` (the server's side of it leaving ESTABLISHED says when the
-//! server closed it, without the client reading anything; both ends are on
-//! this machine) and the final drain, which reads what is buffered and looks
-//! for the end: EOF, a reset, or the protocol's own close (a WebSocket close
-//! frame, Engine.IO close, SockJS `c[...]`, a STOMP ERROR frame).
+//! Owns the stalled subscriber task, watching its TCP connection through
+//! the kernel (netlink `sock_diag`, [`crate::sockdiag`]: the server's side of
+//! it leaving ESTABLISHED says when the server closed it, without the client
+//! reading anything; both ends are on this machine) and the final drain,
+//! which reads what is buffered and looks for the end: EOF, a reset, or the
+//! protocol's own close (a WebSocket close frame, Engine.IO close, SockJS
+//! `c[...]`, a STOMP ERROR frame).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::sio::SioConn;
+use crate::sockdiag::SockDiag;
 use crate::sockjs::{Frame, SockJsWs, StreamState, XhrStream};
 use crate::stomp::StompConn;
 use crate::util::now_ns;
@@ -137,7 +139,7 @@ pub struct StalledRun {
     watched: Arc<Mutex<Vec<Watch>>>,
 }
 
-/// One stalled connection as `/proc/net/tcp` shows it.
+/// One stalled connection as the kernel shows it.
 struct Watch {
     client: SocketAddr,
     server: SocketAddr,
@@ -162,11 +164,12 @@ impl StalledRun {
         self.watched.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Samples `/proc/net/tcp` every 200 ms until the run is over, on a
-    /// thread of its own at the lowest priority: with thousands of sockets in
-    /// the table (TIME_WAIT ones of earlier runs too) one read costs
-    /// milliseconds of kernel time, which on the load generator's event loop
-    /// would hold up the others' deliveries and show in their latency.
+    /// Looks at the watched connections every 200 ms until the run is over,
+    /// on a thread of its own at the lowest priority, by netlink
+    /// ([`SockDiag`]: one exact lookup per socket). `/proc/net/tcp` is the
+    /// fallback: with thousands of sockets in it (TIME_WAIT ones of earlier
+    /// runs too) one read costs milliseconds of kernel time, which showed in
+    /// the others' latency when it ran on the load generator's event loop.
     pub async fn watch(self: Rc<Self>) {
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = {
@@ -176,9 +179,19 @@ impl StalledRun {
                 unsafe {
                     libc::setpriority(libc::PRIO_PROCESS, 0, 19);
                 }
+                let mut diag = SockDiag::new().ok();
                 while !stop.load(Ordering::Relaxed) {
-                    if let Ok(text) = std::fs::read_to_string("/proc/net/tcp") {
-                        sample(&watched, &text, now_ns());
+                    let now = now_ns();
+                    if let Some(d) = &mut diag {
+                        if let Err(e) = sample_diag(&watched, d, now) {
+                            eprintln!("stalled: sock_diag failed ({e}): reading /proc/net/tcp");
+                            diag = None;
+                        }
+                    }
+                    if diag.is_none() {
+                        if let Ok(text) = std::fs::read_to_string("/proc/net/tcp") {
+                            sample(&watched, &text, now);
+                        }
                     }
                     std::thread::sleep(Duration::from_millis(200));
                 }
@@ -195,6 +208,29 @@ impl StalledRun {
     fn sample(&self, table: &str, now: u64) {
         sample(&self.watched, table, now)
     }
+}
+
+/// One look at the watched connections at `now` through `diag`: the server's
+/// side (its send queue; out of ESTABLISHED or gone: closed) and the
+/// client's (its receive queue).
+fn sample_diag(watched: &Mutex<Vec<Watch>>, diag: &mut SockDiag, now: u64) -> io::Result<()> {
+    let mut watched = watched.lock().unwrap_or_else(|e| e.into_inner());
+    for w in watched.iter_mut() {
+        match diag.lookup(w.server, w.client)? {
+            Some(info) => {
+                w.send_q = w.send_q.max(info.send_q.into());
+                if info.state != TCP_ESTABLISHED && w.closed_at.is_none() {
+                    w.closed_at = Some(now);
+                }
+            }
+            None if w.closed_at.is_none() => w.closed_at = Some(now),
+            None => {}
+        }
+        if let Some(info) = diag.lookup(w.client, w.server)? {
+            w.recv_q = w.recv_q.max(info.recv_q.into());
+        }
+    }
+    Ok(())
 }
 
 /// One look at `/proc/net/tcp` (`table`) at `now` for the watched connections.
