@@ -14,6 +14,7 @@ use switchboard_transport::Shrink;
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use switchboard_engineio::Message;
 use switchboard_socketio_proto::Encoded;
@@ -28,7 +29,7 @@ use crate::cluster::{
 };
 use crate::error::{ConnectError, EmitError};
 use crate::recovery::{should_include, Recovery, RecoveryConfig};
-use crate::socket::{AckSlot, Socket, SocketRef};
+use crate::socket::{event_fn, AckSender, AckSlot, EventFn, Socket, SocketRef};
 use crate::splice;
 
 pub(crate) type ConnFn = Arc<dyn Fn(SocketRef) + Send + Sync>;
@@ -48,6 +49,8 @@ pub(crate) enum Middleware {
 pub(crate) struct Hooks {
     pub on_connection: RwLock<Option<ConnFn>>,
     pub middlewares: RwLock<Vec<Middleware>>,
+    /// Event handlers shared by every socket ([`Namespace::on_event`]).
+    pub events: RwLock<HashMap<String, EventFn>>,
 }
 
 impl Hooks {
@@ -243,6 +246,25 @@ impl Namespace {
         F: Fn(SocketRef) + Send + Sync + 'static,
     {
         *self.0.hooks.on_connection.write() = Some(Arc::new(handler));
+        self
+    }
+
+    /// Registers the handler of `event` for every socket of the namespace:
+    /// one closure shared by all of them, where [`Socket::on`] makes one per
+    /// socket in the connection handler. For servers with many sockets
+    /// (each `on` costs a closure, its name and a table slot per socket);
+    /// per-socket state then lives in the socket's
+    /// [`extensions`](Socket::extensions). A socket's own handler of the
+    /// same event is called instead. Arguments and `ack` as in
+    /// [`Socket::on`].
+    pub fn on_event<T, F>(&self, event: impl Into<String>, handler: F) -> &Self
+    where
+        T: DeserializeOwned,
+        F: Fn(SocketRef, T, Option<AckSender>) + Send + Sync + 'static,
+    {
+        let event = event.into();
+        let f = event_fn(&event, handler);
+        self.0.hooks.events.write().insert(event, f);
         self
     }
 

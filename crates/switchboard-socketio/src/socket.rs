@@ -29,6 +29,21 @@ use crate::namespace::Namespace;
 pub type SocketRef = Arc<Socket>;
 
 pub(crate) type EventFn = Arc<dyn Fn(SocketRef, Vec<Value>, Option<AckSender>) + Send + Sync>;
+
+/// `handler` of `event` taking its arguments as `T` ([`Socket::on`]).
+pub(crate) fn event_fn<T, F>(event: &str, handler: F) -> EventFn
+where
+    T: DeserializeOwned,
+    F: Fn(SocketRef, T, Option<AckSender>) + Send + Sync + 'static,
+{
+    let name = event.to_owned();
+    Arc::new(move |s, args, ack| match from_args::<T>(args) {
+        Ok(data) => handler(s, data, ack),
+        Err(e) => {
+            tracing::debug!(event = %name, error = %e, "event data does not fit the handler")
+        }
+    })
+}
 type AnyFn = Arc<dyn Fn(SocketRef, &str, &[Value]) + Send + Sync>;
 type DisconnectFn = Box<dyn FnOnce(SocketRef, DisconnectReason) + Send>;
 pub(crate) enum AckSlot {
@@ -185,13 +200,7 @@ impl Socket {
         F: Fn(SocketRef, T, Option<AckSender>) + Send + Sync + 'static,
     {
         let event = event.into();
-        let name = event.clone();
-        let f: EventFn = Arc::new(move |s, args, ack| match from_args::<T>(args) {
-            Ok(data) => handler(s, data, ack),
-            Err(e) => {
-                tracing::debug!(event = %name, error = %e, "event data does not fit the handler")
-            }
-        });
+        let f = event_fn(&event, handler);
         self.handlers.write().insert(event, f);
     }
 
@@ -426,7 +435,8 @@ impl Socket {
         if let Some(any) = any {
             any(self.clone(), &name, &all);
         }
-        let handler = self.handlers.read().get(&name).cloned();
+        let own = self.handlers.read().get(&name).cloned();
+        let handler = own.or_else(|| self.ns.hooks().events.read().get(&name).cloned());
         match handler {
             Some(h) => {
                 let ack = packet.id.map(|id| AckSender {

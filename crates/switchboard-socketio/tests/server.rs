@@ -42,9 +42,9 @@ struct Peer {
     conn: Arc<FakeConn>,
 }
 
-fn parts() -> http::request::Parts {
+fn parts_at(uri: &str) -> http::request::Parts {
     http::Request::builder()
-        .uri("/socket.io/?EIO=4&transport=websocket&room=a%20b")
+        .uri(uri)
         .header("x-user", "ann")
         .body(())
         .unwrap()
@@ -54,12 +54,16 @@ fn parts() -> http::request::Parts {
 
 impl Peer {
     fn open(io: &SocketIo) -> Peer {
+        Peer::open_at(io, "/socket.io/?EIO=4&transport=websocket&room=a%20b")
+    }
+
+    fn open_at(io: &SocketIo, uri: &str) -> Peer {
         let conn = Arc::new(FakeConn {
             sid: format!("eio{}", NEXT.fetch_add(1, Ordering::SeqCst)),
             sent: Mutex::default(),
             closed: AtomicBool::new(false),
         });
-        io.engine_open(conn.clone(), &parts());
+        io.engine_open(conn.clone(), &parts_at(uri));
         Peer {
             io: io.clone(),
             conn,
@@ -268,6 +272,40 @@ fn typed_events_and_incoming_acks() {
             "any nobody 0"
         ]
     );
+}
+
+#[test]
+fn namespace_event_handlers_serve_every_socket_and_yield_to_its_own() {
+    let io = SocketIo::new();
+    let ns = io.ns("/", |s: SocketRef| {
+        // Per-socket state for the shared handlers.
+        s.extensions().insert(format!("state of {}", s.id()));
+        if s.handshake().query_param("own") == Some("1") {
+            s.on("sum", |_s, _: (i64, i64), ack: Option<AckSender>| {
+                ack.unwrap().send("own").unwrap();
+            });
+        }
+    });
+    ns.on_event("sum", |_s, (a, b): (i64, i64), ack: Option<AckSender>| {
+        ack.unwrap().send(a + b).unwrap();
+    });
+    ns.on_event("whoami", |s: SocketRef, _: (), ack: Option<AckSender>| {
+        let state: Option<String> = s.extensions().get();
+        ack.unwrap()
+            .send(state == Some(format!("state of {}", s.id())))
+            .unwrap();
+    });
+    let a = Peer::open(&io);
+    a.connect("/");
+    a.text(r#"21["sum",1,2]"#);
+    a.text(r#"22["sum","x"]"#); // does not fit (i64, i64): dropped
+    a.text(r#"23["whoami"]"#);
+    assert_eq!(a.take(), ["31[3]", "33[true]"]);
+    let b = Peer::open_at(&io, "/socket.io/?EIO=4&transport=websocket&own=1");
+    b.connect("/");
+    b.text(r#"24["sum",1,2]"#);
+    b.text(r#"25["whoami"]"#);
+    assert_eq!(b.take(), [r#"34["own"]"#, "35[true]"]);
 }
 
 #[tokio::test(start_paused = true)]
