@@ -15,7 +15,9 @@ use switchboard_hub::{
     Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind, Publication, Subscribed,
 };
 use switchboard_redis::RedisSocketIoCluster;
-use switchboard_socketio::{AckSender, ConnectError, DisconnectReason, SocketIo, SocketRef, Value};
+use switchboard_socketio::{
+    AckSender, ConnectError, DisconnectReason, Namespace, SocketIo, SocketRef, Value,
+};
 use switchboard_socketio_proto::encode_event_raw;
 use switchboard_transport::engineio::{Cors, EngineIo, EngineIoConfig};
 
@@ -56,6 +58,7 @@ pub fn socket_io(state: &Arc<AppState>) -> (SocketIo, EngineIo<SocketIo>) {
     let ns = io.ns("/", move |socket: SocketRef| {
         on_connection(&hub_state, socket)
     });
+    register_events(state, &ns);
     // Credentials are checked before the socket connects: a refusal is a
     // CONNECT_ERROR whose message is the reason (`connect_error` on the client).
     let auth_state = state.clone();
@@ -131,6 +134,15 @@ struct HistoryArg {
     since: Option<u64>,
 }
 
+/// A connected socket's hub client and its subscribes awaiting their
+/// catch-up, kept in the socket's extensions for the event handlers, which
+/// are registered once for all sockets ([`register_events`]).
+#[derive(Clone)]
+struct HubLink {
+    client: Arc<Client>,
+    pending: PendingAcks,
+}
+
 fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
     // Set by the middleware; a socket recovered without middlewares
     // (connection state recovery) is identified again.
@@ -148,11 +160,25 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
     let client = Arc::new(state.hub.connect(info));
     let pending = PendingAcks::default();
     let pump = tokio::spawn(pump(client.clone(), socket.clone(), pending.clone()));
+    socket.extensions().insert(HubLink { client, pending });
+    // Before the socket's data is kept for connection state recovery: the
+    // hub client is not part of it, and dropping its last handle leaves
+    // every topic (presence leave events).
+    socket.on_disconnecting(move |s: SocketRef, _reason: DisconnectReason| {
+        pump.abort();
+        s.extensions().remove::<HubLink>();
+    });
+}
 
-    let c = client.clone();
-    socket.on(
+/// The built-in events (docs/socketio-events.md), one handler each for every
+/// socket of `ns`.
+fn register_events(state: &Arc<AppState>, ns: &Namespace) {
+    ns.on_event(
         "subscribe",
-        move |_s: SocketRef, arg: SubscribeArg, ack: Option<AckSender>| {
+        |s: SocketRef, arg: SubscribeArg, ack: Option<AckSender>| {
+            let Some(link) = s.extensions().get::<HubLink>() else {
+                return;
+            };
             let (topic, since, epoch) = match arg {
                 SubscribeArg::Topic(t) => (t, None, None),
                 SubscribeArg::Full {
@@ -161,24 +187,26 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
                     epoch,
                 } => (topic, since, epoch),
             };
-            let reply = match c.subscribe_at(&topic, since, epoch) {
+            let reply = match link.client.subscribe_at(&topic, since, epoch) {
                 Ok(sub) if sub.pending => {
                     // Answered by the `CatchUp` delivery, before live messages.
-                    pending.lock().push((Arc::from(topic), ack));
+                    link.pending.lock().push((Arc::from(topic), ack));
                     return;
                 }
-                Ok(sub) => subscribed(&_s, &topic, since, &sub),
+                Ok(sub) => subscribed(&s, &topic, since, &sub),
                 Err(e) => error_json(e),
             };
             ack_raw(ack, &reply);
         },
     );
 
-    let c = client.clone();
-    socket.on(
+    ns.on_event(
         "unsubscribe",
-        move |_s: SocketRef, topic: String, ack: Option<AckSender>| {
-            let was = c.unsubscribe(&topic);
+        |s: SocketRef, topic: String, ack: Option<AckSender>| {
+            let Some(link) = s.extensions().get::<HubLink>() else {
+                return;
+            };
+            let was = link.client.unsubscribe(&topic);
             ack_raw(
                 ack,
                 &format!(
@@ -189,15 +217,17 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
         },
     );
 
-    let c = client.clone();
-    socket.on(
+    ns.on_event(
         "publish",
-        move |_s: SocketRef, arg: PublishArg, ack: Option<AckSender>| {
+        |s: SocketRef, arg: PublishArg, ack: Option<AckSender>| {
+            let Some(link) = s.extensions().get::<HubLink>() else {
+                return;
+            };
             let payload = match arg.data {
                 Value::Binary(b) => Payload::binary(b),
                 other => Payload::json_or_text(Bytes::from(other.to_json_string())),
             };
-            let reply = match c.publish(&arg.topic, payload) {
+            let reply = match link.client.publish(&arg.topic, payload) {
                 Ok(seq) => format!(
                     "{{\"ok\":true,\"topic\":{},\"seq\":{seq}}}",
                     json_str(&arg.topic)
@@ -208,15 +238,15 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
         },
     );
 
-    let c = client.clone();
-    socket.on(
+    let hub = state.hub.clone();
+    ns.on_event(
         "presence",
         move |_s: SocketRef, topic: String, ack: Option<AckSender>| {
             let reply = match switchboard_hub::validate_topic(&topic) {
                 Ok(()) => format!(
                     "{{\"ok\":true,\"topic\":{},\"presence\":{}}}",
                     json_str(&topic),
-                    presence_json(&c.hub().presence(&topic))
+                    presence_json(&hub.presence(&topic))
                 ),
                 Err(e) => error_json(e),
             };
@@ -224,9 +254,9 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
         },
     );
 
-    let c = client.clone();
+    let hub = state.hub.clone();
     let cluster_history = state.redis.clone().filter(|r| r.shared_history());
-    socket.on(
+    ns.on_event(
         "history",
         move |_s: SocketRef, arg: HistoryArg, ack: Option<AckSender>| {
             if let Err(e) = switchboard_hub::validate_topic(&arg.topic) {
@@ -251,17 +281,11 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
                 }
                 None => ack_raw(
                     ack,
-                    &history_json(&arg.topic, &c.hub().history(&arg.topic, since)),
+                    &history_json(&arg.topic, &hub.history(&arg.topic, since)),
                 ),
             }
         },
     );
-
-    socket.on_disconnect(move |_s: SocketRef, _reason: DisconnectReason| {
-        pump.abort();
-        // Dropping the last handle leaves every topic (presence leave events).
-        let _ = &client;
-    });
 }
 
 /// Subscribes answered later ([`Subscribed::pending`]): topic and ack.
