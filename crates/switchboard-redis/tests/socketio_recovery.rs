@@ -12,14 +12,7 @@ use std::time::Duration;
 
 use sio::*;
 use support::{config, eventually, init_tracing, RedisServer, WAIT};
-use switchboard_socketio::{RecoveryConfig, SocketData, Value};
-
-fn recovery() -> Option<RecoveryConfig> {
-    Some(RecoveryConfig {
-        max_disconnection_duration: Duration::from_secs(30),
-        ..RecoveryConfig::default()
-    })
-}
+use switchboard_socketio::{SocketData, Value};
 
 /// The event name and the offset (last argument) of an EVENT packet.
 fn event(packet: &str) -> (String, String) {
@@ -30,17 +23,6 @@ fn event(packet: &str) -> (String, String) {
     let a = v.as_array().unwrap();
     let offset = a.last().unwrap().as_str().unwrap_or_default().to_owned();
     (a[0].as_str().unwrap().to_owned(), offset)
-}
-
-/// Whether the session of `pid` is stored with `room` among its rooms.
-async fn stored_with_room(redis: &RedisServer, pid: &str, room: &str) -> bool {
-    let mut raw = redis.raw().await;
-    let v: Option<Vec<u8>> = redis::cmd("GET")
-        .arg(format!("sbtest:sio:session:{pid}:/"))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    v.is_some_and(|b| b.windows(room.len()).any(|w| w == room.as_bytes()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

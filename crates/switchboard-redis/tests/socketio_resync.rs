@@ -16,14 +16,6 @@ use std::time::Duration;
 use sio::*;
 use support::{config, eventually, init_tracing, RedisServer, WAIT};
 use switchboard_redis::RedisConfig;
-use switchboard_socketio::RecoveryConfig;
-
-fn recovery() -> Option<RecoveryConfig> {
-    Some(RecoveryConfig {
-        max_disconnection_duration: Duration::from_secs(30),
-        ..RecoveryConfig::default()
-    })
-}
 
 /// A node whose links come back 1 to 2 s after they drop (the backoff is
 /// jittered down by up to half): long enough to record events meanwhile.
@@ -70,17 +62,6 @@ fn event(packet: &str) -> (String, serde_json::Value, (u64, u64)) {
     let (ms, seq) = offset.split_once('-').expect("a stream id");
     let offset = (ms.parse().unwrap(), seq.parse().unwrap());
     (a[0].as_str().unwrap().to_owned(), a[1].clone(), offset)
-}
-
-/// Whether the session of `pid` is stored with `room` among its rooms.
-async fn stored_with_room(redis: &RedisServer, pid: &str, room: &str) -> bool {
-    let mut raw = redis.raw().await;
-    let v: Option<Vec<u8>> = redis::cmd("GET")
-        .arg(format!("sbtest:sio:session:{pid}:/"))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    v.is_some_and(|b| b.windows(room.len()).any(|w| w == room.as_bytes()))
 }
 
 /// Polls an async condition for up to [`WAIT`].

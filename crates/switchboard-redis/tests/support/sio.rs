@@ -34,6 +34,28 @@ pub fn cluster_options() -> SocketIoClusterConfig {
     }
 }
 
+/// Connection state recovery with a 30 s window.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn recovery() -> Option<RecoveryConfig> {
+    Some(RecoveryConfig {
+        max_disconnection_duration: Duration::from_secs(30),
+        ..RecoveryConfig::default()
+    })
+}
+
+/// Whether the session of `pid` is stored (under the tests' `sbtest`
+/// prefix) with `room` among its rooms.
+#[allow(dead_code)] // not every test binary uses every helper
+pub async fn stored_with_room(redis: &crate::support::RedisServer, pid: &str, room: &str) -> bool {
+    let mut raw = redis.raw().await;
+    let v: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(format!("sbtest:sio:session:{pid}:/"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    v.is_some_and(|b| b.windows(room.len()).any(|w| w == room.as_bytes()))
+}
+
 /// A Socket.IO server with its Redis cluster, serving on 127.0.0.1.
 pub struct SioNode {
     pub name: &'static str,
