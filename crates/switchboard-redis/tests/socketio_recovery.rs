@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use sio::*;
-use support::{config, eventually, init_tracing, RedisServer, WAIT};
+use support::{config, eventually, eventually_async, init_tracing, RedisServer, WAIT};
 use switchboard_socketio::{SocketData, Value};
 
 /// The event name and the offset (last argument) of an EVENT packet.
@@ -164,17 +164,4 @@ async fn a_client_that_left_on_purpose_is_not_recovered() {
     let auth = format!(r#""pid":"{pid}","offset":"{offset}""#);
     let (again, _) = SioClient::connect_with(a.addr, "bob", &auth).await;
     assert_ne!(again.sid, sid);
-}
-
-/// Polls an async condition for up to [`support::WAIT`].
-async fn eventually_async<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sio::*;
-use support::{config, eventually, init_tracing, RedisServer, WAIT};
+use support::{config, eventually, eventually_async, init_tracing, RedisServer, WAIT};
 use switchboard_redis::RedisConfig;
 
 /// A node whose links come back 1 to 2 s after they drop (the backoff is
@@ -62,19 +62,6 @@ fn event(packet: &str) -> (String, serde_json::Value, (u64, u64)) {
     let (ms, seq) = offset.split_once('-').expect("a stream id");
     let offset = (ms.parse().unwrap(), seq.parse().unwrap());
     (a[0].as_str().unwrap().to_owned(), a[1].clone(), offset)
-}
-
-/// Polls an async condition for up to [`WAIT`].
-async fn eventually_async<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Two nodes, B slow to reconnect, and a client of B in `room1` that got

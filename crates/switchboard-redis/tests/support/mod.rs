@@ -199,6 +199,19 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Polls an async condition for up to [`WAIT`].
+pub async fn eventually_async<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Receives publications until `n` arrived (waiting at most [`WAIT`] for
 /// each next one); fails on a presence event or a slow-consumer overflow.
 pub async fn recv(c: &Client, n: usize) -> Vec<Arc<Publication>> {
