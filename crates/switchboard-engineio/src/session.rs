@@ -393,24 +393,14 @@ impl Session {
 
     // ---------------------------------------------------------------- output
 
-    /// The next event for the application. Once drained, the queue gives its
-    /// buffer back (an idle session holds none; the cost is one allocation
-    /// per burst, not per packet).
+    /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front();
-        if event.is_none() && self.events.capacity() > 0 {
-            self.events = VecDeque::new();
-        }
-        event
+        self.events.pop_front()
     }
 
-    /// The next output for the transports; drained, it frees its buffer too.
+    /// The next output for the transports.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        let transmit = self.transmits.pop_front();
-        if transmit.is_none() && self.transmits.capacity() > 0 {
-            self.transmits = VecDeque::new();
-        }
-        transmit
+        self.transmits.pop_front()
     }
 
     /// When [`Session::handle_timeout`] must next be called, if ever.

@@ -326,8 +326,7 @@ where
         let events = {
             let mut st = socket.inner.state.lock();
             let t = now();
-            // Taken, not drained: an idle connection keeps no buffer.
-            for m in std::mem::take(&mut self.incoming) {
+            for m in self.incoming.drain(..) {
                 st.session.ws_message(t, *ws, m);
             }
             if self.failed {
