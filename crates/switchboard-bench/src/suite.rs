@@ -594,106 +594,55 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                         let url = |p: &str| format!("ws://{addr}{p}");
                         match sc {
                             Scen::Echo16 | Scen::Echo1 => {
-                                cmd.args(["echo", "--url", &url(srv.echo)]);
-                                cmd.args([
-                                    "--connections",
-                                    &a.connections.to_string(),
-                                    "--size",
-                                    "32",
-                                ]);
-                                cmd.args([
-                                    "--in-flight",
-                                    if sc == Scen::Echo16 { "16" } else { "1" },
-                                ]);
-                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                                let in_flight = if sc == Scen::Echo16 { 16 } else { 1 };
+                                echo_args(&mut cmd, "echo", &url(srv.echo), &a, in_flight);
                                 if srv.tcp {
                                     cmd.arg("--raw-tcp");
                                 }
                             }
                             Scen::Fanout | Scen::FanoutLight => {
-                                let rate = if sc == Scen::Fanout {
-                                    a.rate
-                                } else {
-                                    (a.rate / 10).max(1)
-                                };
-                                cmd.args([
-                                    "fanout",
-                                    "--sub-url",
-                                    &url(srv.sub),
-                                    "--pub-url",
-                                    &url(srv.publ),
-                                ]);
-                                cmd.args(["--subscribers", &a.subscribers.to_string()]);
-                                cmd.args(["--size", &a.size.to_string()]);
-                                cmd.args(["--rate", &rate.to_string()]);
-                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                                let urls = (url(srv.sub), url(srv.publ));
+                                let light = sc == Scen::FanoutLight;
+                                fanout_args(&mut cmd, "fanout", &urls, &a, a.subscribers, light);
                             }
                             Scen::SioEcho16 | Scen::SioEcho1 => {
-                                cmd.args(["sio-echo", "--url", &url(srv.echo)]);
-                                cmd.args([
-                                    "--connections",
-                                    &a.connections.to_string(),
-                                    "--size",
-                                    "32",
-                                ]);
-                                let inf = if sc == Scen::SioEcho16 { "16" } else { "1" };
-                                cmd.args(["--in-flight", inf]);
-                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                                let in_flight = if sc == Scen::SioEcho16 { 16 } else { 1 };
+                                echo_args(&mut cmd, "sio-echo", &url(srv.echo), &a, in_flight);
                             }
                             Scen::SioFanout | Scen::SioFanoutLight => {
-                                let rate = if sc == Scen::SioFanout {
-                                    a.rate
-                                } else {
-                                    (a.rate / 10).max(1)
-                                };
-                                cmd.args([
+                                let urls = (url(srv.sub), url(srv.publ));
+                                let light = sc == Scen::SioFanoutLight;
+                                fanout_args(
+                                    &mut cmd,
                                     "sio-fanout",
-                                    "--sub-url",
-                                    &url(srv.sub),
-                                    "--pub-url",
-                                    &url(srv.publ),
-                                ]);
-                                cmd.args(["--subscribers", &a.subscribers.to_string()]);
-                                cmd.args(["--size", &a.size.to_string()]);
-                                cmd.args(["--rate", &rate.to_string()]);
-                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                                    &urls,
+                                    &a,
+                                    a.subscribers,
+                                    light,
+                                );
                             }
                             Scen::SockJsEcho => {
-                                cmd.args(["sockjs-echo", "--url", &url(srv.echo)]);
-                                cmd.args([
-                                    "--connections",
-                                    &a.connections.to_string(),
-                                    "--size",
-                                    "32",
-                                ]);
-                                cmd.args(["--in-flight", "16"]);
-                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                                echo_args(&mut cmd, "sockjs-echo", &url(srv.echo), &a, 16);
                             }
                             Scen::SockJsFanoutWs
                             | Scen::SockJsFanoutXhr
                             | Scen::SockJsFanoutWsLight
                             | Scen::SockJsFanoutXhrLight => {
-                                let rate = sockjs_rate(&a, sc);
                                 let xhr = matches!(
                                     sc,
                                     Scen::SockJsFanoutXhr | Scen::SockJsFanoutXhrLight
                                 );
-                                cmd.args([
-                                    "sockjs-fanout",
-                                    "--sub-url",
-                                    &url(srv.sub),
-                                    "--pub-url",
-                                    &url(srv.publ),
-                                ]);
+                                let light = matches!(
+                                    sc,
+                                    Scen::SockJsFanoutWsLight | Scen::SockJsFanoutXhrLight
+                                );
+                                let subs = if xhr { xhr_subs(&a) } else { a.subscribers };
+                                let urls = (url(srv.sub), url(srv.publ));
+                                fanout_args(&mut cmd, "sockjs-fanout", &urls, &a, subs, light);
                                 cmd.args([
                                     "--transport",
                                     if xhr { "xhr-streaming" } else { "websocket" },
                                 ]);
-                                let subs = if xhr { xhr_subs(&a) } else { a.subscribers };
-                                cmd.args(["--subscribers", &subs.to_string()]);
-                                cmd.args(["--size", &a.size.to_string()]);
-                                cmd.args(["--rate", &rate.to_string()]);
-                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
                             }
                             Scen::SioIdle => {
                                 cmd.args(["sio-idle", "--url", &url(srv.echo)]);
@@ -706,24 +655,17 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                                 cmd.args(["--server-pid", &child.id().to_string()]);
                             }
                             Scen::StompFanout | Scen::StompFanoutLight => {
-                                let rate = if sc == Scen::StompFanout {
-                                    a.rate
-                                } else {
-                                    (a.rate / 10).max(1)
-                                };
-                                cmd.args([
+                                let urls = (url(srv.sub), url(srv.publ));
+                                let light = sc == Scen::StompFanoutLight;
+                                fanout_args(
+                                    &mut cmd,
                                     "stomp-fanout",
-                                    "--sub-url",
-                                    &url(srv.sub),
-                                    "--pub-url",
-                                    &url(srv.publ),
-                                    "--destination",
-                                    STOMP_TOPIC,
-                                ]);
-                                cmd.args(["--subscribers", &a.subscribers.to_string()]);
-                                cmd.args(["--size", &a.size.to_string()]);
-                                cmd.args(["--rate", &rate.to_string()]);
-                                cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+                                    &urls,
+                                    &a,
+                                    a.subscribers,
+                                    light,
+                                );
+                                cmd.args(["--destination", STOMP_TOPIC]);
                             }
                             Scen::StompQueue => {
                                 cmd.args([
@@ -830,10 +772,45 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
 
 /// publications/s of a SockJS fan-out scenario
 fn sockjs_rate(a: &SuiteArgs, sc: Scen) -> u64 {
-    match sc {
-        Scen::SockJsFanoutWsLight | Scen::SockJsFanoutXhrLight => (a.rate / 10).max(1),
-        _ => a.rate,
+    let light = matches!(sc, Scen::SockJsFanoutWsLight | Scen::SockJsFanoutXhrLight);
+    fanout_rate(a, light)
+}
+
+/// Publications per second of a fan-out: `--rate`, a tenth of it for the
+/// light variants.
+fn fanout_rate(a: &SuiteArgs, light: bool) -> u64 {
+    if light {
+        (a.rate / 10).max(1)
+    } else {
+        a.rate
     }
+}
+
+/// `SUBCOMMAND --url URL --connections N --size 32 --in-flight K
+/// --duration D --warmup W`: every echo scenario's load generator.
+fn echo_args(cmd: &mut Command, subcommand: &str, url: &str, a: &SuiteArgs, in_flight: u32) {
+    cmd.args([subcommand, "--url", url]);
+    cmd.args(["--connections", &a.connections.to_string(), "--size", "32"]);
+    cmd.args(["--in-flight", &in_flight.to_string()]);
+    cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
+}
+
+/// `SUBCOMMAND --sub-url S --pub-url P --subscribers N --size B --rate R
+/// --duration D --warmup W`: every fan-out scenario's load generator
+/// (`light`: a tenth of the rate).
+fn fanout_args(
+    cmd: &mut Command,
+    subcommand: &str,
+    (sub_url, pub_url): &(String, String),
+    a: &SuiteArgs,
+    subscribers: usize,
+    light: bool,
+) {
+    cmd.args([subcommand, "--sub-url", sub_url, "--pub-url", pub_url]);
+    cmd.args(["--subscribers", &subscribers.to_string()]);
+    cmd.args(["--size", &a.size.to_string()]);
+    cmd.args(["--rate", &fanout_rate(a, light).to_string()]);
+    cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
 }
 
 fn xhr_subs(a: &SuiteArgs) -> usize {
