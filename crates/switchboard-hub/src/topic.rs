@@ -3,6 +3,7 @@
 //! while assigning a seq and pushing into each subscriber's mailbox, which is
 //! what gives every subscriber the same order.
 
+use crate::tables::Shrink;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -165,9 +166,7 @@ impl TopicState {
         }
         let len = self.subs.len() as u32;
         self.free.retain(|&s| s < len);
-        if self.subs.capacity() > 64 && self.subs.len() < self.subs.capacity() / 4 {
-            self.subs.shrink_to(self.subs.len() * 2);
-        }
+        self.subs.shrink_when_sparse();
     }
 
     /// Pushes `delivery` into every subscriber's mailbox except `except`.
