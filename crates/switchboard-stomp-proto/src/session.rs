@@ -50,6 +50,7 @@
 //! ([`CloseReason::HeartBeatTimeout`]): the peer is presumed gone.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -157,7 +158,8 @@ enum State {
 /// ```
 #[derive(Debug)]
 pub struct ServerSession {
-    config: Config,
+    /// Shared by the sessions of one server (see [`ServerSession::new`]).
+    config: Arc<Config>,
     decoder: Decoder,
     state: State,
     version: Option<Version>,
@@ -177,8 +179,10 @@ pub struct ServerSession {
 }
 
 impl ServerSession {
-    /// A session waiting for CONNECT.
-    pub fn new(config: Config) -> Self {
+    /// A session waiting for CONNECT. A server with many connections passes
+    /// one `Arc<Config>` to all of them rather than a `Config` each.
+    pub fn new(config: impl Into<Arc<Config>>) -> Self {
+        let config = config.into();
         ServerSession {
             decoder: Decoder::new(Version::V1_2, config.limits),
             config,
@@ -277,7 +281,7 @@ impl ServerSession {
                 Ok(Some(Item::HeartBeat)) => {
                     let repeated = matches!(self.events.back(), Some((Event::HeartBeat, _)));
                     if self.state == State::Connected && !repeated {
-                        self.events.push_back((Event::HeartBeat, None));
+                        self.push_event(Event::HeartBeat, None);
                     }
                 }
                 Ok(Some(Item::Frame(frame))) => self.handle_frame(frame)?,
@@ -299,11 +303,23 @@ impl ServerSession {
         };
         match result {
             Ok(event) => {
-                self.events.push_back((event, receipt));
+                self.push_event(event, receipt);
                 Ok(())
             }
             Err(e) => Err(self.fail(e, receipt)),
         }
+    }
+
+    /// Queues an event for [`poll_event`](Self::poll_event). Input usually
+    /// yields one event at a time, taken before the next input: the queue
+    /// starts with room for one (an element is ~200 bytes, and a growing
+    /// queue would keep room for four) and gives back what it grew to at
+    /// the next heart-beat check.
+    fn push_event(&mut self, event: Event, receipt: Option<String>) {
+        if self.events.capacity() == 0 {
+            self.events.reserve_exact(1);
+        }
+        self.events.push_back((event, receipt));
     }
 
     fn on_connect(&mut self, frame: Frame) -> Result<Event, ProtocolError> {
@@ -762,6 +778,10 @@ impl ServerSession {
     /// Sends a heart-beat or drops a silent client, as the deadlines say.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flush_receipt();
+        if self.events.is_empty() && self.events.capacity() > 1 {
+            // A burst grew it; an idle session keeps room for one event.
+            self.events = VecDeque::with_capacity(1);
+        }
         if !self.is_connected() {
             return;
         }
@@ -780,5 +800,52 @@ impl ServerSession {
             // about to write it.
             timers.on_send(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_idle_session_keeps_room_for_one_event() {
+        let now = Instant::now();
+        let mut s = ServerSession::new(Config::default());
+        s.receive(
+            now,
+            b"CONNECT\naccept-version:1.2\nheart-beat:1000,1000\n\n\0",
+        )
+        .unwrap();
+        assert!(matches!(s.poll_event(), Some(Event::Connect(_))));
+        s.accept(now, &[]).unwrap();
+        let mut out = Vec::new();
+        s.take_output(now, &mut out);
+        assert_eq!(s.events.capacity(), 1, "one event at a time: room for one");
+
+        // A burst of three frames in one read grows the queue...
+        s.receive(
+            now,
+            b"SEND\ndestination:/a\n\nx\0SEND\ndestination:/a\n\ny\0SEND\ndestination:/a\n\nz\0",
+        )
+        .unwrap();
+        assert_eq!(std::iter::from_fn(|| s.poll_event()).count(), 3);
+        assert!(s.events.capacity() >= 3);
+        // ...until the next heart-beat check gives the room back.
+        let later = now + Duration::from_millis(1_100);
+        s.handle_timeout(later);
+        assert!(!s.is_closed());
+        assert_eq!(s.events.capacity(), 1);
+        s.receive(later, b"SEND\ndestination:/a\n\nw\0").unwrap();
+        assert!(matches!(s.poll_event(), Some(Event::Send { .. })));
+    }
+
+    #[test]
+    fn sessions_share_one_config() {
+        let config = Arc::new(Config::default());
+        let a = ServerSession::new(config.clone());
+        let b = ServerSession::new(config.clone());
+        assert!(Arc::ptr_eq(&a.config, &b.config));
+        assert_eq!(Arc::strong_count(&config), 3);
     }
 }

@@ -52,6 +52,8 @@ pub struct Broker {
 
 struct Inner {
     hub: Hub,
+    /// `config.session`, shared by every connection's session.
+    session_config: Arc<switchboard_stomp_proto::Config>,
     config: StompConfig,
     queues: Mutex<Queues>,
     next_connection: AtomicU64,
@@ -99,6 +101,7 @@ impl Broker {
         Broker {
             inner: Arc::new(Inner {
                 hub,
+                session_config: Arc::new(config.session.clone()),
                 config,
                 queues: Mutex::new(Queues::default()),
                 next_connection: AtomicU64::new(1),
@@ -116,6 +119,7 @@ impl Broker {
         Broker {
             inner: Arc::new(Inner {
                 hub,
+                session_config: Arc::new(config.session.clone()),
                 config,
                 queues: Mutex::new(Queues {
                     backend: Some(backend.clone()),
@@ -236,6 +240,7 @@ impl Broker {
         Ok(Broker {
             inner: Arc::new(Inner {
                 hub,
+                session_config: Arc::new(config.session.clone()),
                 config,
                 queues: Mutex::new(queues),
                 next_connection: AtomicU64::new(1),
@@ -258,6 +263,11 @@ impl Broker {
     /// The configuration.
     pub fn config(&self) -> &StompConfig {
         &self.inner.config
+    }
+
+    /// The protocol settings every connection's session shares.
+    pub(crate) fn session_config(&self) -> &Arc<switchboard_stomp_proto::Config> {
+        &self.inner.session_config
     }
 
     /// Messages waiting in queue `name` for a consumer (not counting those

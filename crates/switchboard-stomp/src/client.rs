@@ -143,7 +143,7 @@ impl StompClient {
         let config = broker.config();
         StompClient {
             id: broker.next_connection_id(),
-            session: ServerSession::new(config.session.clone()),
+            session: ServerSession::new(broker.session_config().clone()),
             connect_deadline: now + config.connect_timeout,
             broker: broker.clone(),
             principal: None,
