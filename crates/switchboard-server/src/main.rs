@@ -7,6 +7,29 @@ use std::path::PathBuf;
 use switchboard_server::serve::{accept_loop, accept_loop_tls, serve, serve_tls, stop_signal};
 use switchboard_server::{Config, Switchboard};
 
+use switchboard_server::memory::Allocator;
+
+/// With the `jemalloc` feature: less memory per idle connection than glibc's
+/// malloc, more kept after a crowd leaves (docs/benchmarks.md, "Allocator").
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read at its start (`_RJEM_MALLOC_CONF` in the
+/// environment still overrides them): one background thread purges unused
+/// dirty pages after 1 s (default 10 s, and only when the allocator is
+/// called) and hands them straight back to the OS (no "muzzy" stage).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[used]
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: &[u8; 85] =
+    b"background_thread:true,max_background_threads:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+const ALLOCATOR: Allocator = Allocator::Jemalloc;
+#[cfg(not(all(feature = "jemalloc", not(target_env = "msvc"))))]
+const ALLOCATOR: Allocator = Allocator::System;
+
 #[derive(Parser)]
 #[command(
     name = "switchboard",
@@ -123,6 +146,7 @@ fn main() -> std::process::ExitCode {
         let sb = Switchboard::new(config);
         tokio::spawn(switchboard_server::memory::return_freed_memory(
             sb.shutdown().clone(),
+            ALLOCATOR,
         ));
         if let (Some(broker), Some((address, required))) = (sb.stomp(), stomp_tcp) {
             match tokio::net::TcpListener::bind(address).await {

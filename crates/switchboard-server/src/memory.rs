@@ -1,14 +1,17 @@
 //! Gives the memory of closed connections back to the operating system.
 //!
-//! glibc's allocator keeps what a process freed for later allocations: after
-//! 19,000 connections close, the server's RSS stays at its peak (measured in
-//! docs/benchmarks.md, "Leaks"). The binary runs [`return_freed_memory`]: once
-//! the number of open connections has dropped well below its peak and stayed
-//! there for a few seconds (so that sessions outliving their connection, such
-//! as SockJS's, are gone too), it calls `malloc_trim(0)`, which hands the free
-//! pages of every arena back. It is rare (after a large drop only) because a
-//! trim walks the heap while holding the allocator's locks. Other allocators
-//! and platforms: nothing to do, the task does not run.
+//! An allocator keeps what a process freed for later allocations: after
+//! 19,000 connections close, glibc's malloc keeps the server's RSS at its
+//! peak (measured in docs/benchmarks.md, "Leaks"). The binary runs
+//! [`return_freed_memory`]: once the number of open connections has dropped
+//! well below its peak and stayed there for a few seconds (so that sessions
+//! outliving their connection, such as SockJS's, are gone too), it asks the
+//! [`Allocator`] the binary runs on to hand its free pages back: glibc's
+//! `malloc_trim(0)` (which walks the heap holding the allocator's locks:
+//! rare, after a large drop only) or jemalloc's purge of every arena (whose
+//! background thread returns unused pages within a second anyway; the purge
+//! makes it immediate). Other allocators and platforms: nothing to do, the
+//! task does not run.
 
 use std::time::Duration;
 
@@ -58,13 +61,57 @@ impl TrimPolicy {
     }
 }
 
-/// Watches `registry`'s open connections and trims the heap after a large
-/// drop (see the module docs). Runs until the registry is shut down.
-pub async fn return_freed_memory(registry: Registry) {
-    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
+/// The global allocator of the binary that runs [`return_freed_memory`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocator {
+    /// The platform's `malloc` (glibc's is trimmed; others are left alone).
+    System,
+    /// jemalloc through `tikv-jemallocator` (the `jemalloc` feature).
+    #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+    Jemalloc,
+}
+
+impl Allocator {
+    /// Whether there is anything to do for this allocator here.
+    fn can_release(self) -> bool {
+        match self {
+            Allocator::System => cfg!(all(target_os = "linux", target_env = "gnu")),
+            #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+            Allocator::Jemalloc => true,
+        }
+    }
+
+    /// Hands free pages back; returns how much the resident size fell.
+    fn release(self) -> u64 {
+        let before = resident_bytes();
+        match self {
+            Allocator::System => malloc_trim(),
+            #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+            Allocator::Jemalloc => {
+                jemalloc_purge();
+            }
+        }
+        before.saturating_sub(resident_bytes())
+    }
+
+    /// What the allocator reports holding (glibc only; zeros otherwise).
+    fn usage(self) -> HeapUsage {
+        match self {
+            Allocator::System => heap_usage(),
+            #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+            Allocator::Jemalloc => HeapUsage::default(),
+        }
+    }
+}
+
+/// Watches `registry`'s open connections and has `allocator` release freed
+/// memory after a large drop (see the module docs). Runs until the registry
+/// is shut down.
+pub async fn return_freed_memory(registry: Registry, allocator: Allocator) {
+    if !allocator.can_release() {
         return;
     }
-    let heap = heap_usage();
+    let heap = allocator.usage();
     tracing::debug!(
         heap_in_use_kib = heap.in_use / 1024,
         heap_free_kib = heap.free / 1024,
@@ -78,8 +125,8 @@ pub async fn return_freed_memory(registry: Registry) {
         let live = registry.live();
         let peak = policy.peak;
         if policy.check(live) {
-            let released = trim();
-            let heap = heap_usage();
+            let released = allocator.release();
+            let heap = allocator.usage();
             tracing::info!(
                 peak,
                 live,
@@ -92,21 +139,36 @@ pub async fn return_freed_memory(registry: Registry) {
     }
 }
 
-/// `malloc_trim(0)`; returns how much the resident size fell (bytes).
-fn trim() -> u64 {
+/// glibc's `malloc_trim(0)`: every arena's free pages back to the OS.
+fn malloc_trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let before = resident_bytes();
-        // SAFETY: malloc_trim takes no pointers; it only releases free memory.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-        before.saturating_sub(resident_bytes())
+    // SAFETY: malloc_trim takes no pointers; it only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        0
+}
+
+/// jemalloc's `arena.<all>.purge`: the unused dirty pages of every arena
+/// back to the OS now.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+fn jemalloc_purge() -> bool {
+    // MALLCTL_ARENAS_ALL is 4096.
+    const NAME: &[u8] = b"arena.4096.purge\0";
+    // SAFETY: a NUL-terminated name; the purge command reads and writes
+    // nothing (null old/new pointers, zero lengths).
+    let rc = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            NAME.as_ptr().cast(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(rc, "jemalloc arena.4096.purge failed");
     }
+    rc == 0
 }
 
 /// What the allocator holds: bytes in live allocations, and free bytes it
@@ -134,7 +196,13 @@ fn heap_usage() -> HeapUsage {
 }
 
 /// This process' resident set size, from /proc/self/statm (0 if unreadable).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(not(unix))]
+fn resident_bytes() -> u64 {
+    0
+}
+
+/// This process' resident set size, from /proc/self/statm (0 if unreadable).
+#[cfg(unix)]
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -167,6 +235,21 @@ mod tests {
         for _ in 0..10 {
             assert!(!p.check(100));
         }
+    }
+
+    #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+    #[test]
+    fn jemalloc_knows_the_purge_command() {
+        // Held by a live allocation so that there is an arena to purge.
+        let keep = tikv_jemallocator::Jemalloc;
+        let layout = std::alloc::Layout::from_size_align(1 << 20, 8).unwrap();
+        // SAFETY: a non-zero layout; freed below with the same layout.
+        let p = unsafe { std::alloc::GlobalAlloc::alloc(&keep, layout) };
+        assert!(!p.is_null());
+        // SAFETY: allocated above by the same allocator with this layout.
+        unsafe { std::alloc::GlobalAlloc::dealloc(&keep, p, layout) };
+        assert!(jemalloc_purge(), "mallctl arena.4096.purge");
+        assert!(Allocator::Jemalloc.can_release());
     }
 
     #[test]
