@@ -419,6 +419,20 @@ impl Session {
         }
     }
 
+    /// Gives back the buffers of the event and transmit queues that are
+    /// empty. For idle moments, not per packet (a queue then regrows from
+    /// nothing): the transports call it after a timer fired and its output
+    /// was taken, i.e. once per ping interval of an idle session, which
+    /// otherwise keeps the room its first packets needed.
+    pub fn release_idle_buffers(&mut self) {
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        if self.transmits.is_empty() && self.transmits.capacity() > 0 {
+            self.transmits = VecDeque::new();
+        }
+    }
+
     fn next_timer(&self) -> Option<(Instant, Timer)> {
         let upgrade = self.upgrade.as_ref();
         [
@@ -976,6 +990,27 @@ mod tests {
             .unwrap();
         assert_eq!(s.poll_timeout(), Some(t0 + ms(50_100)));
         assert!(events(&mut s).is_empty());
+        assert!(!s.is_closed());
+    }
+
+    #[test]
+    fn an_idle_session_gives_its_queue_buffers_back() {
+        let t0 = Instant::now();
+        let mut s = polling(t0);
+        s.post(t0, None, Bytes::from_static(b"4a\x1e4b")).unwrap();
+        assert_eq!(events(&mut s).len(), 2);
+        assert_eq!(s.poll_request(t0 + ms(10)).unwrap(), PollOutcome::Park);
+        s.handle_timeout(t0 + ms(25_000));
+        assert_eq!(poll_body(&transmits(&mut s)[0]), b"2");
+        assert!(s.events.capacity() > 0 && s.transmits.capacity() > 0);
+        s.release_idle_buffers();
+        assert_eq!((s.events.capacity(), s.transmits.capacity()), (0, 0));
+        // Pending output is kept; the session goes on as before.
+        s.send_text("x");
+        s.release_idle_buffers();
+        assert_eq!(respond(s.poll_request(t0 + ms(25_050))), "4x");
+        s.post(t0 + ms(25_100), None, Bytes::from_static(b"3"))
+            .unwrap();
         assert!(!s.is_closed());
     }
 

@@ -431,6 +431,17 @@ impl Session {
         }
     }
 
+    /// Gives back the event queue's buffer when it is empty (the message
+    /// queue is handed out whole and keeps none). For idle moments, not per
+    /// message (the queue then regrows from nothing): the transports call
+    /// it after a timer fired, i.e. once per heartbeat of an idle session,
+    /// which otherwise keeps the room its first events needed.
+    pub fn release_idle_buffers(&mut self) {
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+    }
+
     /// Advances the timers: a due heartbeat becomes output (check
     /// [`Session::has_output`]); a passed disconnect deadline closes the
     /// session ([`Event::Closed`]).

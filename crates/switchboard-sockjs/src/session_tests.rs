@@ -500,3 +500,20 @@ fn htmlfile_and_jsonp_framing_through_session() {
     let j = s.attach(t0, ReceiverKind::Jsonp(cb));
     assert_eq!(text(&j.data), ["callback(\"a[\\\"x\\\"]\");\r\n"]);
 }
+
+#[test]
+fn an_idle_session_gives_its_event_buffer_back() {
+    let t0 = Instant::now();
+    let mut s = Session::new(t0, &config());
+    let a = s.attach(t0, ReceiverKind::XhrStreaming);
+    assert_eq!(events(&mut s), [Event::Open]);
+    assert!(s.events.capacity() > 0);
+    s.release_idle_buffers();
+    assert_eq!(s.events.capacity(), 0);
+    // Pending events are kept; the session goes on as before.
+    s.handle_messages(["c".to_owned()]);
+    s.release_idle_buffers();
+    assert_eq!(events(&mut s), [Event::Message("c".into())]);
+    s.send_text("b").unwrap();
+    assert_eq!(out(&mut s, t0, a.id).0, ["a[\"b\"]\n"]);
+}

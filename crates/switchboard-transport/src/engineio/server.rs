@@ -323,6 +323,8 @@ async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socket: EngineSo
             if st.session.poll_timeout().is_some_and(|d| d <= now()) {
                 st.session.handle_timeout(now());
                 st.flush(inner);
+                // Once a ping interval: an idle session keeps no queue room.
+                st.session.release_idle_buffers();
             }
             st.armed = st.session.poll_timeout();
             st.armed

@@ -3,7 +3,7 @@
 //! session map, event delivery and the per-session task.
 
 use crate::tables::Shrink;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -352,6 +352,10 @@ pub(crate) fn open_session<H: SockJsHandler>(
         let mut st = conn.inner.state.lock();
         if matches!(st.events.front(), Some(Event::Open)) {
             st.events.pop_front();
+            if st.events.is_empty() {
+                // Usually alone: no room kept for later events.
+                st.events = VecDeque::new();
+            }
         }
     }
     shared.handler.on_open(conn.clone(), parts);
@@ -423,7 +427,8 @@ async fn session_task<H: SockJsHandler>(shared: Arc<Shared<H>>, conn: SockJsConn
         let deadline = {
             let mut st = inner.state.lock();
             let t = now();
-            if st.session.poll_timeout().is_some_and(|d| d <= t) {
+            let fired = st.session.poll_timeout().is_some_and(|d| d <= t);
+            if fired {
                 st.session.handle_timeout(t);
             }
             if shutdown_seen && !st.session.is_closed() && !st.has_receiver() {
@@ -432,6 +437,13 @@ async fn session_task<H: SockJsHandler>(shared: Arc<Shared<H>>, conn: SockJsConn
                 st.session.handle_timeout(t + disconnect_delay);
             }
             st.after_input(inner);
+            if fired {
+                // Once a heartbeat: an idle session keeps no queue room.
+                st.session.release_idle_buffers();
+                if st.events.is_empty() {
+                    st.events = VecDeque::new();
+                }
+            }
             st.armed = st.session.poll_timeout();
             st.armed
         };
