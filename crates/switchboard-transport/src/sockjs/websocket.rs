@@ -149,7 +149,14 @@ fn spawn_connection<H: SockJsHandler>(
                 }
                 // Even empty, it pins hyper's whole read buffer.
                 drop(read_buf);
-                driver.await
+                // Its own task: the long-lived future is the driver alone,
+                // not this one's state around it (the upgrade future, the
+                // captures moved into the driver, the other branch).
+                tracing::trace!(
+                    bytes = std::mem::size_of_val(&driver),
+                    "sockjs websocket task size"
+                );
+                tokio::spawn(driver);
             }
             Err(upgraded) => {
                 WsDriver::new(TokioIo::new(upgraded), config, link, first, guard).await
