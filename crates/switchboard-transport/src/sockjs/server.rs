@@ -438,11 +438,9 @@ async fn session_task<H: SockJsHandler>(shared: Arc<Shared<H>>, conn: SockJsConn
             }
             st.after_input(inner);
             if fired {
-                // Once a heartbeat: an idle session keeps no queue room.
+                // Once a heartbeat: an idle session keeps no queue room (this
+                // side's queue keeps none: delivery takes it whole).
                 st.session.release_idle_buffers();
-                if st.events.is_empty() {
-                    st.events = VecDeque::new();
-                }
             }
             st.armed = st.session.poll_timeout();
             st.armed
