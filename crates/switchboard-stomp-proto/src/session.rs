@@ -176,6 +176,9 @@ pub struct ServerSession {
     transactions: HashSet<String>,
     next_message_id: u64,
     close_reason: Option<CloseReason>,
+    /// The CONNECTED is queued: once it is taken, the buffers the
+    /// handshake grew are given back.
+    release_after_flush: bool,
 }
 
 impl ServerSession {
@@ -198,6 +201,7 @@ impl ServerSession {
             subscriptions: Subscriptions::default(),
             transactions: HashSet::new(),
             next_message_id: 0,
+            release_after_flush: false,
             close_reason: None,
         }
     }
@@ -313,8 +317,8 @@ impl ServerSession {
     /// Queues an event for [`poll_event`](Self::poll_event). Input usually
     /// yields one event at a time, taken before the next input: the queue
     /// starts with room for one (an element is ~200 bytes, and a growing
-    /// queue would keep room for four) and gives back what it grew to at
-    /// the next heart-beat check.
+    /// queue would keep room for four); an idle session gives it back (see
+    /// [`release_idle_buffers`](Self::release_idle_buffers)).
     fn push_event(&mut self, event: Event, receipt: Option<String>) {
         if self.events.capacity() == 0 {
             self.events.reserve_exact(1);
@@ -597,6 +601,7 @@ impl ServerSession {
         }
         self.queue_frame(&frame);
         self.state = State::Connected;
+        self.release_after_flush = true;
         self.timers = Some(HeartBeatTimers::new(
             self.intervals,
             self.config.heart_beat_grace,
@@ -749,6 +754,9 @@ impl ServerSession {
         if let Some(t) = &mut self.timers {
             t.on_send(now);
         }
+        if self.output.is_empty() {
+            self.after_flush();
+        }
         Some(chunk)
     }
 
@@ -763,6 +771,14 @@ impl ServerSession {
         if let Some(t) = &mut self.timers {
             t.on_send(now);
         }
+        self.after_flush();
+    }
+
+    /// The output was all taken.
+    fn after_flush(&mut self) {
+        if std::mem::take(&mut self.release_after_flush) {
+            self.release_idle_buffers();
+        }
     }
 
     // ---- timers --------------------------------------------------------
@@ -775,12 +791,31 @@ impl ServerSession {
         self.timers.as_ref()?.next_deadline()
     }
 
+    /// Gives back the room the session's empty queues and encoding buffer
+    /// hold, so that an idle connection keeps none. The session does this
+    /// itself once the CONNECTED is taken and after each heart-beat check
+    /// (once its heart-beat is taken); never per frame, which would
+    /// reallocate for every one.
+    pub fn release_idle_buffers(&mut self) {
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        if self.output.is_empty() {
+            self.output = VecDeque::new();
+        }
+        if self.scratch.is_empty() {
+            // Its spare room shares a block with frames already sent.
+            self.scratch = BytesMut::new();
+        }
+    }
+
     /// Sends a heart-beat or drops a silent client, as the deadlines say.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.flush_receipt();
-        if self.events.is_empty() && self.events.capacity() > 1 {
-            // A burst grew it; an idle session keeps room for one event.
-            self.events = VecDeque::with_capacity(1);
+        if self.output.is_empty() {
+            self.release_idle_buffers();
+        } else {
+            self.release_after_flush = true;
         }
         if !self.is_connected() {
             return;
@@ -795,6 +830,7 @@ impl ServerSession {
         if timers.send_deadline().is_some_and(|d| now >= d) {
             if self.output.is_empty() {
                 self.output.push_back(Bytes::from_static(HEART_BEAT));
+                self.release_after_flush = true;
             }
             // Output already pending counts as activity: the transport is
             // about to write it.
@@ -809,7 +845,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn an_idle_session_keeps_room_for_one_event() {
+    fn an_idle_session_keeps_no_buffers() {
         let now = Instant::now();
         let mut s = ServerSession::new(Config::default());
         s.receive(
@@ -820,8 +856,12 @@ mod tests {
         assert!(matches!(s.poll_event(), Some(Event::Connect(_))));
         s.accept(now, &[]).unwrap();
         let mut out = Vec::new();
+        assert!(s.scratch.capacity() > 0 && s.output.capacity() > 0);
         s.take_output(now, &mut out);
-        assert_eq!(s.events.capacity(), 1, "one event at a time: room for one");
+        assert!(out.concat().starts_with(b"CONNECTED\n"));
+        assert_eq!(s.events.capacity(), 0, "given back once CONNECTED is taken");
+        assert_eq!(s.output.capacity(), 0);
+        assert_eq!(s.scratch.capacity(), 0);
 
         // A burst of three frames in one read grows the queue...
         s.receive(
@@ -835,9 +875,39 @@ mod tests {
         let later = now + Duration::from_millis(1_100);
         s.handle_timeout(later);
         assert!(!s.is_closed());
-        assert_eq!(s.events.capacity(), 1);
+        assert_eq!(s.events.capacity(), 0);
         s.receive(later, b"SEND\ndestination:/a\n\nw\0").unwrap();
         assert!(matches!(s.poll_event(), Some(Event::Send { .. })));
+        assert_eq!(s.events.capacity(), 1, "one event at a time: room for one");
+
+        // A heart-beat is queued, then the queue is given back once taken.
+        let beat = now + Duration::from_millis(10_500);
+        s.handle_timeout(beat);
+        assert!(s.poll_event().is_none());
+        let mut out = Vec::new();
+        s.take_output(beat, &mut out);
+        assert_eq!(out.concat(), b"\n");
+        assert_eq!(s.output.capacity(), 0);
+        assert_eq!(s.events.capacity(), 0);
+    }
+
+    #[test]
+    fn the_connected_taken_chunk_by_chunk_also_releases() {
+        let now = Instant::now();
+        let mut s = ServerSession::new(Config::default());
+        s.receive(now, b"CONNECT\naccept-version:1.2\n\n\0")
+            .unwrap();
+        assert!(matches!(s.poll_event(), Some(Event::Connect(_))));
+        s.accept(now, &[]).unwrap();
+        while s.poll_transmit(now).is_some() {}
+        assert_eq!(s.output.capacity(), 0);
+        assert_eq!(s.scratch.capacity(), 0);
+        // Later frames keep their buffers until the connection is idle.
+        s.receive(now, b"SUBSCRIBE\nid:1\ndestination:/t\nreceipt:r\n\n\0")
+            .unwrap();
+        assert!(matches!(s.poll_event(), Some(Event::Subscribe { .. })));
+        while s.poll_transmit(now).is_some() {}
+        assert!(s.output.capacity() > 0, "not released per frame");
     }
 
     #[test]

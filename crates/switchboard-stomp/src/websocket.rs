@@ -33,6 +33,8 @@ pub struct StompWsHandler {
     timer: Option<Pin<Box<Sleep>>>,
     out: Vec<Bytes>,
     high_water: usize,
+    /// The CONNECTED was sent.
+    connected: bool,
 }
 
 impl StompWsHandler {
@@ -44,6 +46,7 @@ impl StompWsHandler {
             timer: None,
             out: Vec::new(),
             high_water: broker.config().output_high_water,
+            connected: false,
         }
     }
 
@@ -62,6 +65,12 @@ impl StompWsHandler {
             _ => send(ws, &self.out.concat()),
         }
         self.out.clear();
+        if !self.connected && self.client.session().is_connected() {
+            // The CONNECT exchange is over: like the session, an idle
+            // connection keeps no room for output.
+            self.connected = true;
+            self.out = Vec::new();
+        }
         if self.client.is_closed() {
             ws.close(CloseCode::NORMAL, "");
         }
@@ -97,6 +106,7 @@ impl WsHandler for StompWsHandler {
         } else {
             self.client.poll_deliveries(cx);
         }
+        let mut timer_fired = false;
         if let Some(deadline) = self.client.poll_timeout() {
             let deadline = tokio::time::Instant::from_std(deadline);
             let sleep = self
@@ -107,8 +117,16 @@ impl WsHandler for StompWsHandler {
             }
             if sleep.as_mut().poll(cx).is_ready() {
                 self.client.handle_timeout(Instant::now());
+                timer_fired = true;
             }
+        } else {
+            // Connected without heart-beats: the CONNECT timer is done.
+            self.timer = None;
         }
         self.flush(out);
+        if timer_fired {
+            // A heart-beat check: the connection is quiet.
+            self.out = Vec::new();
+        }
     }
 }
