@@ -1,11 +1,13 @@
-//! What the client sent when it connected ([`Handshake`]) and per-socket
-//! typed storage ([`Extensions`]).
+//! What the client sent when it connected ([`Handshake`], its request
+//! headers kept compactly in [`HandshakeHeaders`]) and per-socket typed
+//! storage ([`Extensions`]).
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use switchboard_socketio_proto::{from_value, Value};
@@ -17,9 +19,9 @@ pub struct Handshake {
     pub auth: Value,
     /// The headers of the Engine.IO handshake request (shared by the
     /// connection's sockets).
-    pub headers: Arc<HeaderMap>,
+    pub headers: HandshakeHeaders,
     /// The request target of the Engine.IO handshake (path and query).
-    pub url: String,
+    pub url: Arc<str>,
     /// The decoded query pairs (`EIO`, `transport`, `t` and yours).
     pub query: Arc<[(String, String)]>,
     /// When the socket connected to the namespace.
@@ -62,10 +64,10 @@ impl Handshake {
 }
 
 /// The parts of the Engine.IO handshake request a connection keeps.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct RequestInfo {
-    pub headers: Arc<HeaderMap>,
-    pub url: String,
+    pub headers: HandshakeHeaders,
+    pub url: Arc<str>,
     pub query: Arc<[(String, String)]>,
     pub address: Option<SocketAddr>,
 }
@@ -73,11 +75,11 @@ pub(crate) struct RequestInfo {
 impl RequestInfo {
     pub(crate) fn from_parts(parts: &http::request::Parts) -> Self {
         RequestInfo {
-            headers: Arc::new(detach(&parts.headers)),
+            headers: HandshakeHeaders::from(&parts.headers),
             url: parts
                 .uri
                 .path_and_query()
-                .map_or_else(|| parts.uri.to_string(), |p| p.as_str().to_owned()),
+                .map_or_else(|| parts.uri.to_string().into(), |p| p.as_str().into()),
             query: parts
                 .uri
                 .query()
@@ -89,18 +91,169 @@ impl RequestInfo {
     }
 }
 
-/// A copy of `headers` that owns its values. hyper's header values are
-/// slices of the connection's read buffer: kept as they are, the headers
-/// of a long-lived connection would pin that whole buffer (kilobytes per
-/// connection, for a few hundred bytes of headers).
-fn detach(headers: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        let mut owned = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
-        owned.set_sensitive(value.is_sensitive());
-        out.append(name.clone(), owned);
+/// The headers of the handshake request (Node's `handshake.headers`):
+/// lower-case names, each with its value, in request order (a name sent
+/// twice, e.g. `cookie`, appears twice). Cloning is cheap: the connection's
+/// sockets share one copy.
+///
+/// The copy is one allocation, names and values back to back. A
+/// [`HeaderMap`] would cost about a kilobyte for the handful of headers a
+/// WebSocket client sends (an entry is ~100 bytes, and each value its own
+/// allocation), held by every idle connection; and hyper's own values are
+/// slices of the connection's read buffer, which they would pin.
+/// [`to_header_map`](Self::to_header_map) builds a `HeaderMap` when one is
+/// needed.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use switchboard_socketio::HandshakeHeaders;
+///
+/// let mut map = HeaderMap::new();
+/// map.insert("x-user", HeaderValue::from_static("ann"));
+/// map.append("cookie", HeaderValue::from_static("a=1"));
+/// map.append("cookie", HeaderValue::from_static("b=2"));
+/// let headers = HandshakeHeaders::from(&map);
+/// assert_eq!(headers.get("X-User"), Some("ann"));
+/// assert_eq!(headers.get_all("cookie").collect::<Vec<_>>(), [&b"a=1"[..], b"b=2"]);
+/// assert_eq!(headers.len(), 3);
+/// assert_eq!(headers.to_header_map(), map);
+/// ```
+#[derive(Clone)]
+pub struct HandshakeHeaders(Arc<[u8]>);
+
+/// Per header: the name's length and the value's (`u32`, little endian),
+/// then the name and the value.
+const ENTRY_HEAD: usize = 8;
+
+impl HandshakeHeaders {
+    fn encode<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Self {
+        // A scratch buffer: the `Arc` copies it into a block of its own.
+        let mut buf = Vec::new();
+        for (name, value) in pairs {
+            // hyper refuses heads this large long before: no truncation.
+            let (n, v) = (name.len() as u32, value.len() as u32);
+            buf.extend_from_slice(&n.to_le_bytes());
+            buf.extend_from_slice(&v.to_le_bytes());
+            buf.extend_from_slice(name.as_bytes());
+            buf.extend_from_slice(value);
+        }
+        HandshakeHeaders(buf.into())
     }
-    out
+
+    /// Every header, in request order: the (lower-case) name and the value.
+    pub fn iter(&self) -> HeadersIter<'_> {
+        HeadersIter { rest: &self.0 }
+    }
+
+    /// The number of headers (a repeated name counts each time).
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The values of the headers named `name` (any case), in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The first value of the header named `name` (any case, a `&str` or
+    /// a [`HeaderName`]), if it is UTF-8.
+    pub fn get(&self, name: impl AsRef<str>) -> Option<&str> {
+        std::str::from_utf8(self.get_bytes(name)?).ok()
+    }
+
+    /// The first value of the header named `name` (any case), as bytes.
+    pub fn get_bytes(&self, name: impl AsRef<str>) -> Option<&[u8]> {
+        let name = name.as_ref();
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Whether a header named `name` (any case) was sent.
+    pub fn contains_key(&self, name: impl AsRef<str>) -> bool {
+        self.get_bytes(name).is_some()
+    }
+
+    /// The headers as a [`HeaderMap`] (a new one each call).
+    pub fn to_header_map(&self) -> HeaderMap {
+        self.iter()
+            .filter_map(|(n, v)| {
+                let name = HeaderName::from_bytes(n.as_bytes()).ok()?;
+                Some((name, HeaderValue::from_bytes(v).ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Default for HandshakeHeaders {
+    fn default() -> Self {
+        HandshakeHeaders::encode(std::iter::empty())
+    }
+}
+
+impl From<&HeaderMap> for HandshakeHeaders {
+    fn from(map: &HeaderMap) -> Self {
+        HandshakeHeaders::encode(map.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
+    }
+}
+
+impl FromIterator<(HeaderName, HeaderValue)> for HandshakeHeaders {
+    fn from_iter<I: IntoIterator<Item = (HeaderName, HeaderValue)>>(pairs: I) -> Self {
+        let pairs: Vec<_> = pairs.into_iter().collect();
+        HandshakeHeaders::encode(pairs.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
+    }
+}
+
+impl PartialEq for HandshakeHeaders {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for HandshakeHeaders {}
+
+impl fmt::Debug for HandshakeHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|(n, v)| (n, String::from_utf8_lossy(v))))
+            .finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a HandshakeHeaders {
+    type Item = (&'a str, &'a [u8]);
+    type IntoIter = HeadersIter<'a>;
+    fn into_iter(self) -> HeadersIter<'a> {
+        self.iter()
+    }
+}
+
+/// The headers of a [`HandshakeHeaders`], in request order.
+#[derive(Debug, Clone)]
+pub struct HeadersIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for HeadersIter<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (head, rest) = self.rest.split_first_chunk::<ENTRY_HEAD>()?;
+        let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let v = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let (name, rest) = rest.split_at(n);
+        let (value, rest) = rest.split_at(v);
+        self.rest = rest;
+        // Names come from `HeaderName`s: always ASCII.
+        Some((std::str::from_utf8(name).unwrap_or_default(), value))
+    }
 }
 
 fn parse_query(q: &str) -> Vec<(String, String)> {
@@ -200,5 +353,35 @@ mod tests {
         );
         assert_eq!(decode_component("%4"), "%4");
         assert_eq!(decode_component("%41"), "A");
+    }
+
+    #[test]
+    fn handshake_headers_keep_every_header_in_one_block() {
+        let mut map = HeaderMap::new();
+        map.insert("host", HeaderValue::from_static("example.com"));
+        map.append("cookie", HeaderValue::from_static("a=1"));
+        map.append("cookie", HeaderValue::from_static("b=2"));
+        map.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let h = HandshakeHeaders::from(&map);
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.get("HOST"), Some("example.com"));
+        assert_eq!(h.get(http::header::COOKIE), Some("a=1"));
+        assert_eq!(h.get_all("cookie").count(), 2);
+        // Not UTF-8: only as bytes.
+        assert_eq!(h.get("x-raw"), None);
+        assert_eq!(h.get_bytes("x-raw"), Some(&b"caf\xe9"[..]));
+        assert!(!h.contains_key("origin"));
+        assert_eq!(h.to_header_map(), map);
+        // Names and values back to back, with their lengths: nothing else.
+        let payload: usize = map.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+        assert_eq!(h.0.len(), payload + 4 * ENTRY_HEAD);
+        // The connection's sockets share it.
+        let copy = h.clone();
+        assert!(Arc::ptr_eq(&h.0, &copy.0));
+        assert_eq!(copy, h);
+
+        let empty = HandshakeHeaders::default();
+        assert!(empty.is_empty() && empty.len() == 0 && empty.iter().next().is_none());
+        assert_eq!(format!("{h:?}").matches("cookie").count(), 2);
     }
 }

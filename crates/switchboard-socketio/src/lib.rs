@@ -133,7 +133,7 @@ pub use cluster::{
 };
 pub use engine::{CloseReason, Closed, EngineConn, Message, Utf8Bytes};
 pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
-pub use handshake::{Extensions, Handshake};
+pub use handshake::{Extensions, Handshake, HandshakeHeaders, HeadersIter};
 pub use io::{AdapterFactory, Config, DynamicNamespace, SocketIo, WeakSocketIo};
 pub use namespace::Namespace;
 pub use recovery::RecoveryConfig;

@@ -130,7 +130,7 @@ fn connect_main_namespace_and_handshake() {
             "{} {} {} {}",
             h.auth,
             h.query_param("room").unwrap(),
-            h.headers["x-user"].to_str().unwrap(),
+            h.headers.get("x-user").unwrap(),
             s.rooms().join(",") == s.id()
         ));
     });

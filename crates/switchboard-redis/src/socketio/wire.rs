@@ -55,11 +55,10 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use switchboard_socketio::{
     BroadcastFlags, BroadcastOptions, EncodedPacket, Handshake, Room, SessionState, SocketInfo,
     Value,
@@ -279,8 +278,8 @@ fn socket(out: &mut impl Write, s: &SocketInfo) -> io::Result<()> {
     let h = &s.handshake;
     varint(out, h.headers.len() as u64)?;
     for (name, value) in h.headers.iter() {
-        bytes(out, name.as_str().as_bytes())?;
-        bytes(out, value.as_bytes())?;
+        bytes(out, name.as_bytes())?;
+        bytes(out, value)?;
     }
     bytes(out, h.url.as_bytes())?;
     varint(out, h.query.len() as u64)?;
@@ -632,14 +631,14 @@ impl<'a> Reader<'a> {
         let id = self.string()?;
         let rooms = self.strings()?;
         let n = self.count()?;
-        let mut headers = HeaderMap::with_capacity(n);
+        let mut headers = Vec::with_capacity(n.min(64));
         for _ in 0..n {
             let name = HeaderName::from_bytes(self.bytes()?).map_err(|_| DecodeError::BadHeader)?;
             let value =
                 HeaderValue::from_bytes(self.bytes()?).map_err(|_| DecodeError::BadHeader)?;
-            headers.append(name, value);
+            headers.push((name, value));
         }
-        let url = self.string()?;
+        let url = self.string()?.into();
         let n = self.count()?;
         let mut query = Vec::with_capacity(n);
         for _ in 0..n {
@@ -656,7 +655,7 @@ impl<'a> Reader<'a> {
             rooms,
             handshake: Handshake {
                 auth,
-                headers: Arc::new(headers),
+                headers: headers.into_iter().collect(),
                 url,
                 query: query.into(),
                 time: UNIX_EPOCH + Duration::from_millis(issued),
@@ -795,7 +794,7 @@ mod tests {
     }
 
     fn info() -> SocketInfo {
-        let mut headers = HeaderMap::new();
+        let mut headers = http::HeaderMap::new();
         headers.insert("x-user", HeaderValue::from_static("ann"));
         headers.append("cookie", HeaderValue::from_static("a=1"));
         headers.append("cookie", HeaderValue::from_static("b=2"));
@@ -804,7 +803,7 @@ mod tests {
             rooms: vec!["sid1".into(), "r".into()],
             handshake: Handshake {
                 auth: Value::from_json_str(r#"{"token":"t","n":[1,2.5]}"#).unwrap(),
-                headers: Arc::new(headers),
+                headers: (&headers).into(),
                 url: "/socket.io/?EIO=4".into(),
                 query: vec![("EIO".to_owned(), "4".to_owned())].into(),
                 time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),

@@ -96,7 +96,6 @@ fn identify(state: &AppState, socket: &SocketRef) -> Result<ClientInfo, crate::a
         .or_else(|| {
             hs.headers
                 .get(axum::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
                 .and_then(switchboard_auth::bearer_token)
                 .map(str::to_owned)
         });
