@@ -117,11 +117,23 @@ pub struct StompClient {
     hub: Option<Client>,
     subscriptions: HashMap<Arc<str>, Target>,
     topics: HashMap<Arc<str>, TopicSubscribers>,
+    batch: Vec<Delivery>,
+    /// Allocated on first use (see [`Rare`]).
+    rare: Option<Box<Rare>>,
+}
+
+/// The part of a [`StompClient`] that only queues, transactions and the
+/// frames after a DISCONNECT use. Boxed on first use: a connection that
+/// only uses topics (most, and every idle one) carries a pointer instead
+/// of some 250 bytes and an inbox for its whole life.
+#[derive(Default)]
+struct Rare {
+    /// Queue deliveries and the outcomes of queue SENDs, for this
+    /// connection.
+    inbox: Arc<Inbox>,
     /// Queue messages sent on `client` subscriptions, by session message id.
     unacked: HashMap<u64, Unacked>,
     transactions: Transactions,
-    inbox: Arc<Inbox>,
-    batch: Vec<Delivery>,
     /// SENDs handed to the queue backend, and the receipts behind them.
     pending: VecDeque<Pending>,
     /// `Pending::Send`s in `pending`.
@@ -150,17 +162,20 @@ impl StompClient {
             hub: None,
             subscriptions: HashMap::new(),
             topics: HashMap::new(),
-            unacked: HashMap::new(),
-            transactions: Transactions::default(),
-            inbox: Arc::default(),
             batch: Vec::new(),
-            pending: VecDeque::new(),
-            sends_in_flight: 0,
-            next_send: 0,
-            sends_done: Vec::new(),
-            disconnect_receipt: None,
-            extra: Vec::new(),
+            rare: None,
         }
+    }
+
+    /// The rarely used part, allocated now if it was not.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Whether SENDs (or the receipts behind them) wait for the queue
+    /// backend.
+    fn has_pending(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| !r.pending.is_empty())
     }
 
     /// The authenticated principal, once connected.
@@ -177,25 +192,29 @@ impl StompClient {
     /// a DISCONNECT, only once the SENDs before it are stored by the queue
     /// backend, if any are pending.)
     pub fn is_closed(&self) -> bool {
-        self.session.is_closed() && self.pending.is_empty()
+        self.session.is_closed() && !self.has_pending()
     }
 
     /// Whether there is output to send.
     pub fn has_output(&self) -> bool {
-        self.session.has_output() || !self.extra.is_empty()
+        self.session.has_output() || self.rare.as_ref().is_some_and(|r| !r.extra.is_empty())
     }
 
     /// Whether the driver should read more from the peer: `false` while
     /// too many SENDs wait for the queue backend (the connection's task is
     /// woken when they complete).
     pub fn wants_input(&self) -> bool {
-        self.sends_in_flight < MAX_PENDING_SENDS
+        self.rare
+            .as_ref()
+            .map_or(true, |r| r.sends_in_flight < MAX_PENDING_SENDS)
     }
 
     /// Moves the pending output into `out` (for one vectored write).
     pub fn take_output(&mut self, now: Instant, out: &mut Vec<Bytes>) {
         self.session.take_output(now, out);
-        out.append(&mut self.extra);
+        if let Some(r) = &mut self.rare {
+            out.append(&mut r.extra);
+        }
     }
 
     /// Feeds bytes from the peer and handles every complete frame.
@@ -205,11 +224,11 @@ impl StompClient {
         }
         while let Some(event) = self.session.poll_event() {
             self.on_event(now, event);
-            if !self.pending.is_empty() {
+            if self.has_pending() {
                 // Behind a SEND still going to the queue backend: this
                 // frame's RECEIPT waits for it.
                 if let Some(r) = self.session.defer_receipt() {
-                    self.pending.push_back(Pending::Receipt(r));
+                    self.rare().pending.push_back(Pending::Receipt(r));
                 }
             }
         }
@@ -269,18 +288,24 @@ impl StompClient {
     /// [`wants_input`](Self::wants_input) may have changed).
     pub fn poll_deliveries(&mut self, cx: &mut Context<'_>) -> bool {
         if self.session.is_closed() {
-            if self.pending.is_empty() {
+            if !self.has_pending() {
                 return false;
             }
-            self.inbox.register(cx.waker());
+            if let Some(r) = &self.rare {
+                r.inbox.register(cx.waker());
+            }
             return self.poll_sends();
         }
-        self.inbox.register(cx.waker());
+        // No inbox before the first queue SUBSCRIBE or SEND; both happen
+        // while this task runs, and it polls here again before it sleeps.
+        if let Some(r) = &self.rare {
+            r.inbox.register(cx.waker());
+        }
         let sent = self.poll_sends();
         if self.session.is_closed() {
             return sent;
         }
-        while let Some(d) = self.inbox.pop() {
+        while let Some(d) = self.rare.as_ref().and_then(|r| r.inbox.pop()) {
             self.on_queue_delivery(d);
         }
         let Some(mailbox) = self.hub.as_ref().map(|c| c.mailbox().clone()) else {
@@ -336,17 +361,20 @@ impl StompClient {
     /// Applies the SEND outcomes that arrived (see
     /// [`poll_deliveries`](Self::poll_deliveries)).
     fn poll_sends(&mut self) -> bool {
-        if self.pending.is_empty() {
+        let Some(rare) = self.rare.as_deref_mut() else {
+            return false;
+        };
+        if rare.pending.is_empty() {
             return false;
         }
-        let mut done = std::mem::take(&mut self.sends_done);
-        self.inbox.take_sends(&mut done);
+        let mut done = std::mem::take(&mut rare.sends_done);
+        rare.inbox.take_sends(&mut done);
         if done.is_empty() {
-            self.sends_done = done;
+            rare.sends_done = done;
             return false;
         }
         for (id, result) in done.drain(..) {
-            let slot = self.pending.iter_mut().find_map(|p| match p {
+            let slot = rare.pending.iter_mut().find_map(|p| match p {
                 Pending::Send {
                     id: i, result: r, ..
                 } if *i == id => Some(r),
@@ -356,13 +384,16 @@ impl StompClient {
                 *slot = Some(result);
             }
         }
-        self.sends_done = done;
+        rare.sends_done = done;
         loop {
-            match self.pending.front_mut() {
+            let Some(rare) = self.rare.as_deref_mut() else {
+                break;
+            };
+            match rare.pending.front_mut() {
                 None => break,
                 Some(Pending::Send { result: None, .. }) => return true,
                 Some(Pending::Receipt(_)) => {
-                    let Some(Pending::Receipt(r)) = self.pending.pop_front() else {
+                    let Some(Pending::Receipt(r)) = rare.pending.pop_front() else {
                         unreachable!()
                     };
                     self.receipt(&r);
@@ -373,8 +404,8 @@ impl StompClient {
                     ..
                 }) => {
                     let failed = result.as_ref().err().map(|e| format!("{destination}: {e}"));
-                    self.pending.pop_front();
-                    self.sends_in_flight -= 1;
+                    rare.pending.pop_front();
+                    rare.sends_in_flight -= 1;
                     if let Some(message) = failed {
                         self.send_failed(&message);
                         return true;
@@ -383,7 +414,8 @@ impl StompClient {
             }
         }
         // Everything before the DISCONNECT is stored: its RECEIPT now.
-        if let Some(receipt) = self.disconnect_receipt.take().flatten() {
+        let receipt = self.rare.as_mut().and_then(|r| r.disconnect_receipt.take());
+        if let Some(receipt) = receipt.flatten() {
             self.receipt(&receipt);
         }
         true
@@ -405,7 +437,7 @@ impl StompClient {
             self.session.version().unwrap_or(Version::V1_0),
             &mut out,
         );
-        self.extra.push(out.freeze());
+        self.rare().extra.push(out.freeze());
     }
 
     /// A SEND the queue backend did not take: ERROR (with the receipt-id
@@ -413,14 +445,15 @@ impl StompClient {
     /// and close; what was behind it is dropped.
     fn send_failed(&mut self, message: &str) {
         tracing::debug!(message, "stomp queue send failed");
-        let receipt = self
-            .pending
-            .iter()
-            .find_map(|p| match p {
-                Pending::Receipt(r) => Some(r.clone()),
-                Pending::Send { .. } => None,
-            })
-            .or_else(|| self.disconnect_receipt.take().flatten());
+        let receipt = self.rare.as_deref_mut().and_then(|rare| {
+            rare.pending
+                .iter()
+                .find_map(|p| match p {
+                    Pending::Receipt(r) => Some(r.clone()),
+                    Pending::Send { .. } => None,
+                })
+                .or_else(|| rare.disconnect_receipt.take().flatten())
+        });
         let mut frame = Frame::new(Command::Error).header("message", message);
         if let Some(r) = receipt {
             frame.headers.push("receipt-id", r);
@@ -429,9 +462,10 @@ impl StompClient {
         frame.body = Bytes::from_static(b"message not queued\n");
         self.session.close();
         self.push_frame(&frame);
-        self.pending.clear();
-        self.sends_in_flight = 0;
-        self.disconnect_receipt = None;
+        let rare = self.rare();
+        rare.pending.clear();
+        rare.sends_in_flight = 0;
+        rare.disconnect_receipt = None;
         self.release();
     }
 
@@ -439,8 +473,7 @@ impl StompClient {
     /// the pending SENDs any more (the backend still completes them).
     fn abandon_pending(&mut self) {
         if self.session.close_reason() != Some(&CloseReason::Disconnect) {
-            self.pending.clear();
-            self.sends_in_flight = 0;
+            self.forget_pending();
         }
     }
 
@@ -459,7 +492,7 @@ impl StompClient {
                     return;
                 }
                 match transaction {
-                    Some(tx) => self.transactions.push(
+                    Some(tx) => self.rare().transactions.push(
                         &tx,
                         TxOp::Send {
                             destination,
@@ -484,7 +517,7 @@ impl StompClient {
             } => {
                 let acked = self.take_unacked(&message_ids);
                 match transaction {
-                    Some(tx) => self.transactions.push(&tx, TxOp::Ack(acked)),
+                    Some(tx) => self.rare().transactions.push(&tx, TxOp::Ack(acked)),
                     None => self.broker.settle(self.id, &acked),
                 }
             }
@@ -495,13 +528,13 @@ impl StompClient {
             } => {
                 let nacked = self.take_unacked(&message_ids);
                 match transaction {
-                    Some(tx) => self.transactions.push(&tx, TxOp::Nack(nacked)),
+                    Some(tx) => self.rare().transactions.push(&tx, TxOp::Nack(nacked)),
                     None => self.broker.requeue(self.id, &nacked, true),
                 }
             }
-            Event::Begin { transaction } => self.transactions.begin(transaction),
+            Event::Begin { transaction } => self.rare().transactions.begin(transaction),
             Event::Commit { transaction } => {
-                for op in self.transactions.finish(&transaction) {
+                for op in self.rare().transactions.finish(&transaction) {
                     match op {
                         TxOp::Send {
                             destination,
@@ -514,19 +547,19 @@ impl StompClient {
                 }
             }
             Event::Abort { transaction } => {
-                let ops = self.transactions.finish(&transaction);
+                let ops = self.rare().transactions.finish(&transaction);
                 self.abort(ops);
             }
             Event::Disconnect { receipt } => {
                 self.release();
-                if !self.pending.is_empty() {
+                if let Some(rare) = self.rare.as_deref_mut().filter(|r| !r.pending.is_empty()) {
                     // The session has queued the RECEIPT last: hold it back
                     // until the SENDs before it are stored.
-                    self.session.take_output(now, &mut self.extra);
+                    self.session.take_output(now, &mut rare.extra);
                     if receipt.is_some() {
-                        self.extra.pop();
+                        rare.extra.pop();
                     }
-                    self.disconnect_receipt = Some(receipt);
+                    rare.disconnect_receipt = Some(receipt);
                 }
             }
             _ => {}
@@ -608,15 +641,16 @@ impl StompClient {
                 if let Some(backend) = self.broker.backend() {
                     // Stored by the backend asynchronously; the RECEIPT
                     // (of this SEND, or of the COMMIT) waits for it.
-                    let id = self.next_send;
-                    self.next_send += 1;
-                    backend.send(queue, forwarded, body, SendDone::new(&self.inbox, id));
-                    self.pending.push_back(Pending::Send {
+                    let rare = self.rare.get_or_insert_with(Box::default);
+                    let id = rare.next_send;
+                    rare.next_send += 1;
+                    backend.send(queue, forwarded, body, SendDone::new(&rare.inbox, id));
+                    rare.pending.push_back(Pending::Send {
                         id,
                         destination: destination.to_owned(),
                         result: None,
                     });
-                    self.sends_in_flight += 1;
+                    rare.sends_in_flight += 1;
                     return;
                 }
                 match self.broker.send_to_queue(queue, forwarded, body) {
@@ -678,7 +712,8 @@ impl StompClient {
                         ack,
                     },
                 );
-                self.broker.subscribe_queue(&name, self.id, id, &self.inbox);
+                let inbox = &self.rare.get_or_insert_with(Box::default).inbox;
+                self.broker.subscribe_queue(&name, self.id, id, inbox);
             }
         }
     }
@@ -706,7 +741,10 @@ impl StompClient {
 
     /// The queue messages among `ids` (topic messages need no tracking).
     fn take_unacked(&mut self, ids: &[u64]) -> Vec<Unacked> {
-        ids.iter().filter_map(|i| self.unacked.remove(i)).collect()
+        match &mut self.rare {
+            Some(r) => ids.iter().filter_map(|i| r.unacked.remove(i)).collect(),
+            None => Vec::new(),
+        }
     }
 
     /// ABORT: buffered SENDs are dropped; buffered ACKs and NACKs are
@@ -726,20 +764,32 @@ impl StompClient {
         tracing::debug!(message, "stomp error");
         let _ = self.session.send_error(message, body);
         self.release();
-        self.pending.clear();
-        self.sends_in_flight = 0;
+        self.forget_pending();
+    }
+
+    /// Nobody waits for the pending SENDs any more.
+    fn forget_pending(&mut self) {
+        if let Some(r) = &mut self.rare {
+            r.pending.clear();
+            r.sends_in_flight = 0;
+        }
     }
 
     /// Gives back everything the connection holds in the broker: open
     /// transactions are aborted, queue subscriptions removed (their
     /// unacknowledged messages redelivered), the hub client dropped.
     fn release(&mut self) {
-        let ops = self.transactions.finish_all();
-        self.abort(ops);
         let mut unacked: HashMap<Arc<str>, Vec<Unacked>> = HashMap::new();
-        for (_, u) in self.unacked.drain() {
-            unacked.entry(u.subscription.clone()).or_default().push(u);
-        }
+        let ops = match self.rare.as_deref_mut() {
+            Some(r) => {
+                for (_, u) in r.unacked.drain() {
+                    unacked.entry(u.subscription.clone()).or_default().push(u);
+                }
+                r.transactions.finish_all()
+            }
+            None => Vec::new(),
+        };
+        self.abort(ops);
         for (id, target) in self.subscriptions.drain() {
             if let Target::Queue { name, .. } = target {
                 let mut mine = unacked.remove(&id).unwrap_or_default();
@@ -817,7 +867,7 @@ impl StompClient {
         };
         match sent {
             Ok(message_id) if ack != AckMode::Auto => {
-                self.unacked.insert(message_id, unacked);
+                self.rare().unacked.insert(message_id, unacked);
             }
             Ok(_) => self.broker.settle(self.id, &[unacked]),
             Err(_) => self.broker.requeue(self.id, &[unacked], d.redelivered),
@@ -838,7 +888,10 @@ impl fmt::Debug for StompClient {
             .field("principal", &self.principal)
             .field("session", &self.session)
             .field("subscriptions", &self.subscriptions.len())
-            .field("unacked", &self.unacked.len())
+            .field(
+                "unacked",
+                &self.rare.as_ref().map_or(0, |r| r.unacked.len()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -880,6 +933,36 @@ mod tests {
         }
         fn ack(&self, _: &str, _: &[crate::MessageKey]) {}
         fn release(&self, _: &str, _: Vec<crate::RemoteMessage>) {}
+    }
+
+    #[test]
+    fn a_topic_only_connection_keeps_no_queue_state() {
+        let now = Instant::now();
+        let broker = Broker::new(Hub::new(HubConfig::default()), StompConfig::default());
+        let mut c = StompClient::new(&broker, now);
+        c.receive(now, b"CONNECT\naccept-version:1.2\nhost:/\n\n\0");
+        c.receive(
+            now,
+            b"SUBSCRIBE\nid:0\ndestination:/topic/t\nreceipt:r\n\n\0\
+              SEND\ndestination:/topic/t\n\nhi\0",
+        );
+        let out = output(&mut c, now);
+        assert!(out.contains("RECEIPT\nreceipt-id:r") && out.contains("\n\nhi\0"));
+        assert!(c.rare.is_none(), "topics, receipts and sends need none");
+        // The first queue subscription allocates it, and its deliveries
+        // arrive through its inbox.
+        c.receive(
+            now,
+            b"SUBSCRIBE\nid:1\ndestination:/queue/q\nack:client\n\n\0\
+              SEND\ndestination:/queue/q\n\nqueued\0",
+        );
+        assert!(c.rare.is_some());
+        let out = output(&mut c, now);
+        assert!(
+            out.contains("subscription:1") && out.ends_with("queued\0"),
+            "{out}"
+        );
+        assert_eq!(c.rare.as_ref().unwrap().unacked.len(), 1);
     }
 
     #[test]
