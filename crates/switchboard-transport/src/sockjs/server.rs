@@ -353,8 +353,10 @@ pub(crate) fn open_session<H: SockJsHandler>(
         if matches!(st.events.front(), Some(Event::Open)) {
             st.events.pop_front();
             if st.events.is_empty() {
-                // Usually alone: no room kept for later events.
+                // Usually alone: no room kept for later events, here or
+                // in the core (which queued it).
                 st.events = VecDeque::new();
+                st.session.release_idle_buffers();
             }
         }
     }
