@@ -145,6 +145,16 @@ impl Decoder {
         matches!(self.state, State::Idle)
     }
 
+    /// Between frames, gives back the line buffer and the body buffer's
+    /// spare room (which shares a block with the last body handed out):
+    /// for a connection gone quiet, not per frame.
+    pub fn release_idle_buffers(&mut self) {
+        if self.is_idle() {
+            self.line = Vec::new();
+            self.body = BytesMut::new();
+        }
+    }
+
     /// Consumes bytes from the front of `input` until one item is complete
     /// and returns it, or consumes all of `input` and returns `None`.
     ///
@@ -366,7 +376,13 @@ impl Decoder {
         if !self.body.is_empty() && !command.allows_body() {
             return Err(DecodeError::BodyNotAllowed(command));
         }
-        let body: Bytes = self.body.split().freeze();
+        let body = if self.body.is_empty() {
+            // No split of an empty buffer: it would make the buffer shared
+            // (an allocation) for nothing.
+            Bytes::new()
+        } else {
+            self.body.split().freeze()
+        };
         let headers = std::mem::take(&mut self.headers);
         self.state = State::Idle;
         Ok(Item::Frame(Frame {
@@ -380,6 +396,36 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_decoder_gives_its_buffers_back() {
+        let mut d = Decoder::new(Version::V1_2, Limits::default());
+        let mut input = &b"SEND\ndestination:/a\n\nhello\0CONN"[..];
+        let Some(Item::Frame(f)) = d.decode(&mut input).unwrap() else {
+            panic!("a frame")
+        };
+        assert_eq!(&f.body[..], b"hello");
+        // Mid-frame: nothing is given back.
+        assert!(d.decode(&mut input).unwrap().is_none());
+        d.release_idle_buffers();
+        assert_eq!(d.line, b"CONN");
+        let mut input = &b"ECT\naccept-version:1.2\n\n\0"[..];
+        let Some(Item::Frame(f)) = d.decode(&mut input).unwrap() else {
+            panic!("a frame")
+        };
+        assert_eq!(f.command, Command::Connect);
+        assert!(f.body.is_empty());
+        // Between frames: the body's spare room (shared with `hello`)
+        // and the line buffer go.
+        assert!(d.body.capacity() > 0 || d.line.capacity() > 0);
+        d.release_idle_buffers();
+        assert_eq!((d.body.capacity(), d.line.capacity()), (0, 0));
+        let mut input = &b"SEND\ndestination:/a\n\nagain\0"[..];
+        let Some(Item::Frame(f)) = d.decode(&mut input).unwrap() else {
+            panic!("a frame")
+        };
+        assert_eq!(&f.body[..], b"again");
+    }
 
     fn decode_with(
         version: Version,

@@ -173,9 +173,13 @@ pub struct ServerSession {
     /// Bytes received while the CONNECT awaits the application.
     pipelined: BytesMut,
     subscriptions: Subscriptions,
-    transactions: HashSet<String>,
+    /// Open transactions; boxed on the first BEGIN, as most connections
+    /// never open one.
+    transactions: Option<Box<HashSet<String>>>,
     next_message_id: u64,
-    close_reason: Option<CloseReason>,
+    /// Boxed: every open connection carries the field, few close with a
+    /// reason of many words.
+    close_reason: Option<Box<CloseReason>>,
     /// The CONNECTED is queued: once it is taken, the buffers the
     /// handshake grew are given back.
     release_after_flush: bool,
@@ -199,7 +203,7 @@ impl ServerSession {
             scratch: BytesMut::new(),
             pipelined: BytesMut::new(),
             subscriptions: Subscriptions::default(),
-            transactions: HashSet::new(),
+            transactions: None,
             next_message_id: 0,
             release_after_flush: false,
             close_reason: None,
@@ -229,7 +233,7 @@ impl ServerSession {
 
     /// Why the session closed, once it has.
     pub fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+        self.close_reason.as_deref()
     }
 
     /// The ack mode of an active subscription.
@@ -454,19 +458,24 @@ impl ServerSession {
             }
             Command::Begin => {
                 let transaction = require("transaction")?;
-                if self.transactions.contains(&transaction) {
+                if self.in_transaction(&transaction) {
                     return Err(ProtocolError::TransactionExists(transaction));
                 }
                 let limit = self.config.max_transactions;
-                if self.transactions.len() >= limit {
+                let open = self.transactions.get_or_insert_with(Box::default);
+                if open.len() >= limit {
                     return Err(ProtocolError::TooManyTransactions { limit });
                 }
-                self.transactions.insert(transaction.clone());
+                open.insert(transaction.clone());
                 Event::Begin { transaction }
             }
             Command::Commit | Command::Abort => {
                 let transaction = require("transaction")?;
-                if !self.transactions.remove(&transaction) {
+                if !self
+                    .transactions
+                    .as_mut()
+                    .is_some_and(|t| t.remove(&transaction))
+                {
                     return Err(ProtocolError::UnknownTransaction(transaction));
                 }
                 if command == Command::Commit {
@@ -484,11 +493,18 @@ impl ServerSession {
         })
     }
 
+    /// Whether `transaction` is open.
+    fn in_transaction(&self, transaction: &str) -> bool {
+        self.transactions
+            .as_ref()
+            .is_some_and(|t| t.contains(transaction))
+    }
+
     /// The frame's `transaction`, which must be open.
     fn check_transaction(&self, frame: &Frame) -> Result<Option<String>, ProtocolError> {
         match frame.get("transaction") {
             None => Ok(None),
-            Some(t) if self.transactions.contains(t) => Ok(Some(t.to_owned())),
+            Some(t) if self.in_transaction(t) => Ok(Some(t.to_owned())),
             Some(t) => Err(ProtocolError::UnknownTransaction(t.to_owned())),
         }
     }
@@ -515,7 +531,7 @@ impl ServerSession {
 
     fn close_with(&mut self, reason: CloseReason) {
         self.state = State::Closed;
-        self.close_reason = Some(reason);
+        self.close_reason = Some(Box::new(reason));
         self.events.clear();
         self.current_receipt = None;
         self.timers = None;
@@ -807,6 +823,7 @@ impl ServerSession {
             // Its spare room shares a block with frames already sent.
             self.scratch = BytesMut::new();
         }
+        self.decoder.release_idle_buffers();
     }
 
     /// Sends a heart-beat or drops a silent client, as the deadlines say.
