@@ -188,11 +188,11 @@ pub struct ConnectionGuard {
 
 impl ConnectionGuard {
     /// Stores the task's waker (so shutdown and deadlines can wake it) and
-    /// tells whether shutdown was triggered.
+    /// tells whether shutdown was triggered. The waker is stored after the
+    /// trigger too: [`Registry::trigger`] takes the wakers it wakes, and a
+    /// connection still closing (waiting for its peer's close frame) needs
+    /// the ticker to wake it at its deadline.
     pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> bool {
-        if self.inner.triggered.load(Ordering::Acquire) {
-            return true;
-        }
         {
             let mut s = self.inner.shards[self.shard as usize].lock();
             let w = &mut s.slots[self.slot as usize].waker;
@@ -203,6 +203,13 @@ impl ConnectionGuard {
         }
         // Re-check: trigger may have run between the first check and the store.
         self.inner.triggered.load(Ordering::Acquire)
+    }
+
+    /// `t` in milliseconds since the registry's epoch, wrapping after 49
+    /// days: a 4-byte timestamp for spans known to be shorter than that
+    /// (compare with `wrapping_sub`).
+    pub fn millis(&self, t: Instant) -> u32 {
+        t.saturating_duration_since(self.inner.epoch).as_millis() as u32
     }
 
     /// Asks for a wake-up at `deadline` (rounded up to the next tick); None

@@ -96,15 +96,16 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
     H: WsHandler,
 {
+    let guard = registry.register();
     Driver {
         mailbox: handler.mailbox(),
         io,
         conn,
         handler,
-        guard: registry.register(),
+        mark: guard.millis(Instant::now()),
+        guard,
         out: WriteQueue::new(),
-        last_rx: Instant::now(),
-        close_deadline: None,
+        close_armed: false,
         ping_sent: false,
         shutting_down: false,
         paused: false,
@@ -122,8 +123,12 @@ pub struct Driver<IO, H> {
     guard: ConnectionGuard,
     /// Bytes produced but not yet accepted by the socket, in order.
     out: WriteQueue,
-    last_rx: Instant,
-    close_deadline: Option<Instant>,
+    /// When the peer was last heard from or, once `close_armed`, when our
+    /// close frame was sent ([`ConnectionGuard::millis`]): two `Instant`s
+    /// folded into 4 bytes of every connection's task. The spans measured
+    /// from it are bounded by the ping and close timeouts.
+    mark: u32,
+    close_armed: bool,
     ping_sent: bool,
     shutting_down: bool,
     /// Reading or the mailbox was skipped because of the backlog.
@@ -172,7 +177,9 @@ where
                     return;
                 }
                 Poll::Ready(Ok(_)) => {
-                    self.last_rx = Instant::now();
+                    if !self.close_armed {
+                        self.mark = self.guard.millis(Instant::now());
+                    }
                     self.ping_sent = false;
                 }
             }
@@ -250,27 +257,32 @@ where
 
     /// Heartbeat and close timers. Returns true when the connection must be
     /// dropped now. The wake-up comes from the registry's shared ticker: reads
-    /// only move `last_rx`, and a wake-up re-computes the real deadline.
+    /// only move `mark`, and a wake-up re-computes the real deadline.
     fn poll_timers(&mut self) -> bool {
         loop {
             let now = Instant::now();
-            let deadline = if self.conn.close_sent() {
-                *self
-                    .close_deadline
-                    .get_or_insert(now + self.config.close_timeout)
+            let now_ms = self.guard.millis(now);
+            let wait = if self.conn.close_sent() {
+                if !self.close_armed {
+                    self.close_armed = true;
+                    self.mark = now_ms;
+                }
+                self.config.close_timeout
             } else if let Some(interval) = self.config.ping_interval {
-                let idle = if self.ping_sent {
+                if self.ping_sent {
                     interval + self.config.ping_timeout
                 } else {
                     interval
-                };
-                self.last_rx + idle
+                }
             } else {
                 self.guard.set_deadline(None);
                 return false;
             };
-            if now < deadline {
-                self.guard.set_deadline(Some(deadline));
+            let elapsed = Duration::from_millis(u64::from(now_ms.wrapping_sub(self.mark)));
+            // Due within the millisecond the timestamps are rounded to.
+            let left = wait.saturating_sub(elapsed);
+            if left > Duration::from_millis(1) {
+                self.guard.set_deadline(Some(now + left));
                 return false;
             }
             if self.conn.close_sent() {
@@ -329,5 +341,94 @@ where
             }
             this.paused = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_websocket::{Config, Role};
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    struct Silent;
+
+    impl WsHandler for Silent {
+        fn on_event(&mut self, _: Event<'_>, _: &mut Writer) {}
+    }
+
+    /// A driver on one end of a pipe; the test holds the other end and
+    /// never writes to it (a peer that answers nothing).
+    fn start(registry: &Registry) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+        let (server_io, peer) = tokio::io::duplex(1 << 16);
+        let config = Arc::new(DriverConfig {
+            ping_interval: Some(Duration::from_secs(10)),
+            ping_timeout: Duration::from_secs(5),
+            close_timeout: Duration::from_secs(3),
+            ..DriverConfig::default()
+        });
+        let conn = Connection::new(Role::Server, Config::default());
+        (
+            peer,
+            tokio::spawn(drive(server_io, conn, Silent, config, registry)),
+        )
+    }
+
+    /// The next frame the server wrote (unmasked, payload under 126 bytes),
+    /// or None at EOF. Fails after a minute (of paused time: at once) rather
+    /// than wait for a wake-up that never comes.
+    async fn frame(peer: &mut DuplexStream) -> Option<(u8, Vec<u8>)> {
+        let read = async {
+            let mut head = [0u8; 2];
+            if peer.read_exact(&mut head).await.is_err() {
+                return None;
+            }
+            let mut payload = vec![0; usize::from(head[1] & 0x7f)];
+            peer.read_exact(&mut payload).await.unwrap();
+            Some((head[0], payload))
+        };
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .expect("the driver never woke up")
+    }
+
+    fn secs_since(t: Instant) -> f64 {
+        t.elapsed().as_secs_f64()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_pinged_then_dropped() {
+        let registry = Registry::new();
+        let start_at = Instant::now();
+        let (mut peer, task) = start(&registry);
+        // The ping interval after the last read (here: the start), give or
+        // take the registry's one-second tick.
+        assert_eq!(frame(&mut peer).await, Some((0x89, vec![])));
+        let pinged = secs_since(start_at);
+        assert!((10.0..=11.5).contains(&pinged), "pinged after {pinged} s");
+        // No pong within the ping timeout: close 1001 "ping timeout", gone.
+        let (op, payload) = frame(&mut peer).await.unwrap();
+        assert_eq!((op, &payload[..2]), (0x88, &1001u16.to_be_bytes()[..]));
+        assert_eq!(&payload[2..], b"ping timeout");
+        let closed = secs_since(start_at);
+        assert!((15.0..=17.0).contains(&closed), "closed after {closed} s");
+        assert_eq!(frame(&mut peer).await, None);
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_close_times_out() {
+        let registry = Registry::new();
+        let (mut peer, task) = start(&registry);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let closing = Instant::now();
+        registry.trigger();
+        let (op, payload) = frame(&mut peer).await.unwrap();
+        assert_eq!((op, &payload[..2]), (0x88, &1001u16.to_be_bytes()[..]));
+        // The peer never answers our close: dropped after the close timeout
+        // (before any ping: the close stops them).
+        assert_eq!(frame(&mut peer).await, None);
+        let gone = secs_since(closing);
+        assert!((3.0..=4.5).contains(&gone), "dropped after {gone} s");
+        task.await.unwrap();
     }
 }

@@ -28,8 +28,10 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Largest message (after reassembly and decompression). Default 16 MiB.
+    /// Limits above 4 GiB (less 64 bytes) count as that.
     pub max_message_size: usize,
-    /// Largest single frame payload (as received). Default 16 MiB.
+    /// Largest single frame payload (as received). Default 16 MiB. Limits
+    /// above 4 GiB (less 64 bytes) count as that.
     pub max_frame_size: usize,
     /// Negotiated permessage-deflate parameters, if any.
     pub deflate: Option<DeflateParams>,
@@ -90,13 +92,15 @@ struct Reader {
     msg: Msg,
     msg_compressed: bool,
     utf8: Utf8Validator,
-    max_message_size: usize,
-    max_frame_size: usize,
+    // The limits and the count below are `u32`s: an idle connection's
+    // state is mostly this struct, kept for its whole life.
+    max_message_size: u32,
+    max_frame_size: u32,
     /// Bytes of an incomplete frame (header included); empty when idle.
     pending: Vec<u8>,
     /// Payload bytes at the start of `pending`'s payload already unmasked
-    /// (and UTF-8-validated if text).
-    pending_checked: usize,
+    /// (and UTF-8-validated if text); at most `max_frame_size`.
+    pending_checked: u32,
     /// Uncompressed fragmented message being reassembled.
     msg_buf: Vec<u8>,
     inflate: Option<Box<Inflate>>,
@@ -131,8 +135,8 @@ impl Connection {
                 msg: Msg::None,
                 msg_compressed: false,
                 utf8: Utf8Validator::new(),
-                max_message_size: config.max_message_size,
-                max_frame_size: config.max_frame_size,
+                max_message_size: clamp_limit(config.max_message_size),
+                max_frame_size: clamp_limit(config.max_frame_size),
                 pending: Vec::new(),
                 pending_checked: 0,
                 msg_buf: Vec::new(),
@@ -220,6 +224,14 @@ impl Connection {
     }
 }
 
+/// The largest limit a connection keeps: a frame (payload plus a header of
+/// at most 14 bytes) still counts in a `u32`.
+const MAX_LIMIT: u32 = u32::MAX - 64;
+
+fn clamp_limit(limit: usize) -> u32 {
+    u32::try_from(limit).map_or(MAX_LIMIT, |l| l.min(MAX_LIMIT))
+}
+
 impl Reader {
     /// Frees all buffers (after close or error).
     fn release(&mut self) {
@@ -302,7 +314,7 @@ impl Reader {
             return Ok(consumed);
         }
         let mut buf = mem::take(&mut self.pending);
-        let checked = mem::replace(&mut self.pending_checked, 0);
+        let checked = mem::replace(&mut self.pending_checked, 0) as usize;
         let payload = &mut buf[hl..total];
         if let Some(k) = h.mask {
             apply_mask_offset(&mut payload[checked..], k, checked);
@@ -328,7 +340,7 @@ impl Reader {
             return Ok(());
         }
         let avail = self.pending.len() - hl;
-        let checked = self.pending_checked;
+        let checked = self.pending_checked as usize;
         if avail <= checked {
             return Ok(());
         }
@@ -339,7 +351,8 @@ impl Reader {
         self.utf8
             .feed(new)
             .map_err(|_| ProtocolError::InvalidUtf8)?;
-        self.pending_checked = avail;
+        // avail ≤ the payload length ≤ max_frame_size (check_header).
+        self.pending_checked = avail as u32;
         Ok(())
     }
 
@@ -400,7 +413,7 @@ impl Reader {
     where
         F: FnMut(Event<'_>, &mut Writer),
     {
-        let limit = self.max_message_size;
+        let limit = self.max_message_size as usize;
         match h.opcode {
             OpCode::Ping => {
                 w.pong(payload);
@@ -568,7 +581,8 @@ const MIN_OUTPUT_ALLOC: usize = 1024;
 pub struct Writer {
     buf: BytesMut,
     chunks: Vec<Bytes>,
-    chunks_len: usize,
+    /// Bytes in `chunks` (saturating: only compared with small limits).
+    chunks_len: u32,
     server: bool,
     close_sent: bool,
     rng: Option<FastRng>,
@@ -714,10 +728,10 @@ impl Writer {
         }
         if !self.buf.is_empty() {
             let head = self.buf.split().freeze();
-            self.chunks_len += head.len();
+            self.count(head.len());
             self.chunks.push(head);
         }
-        self.chunks_len += frame.len();
+        self.count(frame.len());
         self.chunks.push(frame);
     }
 
@@ -736,13 +750,20 @@ impl Writer {
     /// Whether there is output to flush.
     #[inline]
     pub fn has_output(&self) -> bool {
-        self.chunks_len != 0 || !self.buf.is_empty()
+        !self.chunks.is_empty() || !self.buf.is_empty()
     }
 
     /// Total bytes of pending output.
     #[inline]
     pub fn output_len(&self) -> usize {
-        self.chunks_len + self.buf.len()
+        self.chunks_len as usize + self.buf.len()
+    }
+
+    /// Counts `len` more bytes in `chunks`.
+    #[inline]
+    fn count(&mut self, len: usize) {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        self.chunks_len = self.chunks_len.saturating_add(len);
     }
 
     /// Appends all pending output to `out` as chunks in send order (for a
@@ -1132,6 +1153,35 @@ mod tests {
         d.extend(masked(0x80, &[0; 3]));
         let (_, r) = feed(&mut c, &d);
         assert_eq!(r.unwrap_err().close_code(), CloseCode::TOO_BIG);
+    }
+
+    #[test]
+    fn limits_beyond_four_gib_count_as_the_largest_kept() {
+        assert_eq!(clamp_limit(usize::MAX), MAX_LIMIT);
+        assert_eq!(clamp_limit(u32::MAX as usize), MAX_LIMIT);
+        assert_eq!(clamp_limit(16 << 20), 16 << 20);
+        let cfg = Config {
+            max_message_size: usize::MAX,
+            max_frame_size: usize::MAX,
+            deflate: None,
+        };
+        let mut c = Connection::new(Role::Server, cfg);
+        // A text frame split in two reads: the partial payload is
+        // validated as it arrives (the `u32` count of checked bytes).
+        let frame = masked(0x81, "héllo wörld".as_bytes());
+        let (ev, r) = feed(&mut c, &frame[..9]);
+        r.unwrap();
+        assert!(ev.is_empty());
+        let (ev, r) = feed(&mut c, &frame[9..]);
+        r.unwrap();
+        assert_eq!(ev, vec![Ev::Text("héllo wörld".into())]);
+    }
+
+    #[test]
+    fn an_idle_connection_is_small() {
+        // Every idle connection holds this (inside its task) for its whole
+        // life; docs/benchmarks.md, "Idle".
+        assert!(std::mem::size_of::<Connection>() <= 160);
     }
 
     #[test]
