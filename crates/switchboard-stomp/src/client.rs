@@ -217,6 +217,23 @@ impl StompClient {
         }
     }
 
+    /// Hands the pending output to `f`, chunk by chunk, in order (like
+    /// [`take_output`](Self::take_output), without a list to fill).
+    pub fn drain_output(&mut self, now: Instant, mut f: impl FnMut(Bytes)) {
+        while let Some(chunk) = self.session.poll_transmit(now) {
+            f(chunk);
+        }
+        if let Some(r) = &mut self.rare {
+            r.extra.drain(..).for_each(f);
+        }
+    }
+
+    /// The broker's output high-water mark (bytes waiting for the socket
+    /// above which deliveries wait).
+    pub fn output_high_water(&self) -> usize {
+        self.broker.config().output_high_water
+    }
+
     /// Feeds bytes from the peer and handles every complete frame.
     pub fn receive(&mut self, now: Instant, data: &[u8]) {
         if let Err(e) = self.session.receive(now, data) {

@@ -31,10 +31,6 @@ pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 pub struct StompWsHandler {
     client: StompClient,
     timer: Option<Pin<Box<Sleep>>>,
-    out: Vec<Bytes>,
-    high_water: usize,
-    /// The CONNECTED was sent.
-    connected: bool,
 }
 
 impl StompWsHandler {
@@ -44,9 +40,6 @@ impl StompWsHandler {
         StompWsHandler {
             client: StompClient::new(broker, Instant::now()),
             timer: None,
-            out: Vec::new(),
-            high_water: broker.config().output_high_water,
-            connected: false,
         }
     }
 
@@ -58,18 +51,24 @@ impl StompWsHandler {
     /// Sends the connection's output as one message; closes the WebSocket
     /// once the STOMP session is over.
     fn flush(&mut self, ws: &mut Writer) {
-        self.client.take_output(Instant::now(), &mut self.out);
-        match self.out.len() {
-            0 => {}
-            1 => send(ws, &self.out[0]),
-            _ => send(ws, &self.out.concat()),
-        }
-        self.out.clear();
-        if !self.connected && self.client.session().is_connected() {
-            // The CONNECT exchange is over: like the session, an idle
-            // connection keeps no room for output.
-            self.connected = true;
-            self.out = Vec::new();
+        // Usually one chunk, sent as it is; several are joined (no list of
+        // chunks kept in every idle connection's task).
+        let mut one: Option<Bytes> = None;
+        let mut joined = Vec::new();
+        self.client.drain_output(Instant::now(), |chunk| {
+            if joined.is_empty() && one.is_none() {
+                one = Some(chunk);
+            } else {
+                if let Some(first) = one.take() {
+                    joined.extend_from_slice(&first);
+                }
+                joined.extend_from_slice(&chunk);
+            }
+        });
+        if let Some(one) = one {
+            send(ws, &one);
+        } else if !joined.is_empty() {
+            send(ws, &joined);
         }
         if self.client.is_closed() {
             ws.close(CloseCode::NORMAL, "");
@@ -98,7 +97,7 @@ impl WsHandler for StompWsHandler {
         if self.client.is_closed() {
             return;
         }
-        if backlogged || out.output_len() >= self.high_water {
+        if backlogged || out.output_len() >= self.client.output_high_water() {
             // The driver stops reading and polls again once it has flushed;
             // deliveries wait in the mailbox meanwhile, and a mailbox that
             // overflows ends the connection (slow consumer).
@@ -106,7 +105,6 @@ impl WsHandler for StompWsHandler {
         } else {
             self.client.poll_deliveries(cx);
         }
-        let mut timer_fired = false;
         if let Some(deadline) = self.client.poll_timeout() {
             let deadline = tokio::time::Instant::from_std(deadline);
             let sleep = self
@@ -117,16 +115,11 @@ impl WsHandler for StompWsHandler {
             }
             if sleep.as_mut().poll(cx).is_ready() {
                 self.client.handle_timeout(Instant::now());
-                timer_fired = true;
             }
         } else {
             // Connected without heart-beats: the CONNECT timer is done.
             self.timer = None;
         }
         self.flush(out);
-        if timer_fired {
-            // A heart-beat check: the connection is quiet.
-            self.out = Vec::new();
-        }
     }
 }
