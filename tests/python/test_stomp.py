@@ -142,15 +142,21 @@ class StompTests:
         except Exception:
             pass
 
+    def subscribe(self, conn, listener, destination, **headers):
+        """SUBSCRIBE and wait for its RECEIPT: the subscription is in place
+        before anything is sent to it (no sleep to guess how long it takes)."""
+        receipt = f"sub-{headers['id']}"
+        conn.subscribe(destination, headers={"receipt": receipt}, **headers)
+        self.assertEqual(listener.receipts.get(timeout=TIMEOUT), receipt)
+
     def dest(self, kind):
         return f"/{kind}/{self.id().rsplit('.', 1)[-1]}-{type(self).__name__}"
 
     def test_topic_every_subscriber_gets_every_message(self):
         topic = self.dest("topic")
         (a, la), (b, lb) = self.client(), self.client()
-        a.subscribe(topic, id="s1", ack="auto")
-        b.subscribe(topic, id="s2", ack="auto")
-        time.sleep(0.2)
+        self.subscribe(a, la, topic, id="s1", ack="auto")
+        self.subscribe(b, lb, topic, id="s2", ack="auto")
         a.send(topic, "hello ✓", content_type="text/plain")
         for listener in (la, lb):
             frame = listener.next()
@@ -160,9 +166,8 @@ class StompTests:
     def test_queue_competing_consumers_round_robin(self):
         q = self.dest("queue")
         (a, la), (b, lb), (p, _) = self.client(), self.client(), self.client()
-        a.subscribe(q, id="1", ack="auto")
-        b.subscribe(q, id="2", ack="auto")
-        time.sleep(0.2)
+        self.subscribe(a, la, q, id="1", ack="auto")
+        self.subscribe(b, lb, q, id="2", ack="auto")
         for i in range(10):
             p.send(q, f"m{i}")
         got = []
@@ -187,8 +192,7 @@ class StompTests:
         q = self.dest("queue")
         c, lc = self.client()
         p, _ = self.client()
-        c.subscribe(q, id="1", ack="client-individual")
-        time.sleep(0.2)
+        self.subscribe(c, lc, q, id="1", ack="client-individual")
         p.send(q, "first")
         p.send(q, "second")
         m1, m2 = lc.next(), lc.next()
@@ -204,8 +208,7 @@ class StompTests:
         q = self.dest("queue")
         c, lc = self.client()
         p, _ = self.client()
-        c.subscribe(q, id="1", ack="client")
-        time.sleep(0.2)
+        self.subscribe(c, lc, q, id="1", ack="client")
         for i in range(3):
             p.send(q, f"m{i}")
         frames = [lc.next() for _ in range(3)]
@@ -220,8 +223,7 @@ class StompTests:
         q = self.dest("queue")
         c, lc = self.client()
         p, _ = self.client()
-        c.subscribe(q, id="1", ack="client-individual")
-        time.sleep(0.2)
+        self.subscribe(c, lc, q, id="1", ack="client-individual")
         p.send(q, "keep me")
         self.assertEqual(lc.next().body, "keep me")
         c.disconnect()
@@ -235,8 +237,7 @@ class StompTests:
         q = self.dest("queue")
         c, lc = self.client()
         p, _ = self.client()
-        c.subscribe(q, id="1", ack="auto")
-        time.sleep(0.2)
+        self.subscribe(c, lc, q, id="1", ack="auto")
         tx = p.begin()
         p.send(q, "in tx", transaction=tx)
         lc.none()
@@ -261,8 +262,7 @@ class StompTests:
     def test_binary_body_intact(self):
         q = self.dest("queue")
         c, lc = self.client(auto_decode=False)
-        c.subscribe(q, id="1", ack="auto")
-        time.sleep(0.2)
+        self.subscribe(c, lc, q, id="1", ack="auto")
         body = bytes(range(256)) * 4
         c.send(q, body, content_type="application/octet-stream")
         frame = lc.next()
