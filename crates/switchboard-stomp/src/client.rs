@@ -211,10 +211,7 @@ impl StompClient {
 
     /// Moves the pending output into `out` (for one vectored write).
     pub fn take_output(&mut self, now: Instant, out: &mut Vec<Bytes>) {
-        self.session.take_output(now, out);
-        if let Some(r) = &mut self.rare {
-            out.append(&mut r.extra);
-        }
+        self.drain_output(now, |chunk| out.push(chunk));
     }
 
     /// Hands the pending output to `f`, chunk by chunk, in order (like
