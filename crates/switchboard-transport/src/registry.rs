@@ -232,6 +232,12 @@ impl ConnectionGuard {
             self.inner.shards[self.shard as usize].lock().slots[self.slot as usize].deadline = secs;
         }
     }
+
+    /// Whether the deadline last set has passed, as the ticker counts it
+    /// (so a task the ticker woke for it finds it passed).
+    pub fn deadline_passed(&self) -> bool {
+        self.armed != 0 && self.armed <= self.inner.now_secs()
+    }
 }
 
 impl Drop for ConnectionGuard {

@@ -281,3 +281,71 @@ async fn disconnect_delay_and_shutdown() {
     let r = request(s.addr, Method::POST, "/000/g/xhr", "").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// Reads one unmasked server frame with a payload under 126 bytes; None
+/// at EOF.
+async fn ws_frame(peer: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    peer.read_exact(&mut head).await.ok()?;
+    let mut payload = vec![0; usize::from(head[1] & 0x7f)];
+    peer.read_exact(&mut payload).await.ok()?;
+    Some((head[0], payload))
+}
+
+#[tokio::test]
+async fn a_websocket_peer_that_never_answers_the_close_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(SockJsConfig::default()).await;
+    let mut peer = TcpStream::connect(s.addr).await.unwrap();
+    peer.write_all(
+        b"GET /000/w/websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(peer.read_u8().await.unwrap());
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert_eq!(ws_frame(&mut peer).await, Some((0x81, b"o".to_vec())));
+    // `["close"]`, masked with a zero key: the handler closes the session.
+    let msg = b"[\"close\"]";
+    let mut frame = vec![0x81, 0x80 | msg.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(msg);
+    peer.write_all(&frame).await.unwrap();
+    assert_eq!(
+        ws_frame(&mut peer).await,
+        Some((0x81, b"c[3000,\"Go away!\"]".to_vec()))
+    );
+    // The SockJS close frame carries the code; the WebSocket closes normally.
+    let (op, payload) = ws_frame(&mut peer).await.unwrap();
+    assert_eq!((op, &payload[..2]), (0x88, &1000u16.to_be_bytes()[..]));
+    // The peer never sends its close frame: the connection is dropped after
+    // the 5 s close timeout (give or take the registry's 1 s tick), and
+    // the session is closed.
+    let sent = std::time::Instant::now();
+    let eof = tokio::time::timeout(Duration::from_secs(10), ws_frame(&mut peer))
+        .await
+        .expect("dropped within 10 s");
+    assert_eq!(eof, None);
+    let waited = sent.elapsed().as_secs_f64();
+    assert!((4.5..=7.5).contains(&waited), "dropped after {waited} s");
+    eventually(|| s.registry.live() == 0).await;
+    assert_eq!(s.log().closed.len(), 1);
+}
+
+#[test]
+fn an_idle_websocket_task_stays_in_its_tokio_size_class() {
+    // tokio allocates a task as the future rounded up to 128 bytes plus a
+    // header of about 96: a driver above 288 bytes costs every idle
+    // connection 128 more (docs/benchmarks.md, idle memory).
+    let n = std::mem::size_of::<super::websocket::WsDriver<TcpStream, Echo>>();
+    assert!(n <= 288, "WsDriver is {n} bytes");
+}

@@ -28,6 +28,7 @@ use switchboard_websocket::handshake::accept;
 use switchboard_websocket::{CloseCode, Config as WsConfig, Connection, Event, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::conn::{now, SockJsConn, State};
 use super::server::{deliver, open_session, Shared};
@@ -105,8 +106,8 @@ pub(crate) fn open<H: SockJsHandler>(
             shared: shared.clone(),
             conn: conn.clone(),
             id: attached.id,
-            raw,
         },
+        raw,
         first,
         on_upgrade,
         ws_config,
@@ -121,6 +122,7 @@ pub(crate) fn open<H: SockJsHandler>(
 /// Waits for hyper to hand over the socket, then runs the connection.
 fn spawn_connection<H: SockJsHandler>(
     link: Link<H>,
+    raw: bool,
     first: Vec<Bytes>,
     on_upgrade: OnUpgrade,
     config: WsConfig,
@@ -141,11 +143,15 @@ fn spawn_connection<H: SockJsHandler>(
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let (io, read_buf) = (parts.io, parts.read_buf);
-                let mut driver = WsDriver::new(io.into_inner(), config, link, first, guard);
+                let mut driver = WsDriver::new(io.into_inner(), config, link, raw, first, guard);
                 if !read_buf.is_empty() {
-                    // Frames the client sent right behind its handshake.
+                    // Frames the client sent right behind its handshake:
+                    // to the session now (the driver keeps no list of
+                    // messages read between polls).
                     let mut early = read_buf.to_vec();
-                    driver.receive(&mut early);
+                    let mut incoming = Vec::new();
+                    driver.receive(&mut early, &mut incoming);
+                    driver.feed_incoming(&mut incoming);
                 }
                 // Even empty, it pins hyper's whole read buffer.
                 drop(read_buf);
@@ -159,7 +165,7 @@ fn spawn_connection<H: SockJsHandler>(
                 tokio::spawn(driver);
             }
             Err(upgraded) => {
-                WsDriver::new(TokioIo::new(upgraded), config, link, first, guard).await
+                WsDriver::new(TokioIo::new(upgraded), config, link, raw, first, guard).await
             }
         }
     });
@@ -170,21 +176,25 @@ struct Link<H: SockJsHandler> {
     shared: Arc<Shared<H>>,
     conn: SockJsConn,
     id: ReceiverId,
-    /// The raw `/websocket` endpoint: no SockJS framing.
-    raw: bool,
 }
 
-/// One SockJS WebSocket connection's task.
-struct WsDriver<IO, H: SockJsHandler> {
+/// One SockJS WebSocket connection's task. Every idle connection holds
+/// one: tokio rounds a task to 128 bytes plus its header, so this stays
+/// within 288 bytes (a size test in `tests.rs`) — no list of messages read
+/// (they go to the session within the poll that read them) and no timer of
+/// its own (the registry's ticker wakes it at its close timeout).
+pub(super) struct WsDriver<IO, H: SockJsHandler> {
     io: IO,
     ws: Connection,
     link: Link<H>,
-    _guard: ConnectionGuard,
-    /// Text messages read, not yet given to the session.
-    incoming: Vec<String>,
+    guard: ConnectionGuard,
     /// Bytes produced but not yet accepted by the socket, in order.
     out: WriteQueue,
-    close_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Our close frame is out and the registry's deadline is the close
+    /// timeout.
+    close_armed: bool,
+    /// The raw `/websocket` endpoint: no SockJS framing.
+    raw: bool,
     peer_closed: bool,
     failed: bool,
     io_done: bool,
@@ -203,6 +213,7 @@ where
         io: IO,
         config: WsConfig,
         link: Link<H>,
+        raw: bool,
         first: Vec<Bytes>,
         guard: ConnectionGuard,
     ) -> Self {
@@ -215,10 +226,10 @@ where
             io,
             ws,
             link,
-            _guard: guard,
-            incoming: Vec::new(),
+            guard,
             out: WriteQueue::new(),
-            close_timer: None,
+            close_armed: false,
+            raw,
             peer_closed: false,
             failed: false,
             io_done: false,
@@ -227,12 +238,13 @@ where
         }
     }
 
-    /// Feeds received bytes to the WebSocket core.
-    fn receive(&mut self, data: &mut [u8]) {
+    /// Feeds received bytes to the WebSocket core; text messages go to
+    /// `incoming`.
+    fn receive(&mut self, data: &mut [u8], incoming: &mut Vec<String>) {
         receive(
             &mut self.ws,
             data,
-            &mut self.incoming,
+            incoming,
             &mut self.peer_closed,
             &mut self.failed,
         );
@@ -242,7 +254,8 @@ where
         self.out.len() + self.ws.writer().output_len()
     }
 
-    fn poll_read_side(&mut self, cx: &mut Context<'_>) {
+    /// Reads what the socket has; text messages go to `incoming`.
+    fn poll_read_side(&mut self, cx: &mut Context<'_>, incoming: &mut Vec<String>) {
         for _ in 0..READS_PER_POLL {
             if self.io_done || self.ws.is_closed() {
                 return;
@@ -251,7 +264,7 @@ where
                 self.paused = true;
                 return;
             }
-            let (ws, incoming) = (&mut self.ws, &mut self.incoming);
+            let ws = &mut self.ws;
             let (peer_closed, failed) = (&mut self.peer_closed, &mut self.failed);
             let read = poll_read_pooled(&mut self.io, cx, |data| {
                 receive(ws, data, incoming, peer_closed, failed)
@@ -277,27 +290,12 @@ where
     /// connection is gone) and delivers the resulting events; then takes
     /// the session's output, so replies the handler gave go out in the
     /// same write.
-    fn exchange(&mut self, cx: &mut Context<'_>) {
-        if self.ended {
-            self.incoming.clear();
-            return;
-        }
-        let gone = self.failed || self.peer_closed || self.io_done || self.ws.is_closed();
-        // The lock guard borrows the session, not `self`.
-        let inner = self.link.conn.inner.clone();
-        if !self.incoming.is_empty() || gone {
-            let events = {
-                let mut st = inner.state.lock();
-                self.feed(&mut st, gone);
-                st.after_input(&inner)
-            };
-            if events {
-                deliver(&self.link.shared, &self.link.conn);
-            }
-        }
+    fn exchange(&mut self, cx: &mut Context<'_>, incoming: &mut Vec<String>) {
+        self.feed_incoming(incoming);
         if self.ended || self.paused {
             return;
         }
+        let inner = self.link.conn.inner.clone();
         let events = {
             let mut st = inner.state.lock();
             self.take_output(&mut st, cx);
@@ -308,11 +306,34 @@ where
         }
     }
 
+    /// Gives `incoming` to the session (and tells it when the connection
+    /// is gone), delivering the resulting events; `incoming` is left empty.
+    fn feed_incoming(&mut self, incoming: &mut Vec<String>) {
+        if self.ended {
+            incoming.clear();
+            return;
+        }
+        let gone = self.failed || self.peer_closed || self.io_done || self.ws.is_closed();
+        if incoming.is_empty() && !gone {
+            return;
+        }
+        // The lock guard borrows the session, not `self`.
+        let inner = self.link.conn.inner.clone();
+        let events = {
+            let mut st = inner.state.lock();
+            self.feed(&mut st, incoming, gone);
+            st.after_input(&inner)
+        };
+        if events {
+            deliver(&self.link.shared, &self.link.conn);
+        }
+    }
+
     /// Messages read → the session; the connection's end → `abort`.
-    fn feed(&mut self, st: &mut State, gone: bool) {
-        let (id, raw) = (self.link.id, self.link.raw);
+    fn feed(&mut self, st: &mut State, incoming: &mut Vec<String>, gone: bool) {
+        let (id, raw) = (self.link.id, self.raw);
         let t = now();
-        for text in self.incoming.drain(..) {
+        for text in incoming.drain(..) {
             if raw {
                 st.session.handle_messages(std::iter::once(text));
             } else if st.session.handle_ws_message(t, id, &text).is_err() {
@@ -328,7 +349,7 @@ where
                 break;
             }
         }
-        self.incoming.clear();
+        incoming.clear();
         if !self.ended && gone {
             st.session.abort(t, id);
             self.ended = true;
@@ -349,7 +370,7 @@ where
             let mut close = (CloseCode::NORMAL, String::new());
             for frame in &out {
                 let frame = std::str::from_utf8(frame).expect("sockjs frames are UTF-8");
-                if self.link.raw {
+                if self.raw {
                     unwrap_raw(frame, w, &mut close);
                 } else {
                     w.send_text(frame);
@@ -383,7 +404,24 @@ where
     /// The connection is over: make sure the session knows.
     fn finish(&mut self, cx: &mut Context<'_>) {
         self.io_done = true;
-        self.exchange(cx);
+        self.exchange(cx, &mut Vec::new());
+    }
+
+    /// Our close frame is out: whether the peer's close is overdue. The
+    /// registry's ticker wakes the task at the deadline (one-second
+    /// resolution), which the guard remembers.
+    fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.close_armed {
+            self.close_armed = true;
+            self.guard
+                .set_deadline(Some(Instant::now() + CLOSE_TIMEOUT));
+        } else if self.guard.deadline_passed() {
+            return true;
+        }
+        // The slot needs this task's waker for the ticker to wake it; the
+        // shutdown flag itself is the session's business.
+        let _ = self.guard.poll_shutdown(cx);
+        false
     }
 }
 
@@ -396,12 +434,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // Text messages read in this poll (no allocation while none are).
+        let mut incoming = Vec::new();
         loop {
-            this.poll_read_side(cx);
+            this.poll_read_side(cx, &mut incoming);
             this.paused = this.backlog() >= OUTPUT_HIGH_WATER;
             // After the input: replies the handler gave go out in this
             // same write.
-            this.exchange(cx);
+            this.exchange(cx, &mut incoming);
             let flushed = this.poll_flush(cx).is_ready();
             if this.io_done {
                 this.finish(cx);
@@ -412,14 +452,10 @@ where
                 this.finish(cx);
                 return Poll::Ready(());
             }
-            if this.ws.close_sent() && flushed {
-                let timer = this
-                    .close_timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_TIMEOUT)));
-                if timer.as_mut().poll(cx).is_ready() {
-                    this.finish(cx);
-                    return Poll::Ready(());
-                }
+            if this.ws.close_sent() && flushed && this.close_timed_out(cx) {
+                tracing::debug!("sockjs websocket close timeout");
+                this.finish(cx);
+                return Poll::Ready(());
             }
             // Reading and the session's output pause while the backlog is
             // high; once a flush drained it, go again.
