@@ -48,9 +48,6 @@ EXAMPLES=$ROOT/target/ci/examples
 
 step "cargo test"
 cargo test --profile ci --locked --workspace
-# The binary's optional allocator: its release hook (memory.rs).
-# (--workspace: the same feature set for every other crate, nothing else rebuilt)
-cargo test --profile ci --locked --workspace --features switchboard-server/jemalloc --lib memory::
 
 step "fuzz (every parser's target, 15 s each, from its seed corpus)"
 scripts/fuzz.sh 15
