@@ -818,3 +818,33 @@ async fn a_polling_client_that_stops_polling_is_dropped_at_the_limit() {
     eventually(|| !s.closes_of(&sid).is_empty()).await;
     assert_eq!(s.closes_of(&sid), vec![CloseReason::ForcedClose]);
 }
+
+#[tokio::test]
+async fn a_websocket_peer_that_never_answers_the_close_is_dropped() {
+    let s = start(fast_config()).await;
+    let mut ws = WsClient::connect(s.addr, "EIO=4&transport=websocket").await;
+    let open = ws.recv_text().await;
+    assert!(open.starts_with("0{\"sid\":\""), "{open}");
+    ws.send("4close me").await;
+    // The server's close frame comes; this peer never answers it (raw
+    // reads: the client core's automatic reply is never flushed). Dropped
+    // after the 5 s close timeout, give or take the registry's 1 s tick.
+    let sent = std::time::Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let read_to_eof = async { while ws.stream.read(&mut buf).await.unwrap_or(0) > 0 {} };
+    tokio::time::timeout(Duration::from_secs(10), read_to_eof)
+        .await
+        .expect("dropped within 10 s");
+    let waited = sent.elapsed().as_secs_f64();
+    assert!((4.5..=7.5).contains(&waited), "dropped after {waited} s");
+    eventually(|| s.registry.live() == 0).await;
+}
+
+#[test]
+fn an_idle_websocket_task_stays_in_its_tokio_size_class() {
+    // tokio allocates a task as the future rounded up to 128 bytes plus a
+    // header of about 96: a driver above 288 bytes costs every idle
+    // connection 128 more (docs/benchmarks.md, idle memory).
+    let n = std::mem::size_of::<super::websocket::WsDriver<TcpStream, Echo>>();
+    assert!(n <= 288, "WsDriver is {n} bytes");
+}

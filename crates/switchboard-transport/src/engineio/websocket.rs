@@ -19,6 +19,7 @@ use switchboard_websocket::handshake::{accept, HandshakeError};
 use switchboard_websocket::{CloseCode, Config as WsConfig, Connection, Event, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::server::{deliver, open_session, set_cookie, Shared};
 use super::socket::{now, EngineSocket, WsOutbox};
@@ -175,15 +176,19 @@ fn spawn_connection<H: EngineHandler>(
                 let mut driver =
                     WsDriver::new(io.into_inner(), config, shared, link, outbox, guard);
                 if !read_buf.is_empty() {
-                    // Frames the client sent right behind its handshake.
+                    // Frames the client sent right behind its handshake:
+                    // to the session now (the driver keeps no list of
+                    // messages read between polls).
                     let mut early = read_buf.to_vec();
+                    let mut incoming = Vec::new();
                     WsDriver::<TcpStream, H>::receive(
                         &mut driver.conn,
                         &mut early,
-                        &mut driver.incoming,
+                        &mut incoming,
                         &mut driver.peer_closed,
                         &mut driver.failed,
                     );
+                    driver.report(&mut incoming);
                 }
                 // Even empty, it pins hyper's whole read buffer: let it go
                 // before the connection's long wait.
@@ -204,8 +209,12 @@ fn spawn_connection<H: EngineHandler>(
     });
 }
 
-/// One Engine.IO WebSocket connection's task.
-struct WsDriver<IO, H: EngineHandler> {
+/// One Engine.IO WebSocket connection's task. Every idle connection holds
+/// one: tokio rounds a task to 128 bytes plus its header, so this stays
+/// within 288 bytes (a size test in `tests.rs`) — the messages read and
+/// those taken from the outbox live within one poll, and the close timeout
+/// is the registry's deadline, not a timer of its own.
+pub(super) struct WsDriver<IO, H: EngineHandler> {
     io: IO,
     conn: Connection,
     shared: Arc<Shared<H>>,
@@ -213,14 +222,12 @@ struct WsDriver<IO, H: EngineHandler> {
     /// refused by the core (closed at once).
     link: Option<(EngineSocket, WsId)>,
     outbox: Arc<WsOutbox>,
-    _guard: ConnectionGuard,
-    /// Messages taken from the outbox, not yet framed.
-    pending: VecDeque<WsMessage>,
-    /// Messages read, not yet given to the session.
-    incoming: Vec<WsMessage>,
+    guard: ConnectionGuard,
     /// Bytes produced but not yet accepted by the socket, in order.
     out: WriteQueue,
-    close_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Our close frame is out and the registry's deadline is the close
+    /// timeout.
+    close_armed: bool,
     peer_closed: bool,
     failed: bool,
     io_done: bool,
@@ -248,11 +255,9 @@ where
             shared,
             link,
             outbox,
-            _guard: guard,
-            pending: VecDeque::new(),
-            incoming: Vec::new(),
+            guard,
             out: WriteQueue::new(),
-            close_timer: None,
+            close_armed: false,
             peer_closed: false,
             failed: false,
             io_done: false,
@@ -287,7 +292,8 @@ where
         self.out.len() + self.conn.writer().output_len()
     }
 
-    fn poll_read_side(&mut self, cx: &mut Context<'_>) {
+    /// Reads what the socket has; messages go to `incoming`.
+    fn poll_read_side(&mut self, cx: &mut Context<'_>, incoming: &mut Vec<WsMessage>) {
         for _ in 0..READS_PER_POLL {
             if self.io_done || self.conn.is_closed() {
                 return;
@@ -296,7 +302,7 @@ where
                 self.paused = true;
                 return;
             }
-            let (conn, incoming) = (&mut self.conn, &mut self.incoming);
+            let conn = &mut self.conn;
             let (peer_closed, failed) = (&mut self.peer_closed, &mut self.failed);
             let read = poll_read_pooled(&mut self.io, cx, |data| {
                 Self::receive(conn, data, incoming, peer_closed, failed)
@@ -318,22 +324,23 @@ where
         cx.waker().wake_by_ref();
     }
 
-    /// Gives what was read to the session (and tells it when the connection
-    /// is gone), then delivers the resulting events.
-    fn report(&mut self) {
+    /// Gives `incoming` to the session (and tells it when the connection
+    /// is gone), then delivers the resulting events; `incoming` is left
+    /// empty.
+    fn report(&mut self, incoming: &mut Vec<WsMessage>) {
         let gone = self.failed || self.peer_closed || self.io_done || self.conn.is_closed();
         let Some((socket, ws)) = &self.link else {
-            self.incoming.clear();
+            incoming.clear();
             return;
         };
-        if self.reported || (self.incoming.is_empty() && !gone) {
-            self.incoming.clear();
+        if self.reported || (incoming.is_empty() && !gone) {
+            incoming.clear();
             return;
         }
         let events = {
             let mut st = socket.inner.state.lock();
             let t = now();
-            for m in self.incoming.drain(..) {
+            for m in incoming.drain(..) {
                 st.session.ws_message(t, *ws, m);
             }
             if self.failed {
@@ -356,7 +363,8 @@ where
         // the session's slow-consumer limit sees them; the write side
         // wakes this task when the socket drains.
         let take = self.backlog() < OUTPUT_HIGH_WATER;
-        let close = self.outbox.drain(&mut self.pending, cx.waker(), take);
+        let mut pending = VecDeque::new();
+        let close = self.outbox.drain(&mut pending, cx.waker(), take);
         if close && !take {
             // Closed while the peer is not reading (a slow consumer, or a
             // ping timeout): no point in a closing handshake behind a
@@ -365,8 +373,8 @@ where
             return;
         }
         let w = self.conn.writer();
-        // Taken, not drained: an idle connection keeps no queue capacity.
-        for m in std::mem::take(&mut self.pending) {
+        // Consumed here: an idle connection keeps no queue capacity.
+        for m in pending {
             match m {
                 WsMessage::Text(t) => w.send_text(t.as_str()),
                 WsMessage::Binary(b) => w.send_binary(&b),
@@ -392,7 +400,24 @@ where
 
     fn finish(&mut self) {
         self.io_done = true;
-        self.report();
+        self.report(&mut Vec::new());
+    }
+
+    /// Our close frame is out: whether the peer's close is overdue. The
+    /// registry's ticker wakes the task at the deadline (one-second
+    /// resolution), which the guard remembers.
+    fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.close_armed {
+            self.close_armed = true;
+            self.guard
+                .set_deadline(Some(Instant::now() + CLOSE_TIMEOUT));
+        } else if self.guard.deadline_passed() {
+            return true;
+        }
+        // The slot needs this task's waker for the ticker to wake it; the
+        // shutdown flag itself is the session's business.
+        let _ = self.guard.poll_shutdown(cx);
+        false
     }
 }
 
@@ -405,9 +430,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // Messages read in this poll (no allocation while none are).
+        let mut incoming = Vec::new();
         loop {
-            this.poll_read_side(cx);
-            this.report();
+            this.poll_read_side(cx, &mut incoming);
+            this.report(&mut incoming);
             // After the report: replies the handler queued go out in this
             // same write.
             this.poll_outbox(cx);
@@ -423,14 +450,10 @@ where
             }
             // Bounded even when the peer stops reading: the close frame
             // may never leave, the connection still ends.
-            if this.conn.close_sent() {
-                let timer = this
-                    .close_timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_TIMEOUT)));
-                if timer.as_mut().poll(cx).is_ready() {
-                    this.finish();
-                    return Poll::Ready(());
-                }
+            if this.conn.close_sent() && this.close_timed_out(cx) {
+                tracing::debug!("engine.io websocket close timeout");
+                this.finish();
+                return Poll::Ready(());
             }
             if !(this.paused && flushed) {
                 return Poll::Pending;
