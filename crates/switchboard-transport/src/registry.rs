@@ -43,6 +43,18 @@ struct Inner {
     idle: tokio::sync::Notify,
 }
 
+/// A session task's wait for its own timer (the registry's ticker is too
+/// coarse for Engine.IO's and SockJS's timers), `None` being none armed: a
+/// wake-up a day out then stands for "never" (the task only loops once
+/// more), so that the wait is one bare `Sleep` in every session's task.
+pub(crate) fn sleep_until(deadline: Option<std::time::Instant>) -> tokio::time::Sleep {
+    const NO_TIMER: Duration = Duration::from_secs(24 * 3600);
+    tokio::time::sleep_until(match deadline {
+        Some(d) => Instant::from_std(d),
+        None => Instant::now() + NO_TIMER,
+    })
+}
+
 /// Cloneable handle to a server's registry of live connections.
 #[derive(Clone)]
 pub struct Registry {

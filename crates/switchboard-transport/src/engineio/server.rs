@@ -313,47 +313,42 @@ fn deliver_loop<H: EngineHandler>(shared: &Shared<H>, socket: &EngineSocket) {
 }
 
 /// The session task: timers, deferred deliveries, shutdown, registry slot.
-async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socket: EngineSocket) {
+/// One per session, idle or not: what it keeps across its wait is kept
+/// small (a tokio task is its future rounded up to 128 bytes plus a
+/// header; a size test in `tests.rs`).
+pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socket: EngineSocket) {
     let guard = shared.registry.register();
-    let inner = &socket.inner;
     let mut shutdown_seen = false;
     loop {
         let deadline = {
-            let mut st = inner.state.lock();
+            let mut st = socket.inner.state.lock();
             if st.session.poll_timeout().is_some_and(|d| d <= now()) {
                 st.session.handle_timeout(now());
-                st.flush(inner);
-                // Once a ping interval: an idle session keeps no queue room.
-                st.session.release_idle_buffers();
+                st.flush(&socket.inner);
             }
             st.armed = st.session.poll_timeout();
             st.armed
         };
         deliver(&shared, &socket);
         {
-            let st = inner.state.lock();
+            let st = socket.inner.state.lock();
             if st.session.is_closed() && st.events.is_empty() && !st.delivering {
                 break;
             }
         }
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                None => std::future::pending().await,
-            }
-        };
-        let (seen, guard_ref) = (shutdown_seen, &guard);
+        let sleep = crate::registry::sleep_until(deadline);
+        let guard = &guard;
         let shutdown = poll_fn(move |cx| {
-            if !seen && guard_ref.poll_shutdown(cx) {
+            if guard.poll_shutdown(cx) {
                 Poll::Ready(())
             } else {
                 Poll::Pending
             }
         });
         tokio::select! {
-            _ = inner.task.notified() => {}
+            _ = socket.inner.task.notified() => {}
             _ = sleep => {}
-            _ = shutdown => {
+            _ = shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
                 socket.close();
             }

@@ -848,3 +848,19 @@ fn an_idle_websocket_task_stays_in_its_tokio_size_class() {
     let n = std::mem::size_of::<super::websocket::WsDriver<TcpStream, Echo>>();
     assert!(n <= 288, "WsDriver is {n} bytes");
 }
+
+#[tokio::test]
+async fn an_idle_session_task_stays_in_its_tokio_size_class() {
+    // As the driver's: a future above 288 bytes costs every session 128
+    // more.
+    let s = start(fast_config()).await;
+    let session = switchboard_engineio::Session::new_polling(
+        "x",
+        s.eio.shared.config.engine.clone(),
+        socket::now(),
+    );
+    let socket = EngineSocket::new(session, 1024);
+    let task = super::server::session_task(s.eio.shared.clone(), socket);
+    let n = std::mem::size_of_val(&task);
+    assert!(n <= 288, "the session task's future is {n} bytes");
+}

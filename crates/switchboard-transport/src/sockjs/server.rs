@@ -420,14 +420,15 @@ fn deliver_loop<H: SockJsHandler>(shared: &Shared<H>, conn: &SockJsConn) {
 }
 
 /// The session task: timers, deferred deliveries, shutdown, registry slot.
-async fn session_task<H: SockJsHandler>(shared: Arc<Shared<H>>, conn: SockJsConn) {
+/// One per session, idle or not: what it keeps across its wait is kept
+/// small (a tokio task is its future rounded up to 128 bytes plus a
+/// header; a size test in `tests.rs`).
+pub(super) async fn session_task<H: SockJsHandler>(shared: Arc<Shared<H>>, conn: SockJsConn) {
     let guard = shared.registry.register();
-    let inner = &conn.inner;
-    let disconnect_delay = shared.config.service.disconnect_delay;
     let mut shutdown_seen = false;
     loop {
         let deadline = {
-            let mut st = inner.state.lock();
+            let mut st = conn.inner.state.lock();
             let t = now();
             let fired = st.session.poll_timeout().is_some_and(|d| d <= t);
             if fired {
@@ -436,9 +437,10 @@ async fn session_task<H: SockJsHandler>(shared: Arc<Shared<H>>, conn: SockJsConn
             if shutdown_seen && !st.session.is_closed() && !st.has_receiver() {
                 // Nobody to hand the close frame to (or it was handed
                 // out): end now rather than after the disconnect delay.
-                st.session.handle_timeout(t + disconnect_delay);
+                st.session
+                    .handle_timeout(t + shared.config.service.disconnect_delay);
             }
-            st.after_input(inner);
+            st.after_input(&conn.inner);
             if fired {
                 // Once a heartbeat: an idle session keeps no queue room (this
                 // side's queue keeps none: delivery takes it whole).
@@ -449,29 +451,24 @@ async fn session_task<H: SockJsHandler>(shared: Arc<Shared<H>>, conn: SockJsConn
         };
         deliver(&shared, &conn);
         {
-            let st = inner.state.lock();
+            let st = conn.inner.state.lock();
             if st.session.is_closed() && st.events.is_empty() && !st.delivering {
                 break;
             }
         }
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                None => std::future::pending().await,
-            }
-        };
-        let (seen, guard_ref) = (shutdown_seen, &guard);
+        let sleep = crate::registry::sleep_until(deadline);
+        let guard = &guard;
         let shutdown = poll_fn(move |cx| {
-            if !seen && guard_ref.poll_shutdown(cx) {
+            if guard.poll_shutdown(cx) {
                 Poll::Ready(())
             } else {
                 Poll::Pending
             }
         });
         tokio::select! {
-            _ = inner.task.notified() => {}
+            _ = conn.inner.task.notified() => {}
             _ = sleep => {}
-            _ = shutdown => {
+            _ = shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
                 conn.close(SHUTTING_DOWN.code, SHUTTING_DOWN.reason.clone());
             }

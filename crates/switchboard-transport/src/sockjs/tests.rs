@@ -349,3 +349,17 @@ fn an_idle_websocket_task_stays_in_its_tokio_size_class() {
     let n = std::mem::size_of::<super::websocket::WsDriver<TcpStream, Echo>>();
     assert!(n <= 288, "WsDriver is {n} bytes");
 }
+
+#[tokio::test]
+async fn an_idle_session_task_stays_in_its_tokio_size_class() {
+    // As the driver's: a future above 288 bytes costs every session 128
+    // more.
+    let s = start(SockJsConfig::default()).await;
+    let conn = SockJsConn::new(
+        "x",
+        switchboard_sockjs::Session::new(super::conn::now(), &s.sockjs.shared.config.service),
+    );
+    let task = super::server::session_task(s.sockjs.shared.clone(), conn);
+    let n = std::mem::size_of_val(&task);
+    assert!(n <= 288, "the session task's future is {n} bytes");
+}
