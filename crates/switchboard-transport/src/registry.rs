@@ -263,6 +263,27 @@ impl ConnectionGuard {
     pub fn deadline_passed(&self) -> bool {
         self.armed != 0 && self.armed <= self.inner.now_secs()
     }
+
+    /// A one-off timeout on the registry's ticker (one-second resolution),
+    /// such as a connection's wait for the peer's close frame: the first
+    /// call arms it (`armed` remembers that), later calls tell whether it
+    /// passed. Stores the task's waker so that the ticker wakes it then.
+    pub fn timeout_passed(
+        &mut self,
+        armed: &mut bool,
+        timeout: Duration,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        if !*armed {
+            *armed = true;
+            self.set_deadline(Some(Instant::now() + timeout));
+        } else if self.deadline_passed() {
+            return true;
+        }
+        // The waker is what matters here; shutdown is the caller's business.
+        let _ = self.poll_shutdown(cx);
+        false
+    }
 }
 
 impl Drop for ConnectionGuard {

@@ -19,7 +19,6 @@ use switchboard_websocket::handshake::{accept, HandshakeError};
 use switchboard_websocket::{CloseCode, Config as WsConfig, Connection, Event, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use super::server::{deliver, open_session, set_cookie, Shared};
 use super::socket::{now, EngineSocket, WsOutbox};
@@ -402,23 +401,6 @@ where
         self.io_done = true;
         self.report(&mut Vec::new());
     }
-
-    /// Our close frame is out: whether the peer's close is overdue. The
-    /// registry's ticker wakes the task at the deadline (one-second
-    /// resolution), which the guard remembers.
-    fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.close_armed {
-            self.close_armed = true;
-            self.guard
-                .set_deadline(Some(Instant::now() + CLOSE_TIMEOUT));
-        } else if self.guard.deadline_passed() {
-            return true;
-        }
-        // The slot needs this task's waker for the ticker to wake it; the
-        // shutdown flag itself is the session's business.
-        let _ = self.guard.poll_shutdown(cx);
-        false
-    }
 }
 
 impl<IO, H> Future for WsDriver<IO, H>
@@ -450,7 +432,11 @@ where
             }
             // Bounded even when the peer stops reading: the close frame
             // may never leave, the connection still ends.
-            if this.conn.close_sent() && this.close_timed_out(cx) {
+            if this.conn.close_sent()
+                && this
+                    .guard
+                    .timeout_passed(&mut this.close_armed, CLOSE_TIMEOUT, cx)
+            {
                 tracing::debug!("engine.io websocket close timeout");
                 this.finish();
                 return Poll::Ready(());

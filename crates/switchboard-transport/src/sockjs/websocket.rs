@@ -28,7 +28,6 @@ use switchboard_websocket::handshake::accept;
 use switchboard_websocket::{CloseCode, Config as WsConfig, Connection, Event, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use super::conn::{now, SockJsConn, State};
 use super::server::{deliver, open_session, Shared};
@@ -406,23 +405,6 @@ where
         self.io_done = true;
         self.exchange(cx, &mut Vec::new());
     }
-
-    /// Our close frame is out: whether the peer's close is overdue. The
-    /// registry's ticker wakes the task at the deadline (one-second
-    /// resolution), which the guard remembers.
-    fn close_timed_out(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.close_armed {
-            self.close_armed = true;
-            self.guard
-                .set_deadline(Some(Instant::now() + CLOSE_TIMEOUT));
-        } else if self.guard.deadline_passed() {
-            return true;
-        }
-        // The slot needs this task's waker for the ticker to wake it; the
-        // shutdown flag itself is the session's business.
-        let _ = self.guard.poll_shutdown(cx);
-        false
-    }
 }
 
 impl<IO, H> Future for WsDriver<IO, H>
@@ -452,7 +434,12 @@ where
                 this.finish(cx);
                 return Poll::Ready(());
             }
-            if this.ws.close_sent() && flushed && this.close_timed_out(cx) {
+            if this.ws.close_sent()
+                && flushed
+                && this
+                    .guard
+                    .timeout_passed(&mut this.close_armed, CLOSE_TIMEOUT, cx)
+            {
                 tracing::debug!("sockjs websocket close timeout");
                 this.finish(cx);
                 return Poll::Ready(());
