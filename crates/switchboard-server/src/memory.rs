@@ -177,8 +177,8 @@ fn jemalloc_purge() -> bool {
 /// refreshed first (`epoch`); zeros if they cannot be read.
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 fn jemalloc_usage() -> HeapUsage {
-    /// Reads one `size_t` statistic; `name` is NUL-terminated.
-    fn read(name: &[u8]) -> Option<u64> {
+    /// Reads one `size_t` statistic.
+    fn read(name: &std::ffi::CStr) -> Option<u64> {
         let mut value: libc::size_t = 0;
         let mut len = std::mem::size_of::<libc::size_t>();
         // SAFETY: a NUL-terminated name, and `value`/`len` describe a
@@ -201,7 +201,7 @@ fn jemalloc_usage() -> HeapUsage {
     // written, as the control expects.
     let rc = unsafe {
         tikv_jemalloc_sys::mallctl(
-            b"epoch\0".as_ptr().cast(),
+            c"epoch".as_ptr(),
             (&mut epoch as *mut u64).cast(),
             &mut len,
             (&mut epoch as *mut u64).cast(),
@@ -212,9 +212,9 @@ fn jemalloc_usage() -> HeapUsage {
         return HeapUsage::default();
     }
     let (Some(allocated), Some(resident), Some(metadata)) = (
-        read(b"stats.allocated\0"),
-        read(b"stats.resident\0"),
-        read(b"stats.metadata\0"),
+        read(c"stats.allocated"),
+        read(c"stats.resident"),
+        read(c"stats.metadata"),
     ) else {
         return HeapUsage::default();
     };

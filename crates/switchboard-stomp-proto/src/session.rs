@@ -174,7 +174,8 @@ pub struct ServerSession {
     pipelined: BytesMut,
     subscriptions: Subscriptions,
     /// Open transactions; boxed on the first BEGIN, as most connections
-    /// never open one.
+    /// never open one (8 bytes in every session instead of a set's 48).
+    #[allow(clippy::box_collection)]
     transactions: Option<Box<HashSet<String>>>,
     next_message_id: u64,
     /// Boxed: every open connection carries the field, few close with a

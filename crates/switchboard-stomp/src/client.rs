@@ -206,7 +206,7 @@ impl StompClient {
     pub fn wants_input(&self) -> bool {
         self.rare
             .as_ref()
-            .map_or(true, |r| r.sends_in_flight < MAX_PENDING_SENDS)
+            .is_none_or(|r| r.sends_in_flight < MAX_PENDING_SENDS)
     }
 
     /// Moves the pending output into `out` (for one vectored write).
@@ -399,10 +399,7 @@ impl StompClient {
             }
         }
         rare.sends_done = done;
-        loop {
-            let Some(rare) = self.rare.as_deref_mut() else {
-                break;
-            };
+        while let Some(rare) = self.rare.as_deref_mut() {
             match rare.pending.front_mut() {
                 None => break,
                 Some(Pending::Send { result: None, .. }) => return true,
