@@ -95,7 +95,7 @@ impl Allocator {
     }
 
     /// What the allocator reports holding (zeros where it reports nothing).
-    pub fn usage(self) -> HeapUsage {
+    fn usage(self) -> HeapUsage {
         match self {
             Allocator::System => heap_usage(),
             #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
@@ -228,16 +228,16 @@ fn jemalloc_usage() -> HeapUsage {
 
 /// What the allocator holds, in bytes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct HeapUsage {
+struct HeapUsage {
     /// In live allocations.
-    pub in_use: u64,
+    in_use: u64,
     /// Free but kept by the allocator, resident: what fragmentation costs
     /// after a trim (glibc: free chunks in the arenas; jemalloc: resident
     /// pages holding no allocation, dirty pages not yet purged included).
-    pub free: u64,
+    free: u64,
     /// The allocator's own bookkeeping (jemalloc only: it grows with the
     /// peak and is never returned).
-    pub metadata: u64,
+    metadata: u64,
 }
 
 fn heap_usage() -> HeapUsage {
