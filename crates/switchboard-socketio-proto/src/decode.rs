@@ -62,7 +62,9 @@ impl Default for DecoderConfig {
 #[derive(Debug, Default)]
 pub struct Decoder {
     config: DecoderConfig,
-    pending: Option<Pending>,
+    /// A binary packet awaiting attachments (boxed: rare, and every
+    /// connection holds a decoder).
+    pending: Option<Box<Pending>>,
 }
 
 #[derive(Debug)]
@@ -112,7 +114,7 @@ impl Decoder {
         let (packet, wire_kind) = parse_text(text, &self.config)?;
         if wire_kind.is_binary() {
             let buffers = Vec::with_capacity(packet.attachments);
-            self.pending = Some(Pending { packet, buffers });
+            self.pending = Some(Box::new(Pending { packet, buffers }));
             Ok(None)
         } else {
             Ok(Some(packet))
@@ -133,7 +135,7 @@ impl Decoder {
         let Pending {
             mut packet,
             buffers,
-        } = self.pending.take().expect("pending");
+        } = *self.pending.take().expect("pending");
         let mut buffers: Vec<Option<Bytes>> = buffers.into_iter().map(Some).collect();
         if let Some(data) = &mut packet.data {
             fill_placeholders(data, &mut buffers);

@@ -195,11 +195,11 @@ impl BroadcastOperator {
             };
             let mut expected = Vec::new();
             self.ns.for_each_target(&self.opts, |s| {
-                s.acks.lock().insert(id, AckSlot::Broadcast(tx.clone()));
+                s.insert_ack(id, AckSlot::Broadcast(tx.clone()));
                 if out.send_to(&s.client).is_ok() {
                     expected.push(s.clone());
                 } else {
-                    s.acks.lock().remove(&id);
+                    s.remove_ack(id);
                 }
             });
             if let (Some(c), Some(packet)) = (cluster, remote) {
@@ -381,7 +381,7 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for BroadcastAckFuture<T> 
             }
             for s in &expected {
                 if waiting.remove(s.id()) {
-                    s.acks.lock().remove(&id);
+                    s.remove_ack(id);
                     out.push((s.id().to_owned(), Err(AckError::Timeout)));
                 }
             }

@@ -1,7 +1,6 @@
 //! One Engine.IO session (Node's `Client`): decodes packets, connects
 //! namespaces, routes packets to sockets, and closes everything together.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -127,10 +126,18 @@ pub(crate) struct Client {
 
 struct State {
     decoder: Decoder,
-    /// namespace name → socket
-    sockets: HashMap<String, SocketRef>,
+    /// One socket per namespace joined (a list: a client joins one or
+    /// two).
+    sockets: Vec<SocketRef>,
     closed: bool,
     timer: Option<tokio::task::AbortHandle>,
+}
+
+impl State {
+    /// The socket of namespace `nsp`.
+    fn socket(&self, nsp: &str) -> Option<&SocketRef> {
+        self.sockets.iter().find(|s| s.ns() == nsp)
+    }
 }
 
 impl Client {
@@ -145,7 +152,7 @@ impl Client {
             req,
             state: Mutex::new(State {
                 decoder: Decoder::with_config(io.config.decoder),
-                sockets: HashMap::new(),
+                sockets: Vec::new(),
                 closed: false,
                 timer: None,
             }),
@@ -221,7 +228,7 @@ impl Client {
             self.connect(packet.nsp, auth);
             return;
         }
-        let socket = self.state.lock().sockets.get(&packet.nsp).cloned();
+        let socket = self.state.lock().socket(&packet.nsp).cloned();
         match socket {
             Some(s) => s.on_packet(packet),
             None => tracing::debug!(nsp = %packet.nsp, "no socket for namespace"),
@@ -241,7 +248,7 @@ impl Client {
         };
         // A second CONNECT for a namespace this connection is already in
         // replaces the old socket.
-        let old = self.state.lock().sockets.get(&nsp).cloned();
+        let old = self.state.lock().socket(&nsp).cloned();
         if let Some(old) = old {
             old.close(DisconnectReason::ClientNamespaceDisconnect);
         }
@@ -272,7 +279,7 @@ impl Client {
                         if let Some(stale) = ns.get_socket(&r.session.sid) {
                             stale.close(DisconnectReason::TransportClose);
                         }
-                        let mut data = http::Extensions::new();
+                        let mut data = crate::handshake::TypeMap::new();
                         if let Some(d) = r.session.data {
                             data.insert(crate::cluster::SocketData(d));
                         }
@@ -343,7 +350,7 @@ impl Client {
             ns.clone(),
             self.clone(),
             Handshake::new(&self.req, auth),
-            http::Extensions::new(),
+            crate::handshake::TypeMap::new(),
         );
         (socket, Resume::default())
     }
@@ -412,7 +419,8 @@ impl Client {
                 return;
             }
             socket.set_connected();
-            st.sockets.insert(ns.name().to_owned(), socket.clone());
+            st.sockets.retain(|s| s.ns() != ns.name());
+            st.sockets.push(socket.clone());
             if let Some(t) = st.timer.take() {
                 t.abort();
             }
@@ -451,15 +459,16 @@ impl Client {
 
     pub(crate) fn remove_socket(&self, nsp: &str, sid: &str) {
         let mut st = self.state.lock();
-        if st.sockets.get(nsp).is_some_and(|s| s.id() == sid) {
-            st.sockets.remove(nsp);
+        st.sockets.retain(|s| s.ns() != nsp || s.id() != sid);
+        if st.sockets.is_empty() {
+            st.sockets = Vec::new();
         }
     }
 
     /// `disconnect(true)`: every socket leaves with a DISCONNECT packet,
     /// then the session closes.
     pub(crate) fn disconnect_all(&self) {
-        let sockets: Vec<SocketRef> = self.state.lock().sockets.values().cloned().collect();
+        let sockets: Vec<SocketRef> = self.state.lock().sockets.clone();
         for s in sockets {
             s.disconnect(false);
         }
@@ -484,7 +493,7 @@ impl Client {
         if let Some(io) = self.io.upgrade() {
             io.remove_client(self.conn.sid());
         }
-        for s in sockets.into_values() {
+        for s in sockets {
             s.close(reason);
         }
         if close_conn {

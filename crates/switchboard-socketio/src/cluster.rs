@@ -546,7 +546,7 @@ impl Drop for LocalAcks {
     fn drop(&mut self) {
         for s in &self.sockets {
             if self.waiting.contains(s.id()) {
-                s.acks.lock().remove(&self.id);
+                s.remove_ack(self.id);
             }
         }
     }

@@ -2,6 +2,7 @@
 //! headers kept compactly in [`HandshakeHeaders`]) and per-socket typed
 //! storage ([`Extensions`]).
 
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,14 +21,11 @@ pub struct Handshake {
     /// The headers of the Engine.IO handshake request (shared by the
     /// connection's sockets).
     pub headers: HandshakeHeaders,
-    /// The request target of the Engine.IO handshake (path and query).
+    /// The request target of the Engine.IO handshake (path and query;
+    /// [`query`](Self::query) decodes the query).
     pub url: Arc<str>,
-    /// The decoded query pairs (`EIO`, `transport`, `t` and yours).
-    pub query: Arc<[(String, String)]>,
     /// When the socket connected to the namespace.
     pub time: SystemTime,
-    /// [`time`](Self::time) in milliseconds since the Unix epoch.
-    pub issued: u64,
     /// The peer address, when the transport put a `SocketAddr` in the
     /// request extensions.
     pub address: Option<SocketAddr>,
@@ -40,21 +38,36 @@ impl Handshake {
             auth,
             headers: req.headers.clone(),
             url: req.url.clone(),
-            query: req.query.clone(),
             time,
-            issued: time
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
             address: req.address,
         }
     }
 
-    /// The first query value named `key`.
-    pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+    /// [`time`](Self::time) in milliseconds since the Unix epoch (Node's
+    /// `handshake.issued`).
+    pub fn issued(&self) -> u64 {
+        self.time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// The decoded query pairs of [`url`](Self::url) (`EIO`, `transport`,
+    /// `t` and yours), in order. Decoded on each call: a connection keeps
+    /// only the URL.
+    pub fn query(&self) -> Vec<(String, String)> {
+        self.url
+            .split_once('?')
+            .map(|(_, q)| parse_query(q))
+            .unwrap_or_default()
+    }
+
+    /// The first query value named `key`, decoded.
+    pub fn query_param(&self, key: &str) -> Option<String> {
+        let (_, q) = self.url.split_once('?')?;
+        q.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_component(k) == key).then(|| decode_component(v))
+        })
     }
 
     /// The auth payload as a typed value.
@@ -68,7 +81,6 @@ impl Handshake {
 pub(crate) struct RequestInfo {
     pub headers: HandshakeHeaders,
     pub url: Arc<str>,
-    pub query: Arc<[(String, String)]>,
     pub address: Option<SocketAddr>,
 }
 
@@ -80,12 +92,6 @@ impl RequestInfo {
                 .uri
                 .path_and_query()
                 .map_or_else(|| parts.uri.to_string().into(), |p| p.as_str().into()),
-            query: parts
-                .uri
-                .query()
-                .map(parse_query)
-                .unwrap_or_default()
-                .into(),
             address: parts.extensions.get::<SocketAddr>().copied(),
         }
     }
@@ -294,15 +300,15 @@ fn hex(c: u8) -> Option<u8> {
 /// Typed per-socket storage (like `socket.data` in Node): one value per
 /// type, cloned out on read.
 #[derive(Debug, Default)]
-pub struct Extensions(RwLock<http::Extensions>);
+pub struct Extensions(RwLock<TypeMap>);
 
 impl Extensions {
-    pub(crate) fn from_inner(inner: http::Extensions) -> Self {
+    pub(crate) fn from_inner(inner: TypeMap) -> Self {
         Extensions(RwLock::new(inner))
     }
 
     /// A copy of every value (for connection state recovery).
-    pub(crate) fn snapshot(&self) -> http::Extensions {
+    pub(crate) fn snapshot(&self) -> TypeMap {
         self.0.read().clone()
     }
 
@@ -335,9 +341,140 @@ impl Extensions {
     }
 }
 
+/// One value per type, in a list: a socket keeps one or two, and a list
+/// of two costs a 64-byte block where `http::Extensions`' hash map costs
+/// ~180 bytes for its first entry.
+#[derive(Default)]
+pub(crate) struct TypeMap(Vec<(TypeId, Box<dyn CloneAny>)>);
+
+trait CloneAny: Any + Send + Sync {
+    fn clone_box(&self) -> Box<dyn CloneAny>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<T: Clone + Send + Sync + 'static> CloneAny for T {
+    fn clone_box(&self) -> Box<dyn CloneAny> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+impl Clone for TypeMap {
+    fn clone(&self) -> Self {
+        TypeMap(
+            self.0
+                .iter()
+                .map(|(t, v)| (*t, (**v).clone_box()))
+                .collect(),
+        )
+    }
+}
+
+impl fmt::Debug for TypeMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypeMap")
+            .field("len", &self.0.len())
+            .finish()
+    }
+}
+
+impl TypeMap {
+    pub(crate) fn new() -> Self {
+        TypeMap(Vec::new())
+    }
+
+    fn position<T: 'static>(&self) -> Option<usize> {
+        self.0.iter().position(|(t, _)| *t == TypeId::of::<T>())
+    }
+
+    pub(crate) fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
+        match self.position::<T>() {
+            Some(i) => {
+                let slot = self.0[i]
+                    .1
+                    .as_any_mut()
+                    .downcast_mut::<T>()
+                    .expect("keyed by type");
+                Some(std::mem::replace(slot, value))
+            }
+            None => {
+                if self.0.capacity() == 0 {
+                    self.0.reserve_exact(2);
+                }
+                self.0.push((TypeId::of::<T>(), Box::new(value)));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn get<T: 'static>(&self) -> Option<&T> {
+        let i = self.position::<T>()?;
+        self.0[i].1.as_any().downcast_ref::<T>()
+    }
+
+    pub(crate) fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        let i = self.position::<T>()?;
+        self.0[i].1.as_any_mut().downcast_mut::<T>()
+    }
+
+    pub(crate) fn remove<T: 'static>(&mut self) -> Option<T> {
+        let i = self.position::<T>()?;
+        let (_, v) = self.0.swap_remove(i);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+        v.into_any().downcast::<T>().ok().map(|b| *b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_map_keeps_one_value_per_type() {
+        let mut m = TypeMap::new();
+        assert_eq!(m.insert(1u32), None);
+        assert_eq!(m.insert("a".to_owned()), None);
+        assert_eq!(m.insert(2u32), Some(1));
+        assert_eq!(m.get::<u32>(), Some(&2));
+        *m.get_mut::<String>().unwrap() += "b";
+        let copy = m.clone();
+        assert_eq!(m.remove::<String>().as_deref(), Some("ab"));
+        assert_eq!(m.get::<String>(), None);
+        assert_eq!(m.remove::<u64>(), None);
+        assert_eq!(copy.get::<String>().map(String::as_str), Some("ab"));
+        assert_eq!(copy.get::<u32>(), Some(&2));
+        assert_eq!(m.remove::<u32>(), Some(2));
+        assert_eq!(m.0.capacity(), 0, "an emptied map gives its block back");
+    }
+
+    #[test]
+    fn query_is_decoded_from_the_url() {
+        let hs = Handshake::new(
+            &RequestInfo {
+                headers: HandshakeHeaders::default(),
+                url: "/socket.io/?EIO=4&name=a%20b+c&token=x&name=second".into(),
+                address: None,
+            },
+            Value::Null,
+        );
+        assert_eq!(hs.query_param("name").as_deref(), Some("a b c"));
+        assert_eq!(hs.query_param("token").as_deref(), Some("x"));
+        assert_eq!(hs.query_param("absent"), None);
+        assert_eq!(hs.query().len(), 4);
+        assert_eq!(hs.query()[0], ("EIO".to_owned(), "4".to_owned()));
+    }
 
     #[test]
     fn query_decoding() {

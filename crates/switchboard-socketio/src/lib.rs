@@ -139,3 +139,18 @@ pub use namespace::Namespace;
 pub use recovery::RecoveryConfig;
 pub use socket::{AckFuture, AckSender, Socket, SocketRef};
 pub use switchboard_socketio_proto::Value;
+#[cfg(test)]
+mod size_tests {
+    /// What every idle connection holds: a socket per namespace joined
+    /// (in an `Arc`: 16 bytes more) and the client. A socket at 256 bytes
+    /// fills jemalloc's 256-byte class; its rarely used parts (handlers on
+    /// the socket itself, awaited acks, a half-received binary packet) are
+    /// allocated when first used.
+    #[test]
+    fn idle_state_stays_small() {
+        use std::mem::size_of;
+        assert!(size_of::<crate::socket::Socket>() + 16 <= 256);
+        assert!(size_of::<crate::client::Client>() + 16 <= 192);
+        assert_eq!(size_of::<switchboard_socketio_proto::Decoder>(), 16);
+    }
+}

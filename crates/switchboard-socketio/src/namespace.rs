@@ -521,11 +521,11 @@ impl Namespace {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut sockets = Vec::new();
         self.for_each_target(opts, |s| {
-            s.acks.lock().insert(id, AckSlot::Broadcast(tx.clone()));
+            s.insert_ack(id, AckSlot::Broadcast(tx.clone()));
             if out.send_to(&s.client).is_ok() {
                 sockets.push(s.clone());
             } else {
-                s.acks.lock().remove(&id);
+                s.remove_ack(id);
             }
         });
         LocalAcks::new(id, rx, sockets)

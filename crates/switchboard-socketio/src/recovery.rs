@@ -57,7 +57,7 @@ struct Stored {
 struct Persisted {
     sid: String,
     rooms: Vec<Room>,
-    data: http::Extensions,
+    data: crate::handshake::TypeMap,
     at: Instant,
 }
 
@@ -66,7 +66,7 @@ pub(crate) struct Restored {
     pub sid: String,
     pub pid: String,
     pub rooms: Vec<Room>,
-    pub data: http::Extensions,
+    pub data: crate::handshake::TypeMap,
     /// The last offset the client saw; [`Recovery::resume`] gives the
     /// events after it.
     pub offset: u64,
@@ -134,7 +134,7 @@ impl Recovery {
         pid: &str,
         sid: &str,
         rooms: Vec<Room>,
-        data: http::Extensions,
+        data: crate::handshake::TypeMap,
     ) {
         let mut st = self.state.lock();
         self.prune(&mut st, now);
@@ -284,7 +284,7 @@ mod tests {
         let r = Recovery::new(RecoveryConfig::default());
         let t = Instant::now();
         let first = record(&r, t, &opts(&[], &[]), "seen");
-        let mut data = http::Extensions::new();
+        let mut data = crate::handshake::TypeMap::new();
         data.insert(7u32);
         r.persist(t, "pid1", "sid1", vec!["sid1".into(), "red".into()], data);
         record(&r, t, &opts(&[], &[]), "all");
@@ -315,7 +315,13 @@ mod tests {
         let r = Recovery::new(RecoveryConfig::default());
         let t = Instant::now();
         let seen = record(&r, t, &opts(&[], &[]), "seen");
-        r.persist(t, "p", "s", vec!["s".into()], http::Extensions::new());
+        r.persist(
+            t,
+            "p",
+            "s",
+            vec!["s".into()],
+            crate::handshake::TypeMap::new(),
+        );
         record(&r, t, &opts(&[], &[]), "before");
         let got = r.restore(t, "p", &seen).expect("restored");
         record(&r, t, &opts(&[], &[]), "between");
@@ -328,7 +334,7 @@ mod tests {
         let r = Recovery::new(RecoveryConfig::default());
         let t = Instant::now();
         let off = record(&r, t, &opts(&[], &[]), "a");
-        r.persist(t, "p", "s", vec![], http::Extensions::new());
+        r.persist(t, "p", "s", vec![], crate::handshake::TypeMap::new());
         assert!(r.restore(t, "nope", &off).is_none());
         assert!(r.restore(t, "p", "999").is_none());
         assert!(r.restore(t, "p", "not a number").is_none());
@@ -344,7 +350,7 @@ mod tests {
         });
         let t = Instant::now();
         let off = record(&r, t, &opts(&[], &[]), "a");
-        r.persist(t, "p", "s", vec![], http::Extensions::new());
+        r.persist(t, "p", "s", vec![], crate::handshake::TypeMap::new());
         record(&r, t + Duration::from_secs(5), &opts(&[], &[]), "b");
         assert_eq!(r.sizes(), (2, 1));
         assert!(r.restore(t + Duration::from_secs(11), "p", &off).is_none());
@@ -358,13 +364,13 @@ mod tests {
             ..RecoveryConfig::default()
         });
         let t = Instant::now();
-        r.persist(t, "p", "s", vec![], http::Extensions::new());
+        r.persist(t, "p", "s", vec![], crate::handshake::TypeMap::new());
         r.persist(
             t + Duration::from_secs(8),
             "p",
             "s",
             vec![],
-            http::Extensions::new(),
+            crate::handshake::TypeMap::new(),
         );
         let off = record(&r, t + Duration::from_secs(12), &opts(&[], &[]), "a");
         assert_eq!(r.sizes(), (1, 1));
@@ -379,7 +385,7 @@ mod tests {
         });
         let t = Instant::now();
         let first = record(&r, t, &opts(&[], &[]), "a");
-        r.persist(t, "p", "s", vec![], http::Extensions::new());
+        r.persist(t, "p", "s", vec![], crate::handshake::TypeMap::new());
         for _ in 0..3 {
             record(&r, t, &opts(&[], &[]), "x");
         }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use switchboard_socketio_proto::{encode, is_reserved_event, Packet, PacketType, Value};
@@ -67,11 +67,20 @@ pub struct Socket {
     handshake: Handshake,
     extensions: Extensions,
     connected: AtomicBool,
-    handlers: RwLock<HashMap<String, EventFn>>,
-    any: RwLock<Option<AnyFn>>,
-    on_disconnecting: Mutex<Vec<DisconnectFn>>,
-    on_disconnect: Mutex<Vec<DisconnectFn>>,
-    pub(crate) acks: Mutex<HashMap<u64, AckSlot>>,
+    /// Allocated by the first handler registered on the socket itself or
+    /// the first ack awaited: a socket whose application registers its
+    /// handlers on the namespace ([`Namespace::on_event`]) holds none.
+    registered: Mutex<Option<Box<Registered>>>,
+}
+
+/// What the application registered on one socket, and the acks it awaits.
+#[derive(Default)]
+struct Registered {
+    handlers: HashMap<String, EventFn>,
+    any: Option<AnyFn>,
+    on_disconnecting: Vec<DisconnectFn>,
+    on_disconnect: Vec<DisconnectFn>,
+    acks: HashMap<u64, AckSlot>,
 }
 
 impl fmt::Debug for Socket {
@@ -111,7 +120,7 @@ impl Socket {
         ns: Namespace,
         client: Arc<Client>,
         handshake: Handshake,
-        data: http::Extensions,
+        data: crate::handshake::TypeMap,
     ) -> SocketRef {
         let (pid, recovered) = match session {
             Some((pid, recovered)) => (Some(pid), recovered),
@@ -126,12 +135,28 @@ impl Socket {
             handshake,
             extensions: Extensions::from_inner(data),
             connected: AtomicBool::new(false),
-            handlers: RwLock::default(),
-            any: RwLock::default(),
-            on_disconnecting: Mutex::default(),
-            on_disconnect: Mutex::default(),
-            acks: Mutex::default(),
+            registered: Mutex::new(None),
         })
+    }
+
+    /// Runs `f` on the socket's registrations, allocating them first.
+    fn register<R>(&self, f: impl FnOnce(&mut Registered) -> R) -> R {
+        f(self.registered.lock().get_or_insert_with(Default::default))
+    }
+
+    /// Runs `f` on the socket's registrations, if it has any.
+    fn registered<R>(&self, f: impl FnOnce(&mut Registered) -> R) -> Option<R> {
+        self.registered.lock().as_deref_mut().map(f)
+    }
+
+    /// Awaits the answer `slot` to ack `id`.
+    pub(crate) fn insert_ack(&self, id: u64, slot: AckSlot) {
+        self.register(|r| r.acks.insert(id, slot));
+    }
+
+    /// Stops awaiting ack `id`.
+    pub(crate) fn remove_ack(&self, id: u64) -> Option<AckSlot> {
+        self.registered(|r| r.acks.remove(&id)).flatten()
     }
 
     /// The socket id (also the name of its own room). Distinct from the
@@ -201,7 +226,7 @@ impl Socket {
     {
         let event = event.into();
         let f = event_fn(&event, handler);
-        self.handlers.write().insert(event, f);
+        self.register(|r| r.handlers.insert(event, f));
     }
 
     /// Like [`on`](Self::on), with an async handler spawned onto the
@@ -224,12 +249,12 @@ impl Socket {
     where
         F: Fn(SocketRef, &str, &[Value]) + Send + Sync + 'static,
     {
-        *self.any.write() = Some(Arc::new(handler));
+        self.register(|r| r.any = Some(Arc::new(handler)));
     }
 
     /// Removes the handler of `event`.
     pub fn off(&self, event: &str) {
-        self.handlers.write().remove(event);
+        self.registered(|r| r.handlers.remove(event));
     }
 
     /// Called once when the socket disconnects, after it left its rooms,
@@ -238,7 +263,7 @@ impl Socket {
     where
         F: FnOnce(SocketRef, DisconnectReason) + Send + 'static,
     {
-        self.on_disconnect.lock().push(Box::new(handler));
+        self.register(|r| r.on_disconnect.push(Box::new(handler)));
     }
 
     /// Called once when the socket is about to disconnect, while it is
@@ -247,7 +272,7 @@ impl Socket {
     where
         F: FnOnce(SocketRef, DisconnectReason) + Send + 'static,
     {
-        self.on_disconnecting.lock().push(Box::new(handler));
+        self.register(|r| r.on_disconnecting.push(Box::new(handler)));
     }
 
     /// Sends `event` to this client. `data` follows the
@@ -321,9 +346,9 @@ impl Socket {
             let id = self.ns.next_ack_id();
             let packet = event_packet(self.ns.name(), event, &data)?.with_id(id);
             let (tx, rx) = oneshot::channel();
-            self.acks.lock().insert(id, AckSlot::Single(tx));
+            self.insert_ack(id, AckSlot::Single(tx));
             if let Err(e) = self.send_packet(&packet) {
-                self.acks.lock().remove(&id);
+                self.remove_ack(id);
                 return Err(e);
             }
             Ok((rx, id))
@@ -431,11 +456,12 @@ impl Socket {
             Value::Number(n) => n.to_string(),
             _ => return,
         };
-        let any = self.any.read().clone();
+        let (any, own) = self
+            .registered(|r| (r.any.clone(), r.handlers.get(&name).cloned()))
+            .unwrap_or_default();
         if let Some(any) = any {
             any(self.clone(), &name, &all);
         }
-        let own = self.handlers.read().get(&name).cloned();
         let handler = own.or_else(|| self.ns.hooks().events.read().get(&name).cloned());
         match handler {
             Some(h) => {
@@ -451,7 +477,7 @@ impl Socket {
 
     fn on_ack(&self, packet: Packet) {
         let Some(id) = packet.id else { return };
-        let Some(slot) = self.acks.lock().remove(&id) else {
+        let Some(slot) = self.remove_ack(id) else {
             tracing::debug!(id, "unknown ack id");
             return;
         };
@@ -472,10 +498,7 @@ impl Socket {
     /// Drops the handlers of a socket that never connected (refused by a
     /// middleware, or its connection closed meanwhile).
     pub(crate) fn discard(&self) {
-        self.handlers.write().clear();
-        *self.any.write() = None;
-        self.on_disconnecting.lock().clear();
-        self.on_disconnect.lock().clear();
+        self.registered.lock().take();
     }
 
     /// Leaves the namespace locally (no packet sent), running the
@@ -484,7 +507,9 @@ impl Socket {
         if !self.connected.swap(false, Ordering::AcqRel) {
             return;
         }
-        let disconnecting = std::mem::take(&mut *self.on_disconnecting.lock());
+        let disconnecting = self
+            .registered(|r| std::mem::take(&mut r.on_disconnecting))
+            .unwrap_or_default();
         for h in disconnecting {
             h(self.clone(), reason);
         }
@@ -505,7 +530,16 @@ impl Socket {
         self.ns.adapter().del_all(&self.id);
         self.ns.remove_socket(&self.id);
         self.client.remove_socket(self.ns.name(), &self.id);
-        let acks = std::mem::take(&mut *self.acks.lock());
+        // Drop the handlers: closures capturing a SocketRef would otherwise
+        // keep the socket alive forever.
+        let Some(registered) = self.registered.lock().take() else {
+            return;
+        };
+        let Registered {
+            acks,
+            on_disconnect,
+            ..
+        } = *registered;
         for (_, slot) in acks {
             if let AckSlot::Broadcast(tx) = slot {
                 let _ = tx.send(AckEvent::Answer(
@@ -514,12 +548,7 @@ impl Socket {
                 ));
             }
         }
-        // Drop the handlers: closures capturing a SocketRef would otherwise
-        // keep the socket alive forever.
-        self.handlers.write().clear();
-        *self.any.write() = None;
-        let handlers = std::mem::take(&mut *self.on_disconnect.lock());
-        for h in handlers {
+        for h in on_disconnect {
             h(self.clone(), reason);
         }
     }
@@ -590,7 +619,7 @@ impl<T: DeserializeOwned + Send + 'static> IntoFuture for AckFuture<T> {
                     Ok(r) => r,
                     Err(_) => {
                         if let Some(s) = ns.get_socket(&sid) {
-                            s.acks.lock().remove(&id);
+                            s.remove_ack(id);
                         }
                         return Err(AckError::Timeout);
                     }

@@ -280,7 +280,7 @@ fn namespace_event_handlers_serve_every_socket_and_yield_to_its_own() {
     let ns = io.ns("/", |s: SocketRef| {
         // Per-socket state for the shared handlers.
         s.extensions().insert(format!("state of {}", s.id()));
-        if s.handshake().query_param("own") == Some("1") {
+        if s.handshake().query_param("own").as_deref() == Some("1") {
             s.on("sum", |_s, _: (i64, i64), ack: Option<AckSender>| {
                 ack.unwrap().send("own").unwrap();
             });

@@ -282,12 +282,13 @@ fn socket(out: &mut impl Write, s: &SocketInfo) -> io::Result<()> {
         bytes(out, value)?;
     }
     bytes(out, h.url.as_bytes())?;
-    varint(out, h.query.len() as u64)?;
-    for (k, v) in h.query.iter() {
+    let query = h.query();
+    varint(out, query.len() as u64)?;
+    for (k, v) in &query {
         bytes(out, k.as_bytes())?;
         bytes(out, v.as_bytes())?;
     }
-    varint(out, h.issued)?;
+    varint(out, h.issued())?;
     let address = h.address.map(|a| a.to_string()).unwrap_or_default();
     bytes(out, address.as_bytes())?;
     out.write_all(&[u8::from(s.data.is_some())])?;
@@ -639,10 +640,12 @@ impl<'a> Reader<'a> {
             headers.push((name, value));
         }
         let url = self.string()?.into();
+        // The decoded query pairs: what `url` decodes to
+        // (`Handshake::query`), read past.
         let n = self.count()?;
-        let mut query = Vec::with_capacity(n);
         for _ in 0..n {
-            query.push((self.string()?, self.string()?));
+            self.str()?;
+            self.str()?;
         }
         let issued = self.varint()?;
         let address = self.str()?.parse().ok();
@@ -657,9 +660,7 @@ impl<'a> Reader<'a> {
                 auth,
                 headers: headers.into_iter().collect(),
                 url,
-                query: query.into(),
                 time: UNIX_EPOCH + Duration::from_millis(issued),
-                issued,
                 address,
             },
             data,
@@ -805,9 +806,7 @@ mod tests {
                 auth: Value::from_json_str(r#"{"token":"t","n":[1,2.5]}"#).unwrap(),
                 headers: (&headers).into(),
                 url: "/socket.io/?EIO=4".into(),
-                query: vec![("EIO".to_owned(), "4".to_owned())].into(),
                 time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-                issued: 1_700_000_000_123,
                 address: Some("127.0.0.1:4000".parse().unwrap()),
             },
             data: Some(Value::Array(vec![

@@ -90,21 +90,16 @@ struct Auth {
 fn identify(state: &AppState, socket: &SocketRef) -> Result<ClientInfo, crate::auth::Refusal> {
     let hs = socket.handshake();
     let auth = hs.auth_as::<Auth>().unwrap_or_default();
-    let token = auth
-        .token
-        .or_else(|| hs.query_param("token").map(str::to_owned))
-        .or_else(|| {
-            hs.headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(switchboard_auth::bearer_token)
-                .map(str::to_owned)
-        });
-    let name = auth
-        .name
-        .or_else(|| hs.query_param("name").map(str::to_owned));
+    let token = auth.token.or_else(|| hs.query_param("token")).or_else(|| {
+        hs.headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(switchboard_auth::bearer_token)
+            .map(str::to_owned)
+    });
+    let name = auth.name.or_else(|| hs.query_param("name"));
     let presence = auth
         .presence
-        .unwrap_or_else(|| hs.query_param("presence") != Some("false"));
+        .unwrap_or_else(|| hs.query_param("presence").as_deref() != Some("false"));
     crate::auth::identify(&state.auth, token.as_deref(), name, "socket.io")
         .map(|info| info.with_presence_events(presence))
 }
@@ -143,9 +138,10 @@ struct HubLink {
 }
 
 fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
-    // Set by the middleware; a socket recovered without middlewares
-    // (connection state recovery) is identified again.
-    let info = match socket.extensions().get::<ClientInfo>() {
+    // Set by the middleware, taken (the hub client keeps it); a socket
+    // recovered without middlewares (connection state recovery) is
+    // identified again.
+    let info = match socket.extensions().remove::<ClientInfo>() {
         Some(info) => info,
         None => match identify(state, &socket) {
             Ok(info) => info,
