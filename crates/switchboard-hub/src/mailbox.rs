@@ -264,6 +264,14 @@ impl Mailbox {
         n
     }
 
+    /// Takes every queued delivery, oldest first (the queue's own buffer:
+    /// no copy, and the mailbox holds no heap memory after).
+    pub fn take_all(&self) -> VecDeque<Delivery> {
+        let mut q = self.queue.lock();
+        q.bytes = 0;
+        std::mem::take(&mut q.items)
+    }
+
     /// Moves at most `max` deliveries (oldest first) into `out`, returns how
     /// many. Releases the queue's buffer when it becomes empty.
     pub fn drain_into(&self, out: &mut Vec<Delivery>, max: usize) -> usize {
@@ -445,6 +453,14 @@ mod tests {
         assert_eq!(m.queue.lock().items.capacity(), 0);
         m.push(msg(1));
         m.drain(&mut out);
+        assert_eq!(m.queue.lock().items.capacity(), 0);
+        m.push(msg(2));
+        m.push(msg(3));
+        let taken = m.take_all();
+        assert_eq!(taken.len(), 2);
+        assert_eq!(taken[1].byte_len(), msg(3).byte_len());
+        assert_eq!(m.queued_bytes(), 0);
+        assert!(m.is_empty());
         assert_eq!(m.queue.lock().items.capacity(), 0);
     }
 

@@ -2,6 +2,7 @@
 //! Engine.IO session ([`EngineConn`]).
 
 use std::fmt;
+use std::task::{Context, Poll};
 
 pub use switchboard_engineio::{CloseReason, Message, PreparedText, Utf8Bytes};
 
@@ -45,7 +46,17 @@ pub trait EngineConn: Send + Sync + 'static {
     /// Closes the session (the transport then reports the close, which the
     /// layer ignores when it closed the session itself).
     fn close(&self);
+    /// Runs `work` until it returns `Ready` or the session closes
+    /// ([`Socket::attach`](crate::Socket::attach)). The tokio transport
+    /// polls it on the session's task; this default spawns a task of its
+    /// own, which ends only when `work` returns `Ready`.
+    fn attach(&self, work: SessionWork) {
+        tokio::spawn(std::future::poll_fn(work));
+    }
 }
+
+/// Work run for a session ([`EngineConn::attach`]).
+pub type SessionWork = Box<dyn FnMut(&mut Context<'_>) -> Poll<()> + Send>;
 
 use switchboard_transport::engineio::{EngineHandler, EngineSocket};
 
@@ -68,6 +79,10 @@ impl EngineConn for EngineSocket {
 
     fn close(&self) {
         EngineSocket::close(self)
+    }
+
+    fn attach(&self, work: SessionWork) {
+        EngineSocket::attach(self, work)
     }
 }
 

@@ -131,7 +131,7 @@ pub use cluster::{
     AckSink, BroadcastFlags, Cluster, ClusterFuture, ClusterRecovery, EncodedPacket, LocalAcks,
     RecordedEvent, RemoteSocket, RestoredSession, SessionState, SocketData, SocketInfo,
 };
-pub use engine::{CloseReason, Closed, EngineConn, Message, Utf8Bytes};
+pub use engine::{CloseReason, Closed, EngineConn, Message, SessionWork, Utf8Bytes};
 pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
 pub use handshake::{Extensions, Handshake, HandshakeHeaders, HeadersIter};
 pub use io::{AdapterFactory, Config, DynamicNamespace, SocketIo, WeakSocketIo};

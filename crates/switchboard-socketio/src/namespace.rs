@@ -27,7 +27,7 @@ use crate::cluster::{
     offset_key, BroadcastFlags, Cluster, ClusterRecovery, EncodedPacket, LocalAcks, RecordedEvent,
     RemoteSocket, SocketInfo,
 };
-use crate::error::{ConnectError, EmitError};
+use crate::error::{ConnectError, DisconnectReason, EmitError};
 use crate::recovery::{should_include, Recovery, RecoveryConfig};
 use crate::socket::{event_fn, AckSender, AckSlot, EventFn, Socket, SocketRef};
 use crate::splice;
@@ -51,7 +51,13 @@ pub(crate) struct Hooks {
     pub middlewares: RwLock<Vec<Middleware>>,
     /// Event handlers shared by every socket ([`Namespace::on_event`]).
     pub events: RwLock<HashMap<String, EventFn>>,
+    /// Disconnecting handlers shared by every socket
+    /// ([`Namespace::on_disconnecting`]).
+    pub on_disconnecting: RwLock<Vec<SharedDisconnectFn>>,
 }
+
+/// A handler of [`Namespace::on_disconnecting`].
+pub(crate) type SharedDisconnectFn = Arc<dyn Fn(SocketRef, DisconnectReason) + Send + Sync>;
 
 impl Hooks {
     pub(crate) fn add_sync<F>(&self, f: F)
@@ -265,6 +271,22 @@ impl Namespace {
         let event = event.into();
         let f = event_fn(&event, handler);
         self.0.hooks.events.write().insert(event, f);
+        self
+    }
+
+    /// Called for every socket of the namespace about to disconnect, while
+    /// it is still in its rooms, after its own
+    /// [`on_disconnecting`](Socket::on_disconnecting) handlers: one closure
+    /// shared by all sockets (see [`on_event`](Self::on_event)).
+    pub fn on_disconnecting<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(SocketRef, DisconnectReason) + Send + Sync + 'static,
+    {
+        self.0
+            .hooks
+            .on_disconnecting
+            .write()
+            .push(Arc::new(handler));
         self
     }
 

@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -275,6 +276,19 @@ impl Socket {
         self.register(|r| r.on_disconnecting.push(Box::new(handler)));
     }
 
+    /// Runs `work` on the connection's own task (the Engine.IO session's):
+    /// polled whenever that task wakes (the wakers it registers wake that
+    /// task) until it returns `Ready` or the connection closes, when it is
+    /// dropped. A per-socket feed (a subscription's queue, drained into
+    /// [`emit`](Self::emit)s) then costs no task of its own. `work` must not
+    /// block. It is not stopped when the socket leaves its namespace while
+    /// the connection stays: end it then (e.g. from
+    /// [`on_disconnecting`](Self::on_disconnecting)); holding the socket by
+    /// a `Weak` avoids keeping it alive until the connection closes.
+    pub fn attach(&self, work: impl FnMut(&mut Context<'_>) -> Poll<()> + Send + 'static) {
+        self.client.conn.attach(Box::new(work));
+    }
+
     /// Sends `event` to this client. `data` follows the
     /// [`args`](crate::args) rule: a tuple is several arguments, `()` none,
     /// anything else one. Binary inside (`bytes::Bytes`) makes it a
@@ -511,6 +525,10 @@ impl Socket {
             .registered(|r| std::mem::take(&mut r.on_disconnecting))
             .unwrap_or_default();
         for h in disconnecting {
+            h(self.clone(), reason);
+        }
+        let shared = self.ns.hooks().on_disconnecting.read().clone();
+        for h in shared {
             h(self.clone(), reason);
         }
         if let (Some(cr), Some(pid)) = (self.ns.cluster_recovery(), &self.pid) {

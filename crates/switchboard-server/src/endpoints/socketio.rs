@@ -10,6 +10,7 @@ use crate::wire::{
 use bytes::Bytes;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use switchboard_engineio::Utf8Bytes;
 use switchboard_hub::{
     Client, ClientInfo, Delivery, Encoding, HubError, Payload, PayloadKind, Publication, Subscribed,
@@ -59,6 +60,12 @@ pub fn socket_io(state: &Arc<AppState>) -> (SocketIo, EngineIo<SocketIo>) {
         on_connection(&hub_state, socket)
     });
     register_events(state, &ns);
+    // Before the socket's data is kept for connection state recovery: the
+    // hub client is not part of it, and dropping it leaves every topic
+    // (presence leave events) and ends the socket's pump.
+    ns.on_disconnecting(|s: SocketRef, _reason: DisconnectReason| {
+        s.extensions().remove::<HubLink>();
+    });
     // Credentials are checked before the socket connects: a refusal is a
     // CONNECT_ERROR whose message is the reason (`connect_error` on the client).
     let auth_state = state.clone();
@@ -130,11 +137,23 @@ struct HistoryArg {
 
 /// A connected socket's hub client and its subscribes awaiting their
 /// catch-up, kept in the socket's extensions for the event handlers, which
-/// are registered once for all sockets ([`register_events`]).
+/// are registered once for all sockets ([`register_events`]). Removed when
+/// the socket disconnects: the hub client goes (its topics are left), and
+/// with it the pump ([`pump`]).
 #[derive(Clone)]
-struct HubLink {
-    client: Arc<Client>,
-    pending: PendingAcks,
+struct HubLink(Arc<Link>);
+
+struct Link {
+    client: Client,
+    /// Subscribes answered later ([`Subscribed::pending`]): topic and ack.
+    pending: parking_lot::Mutex<Vec<(Arc<str>, Option<AckSender>)>>,
+}
+
+impl std::ops::Deref for HubLink {
+    type Target = Link;
+    fn deref(&self) -> &Link {
+        &self.0
+    }
 }
 
 fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
@@ -152,17 +171,12 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
             }
         },
     };
-    let client = Arc::new(state.hub.connect(info));
-    let pending = PendingAcks::default();
-    let pump = tokio::spawn(pump(client.clone(), socket.clone(), pending.clone()));
-    socket.extensions().insert(HubLink { client, pending });
-    // Before the socket's data is kept for connection state recovery: the
-    // hub client is not part of it, and dropping its last handle leaves
-    // every topic (presence leave events).
-    socket.on_disconnecting(move |s: SocketRef, _reason: DisconnectReason| {
-        pump.abort();
-        s.extensions().remove::<HubLink>();
+    let link = Arc::new(Link {
+        client: state.hub.connect(info),
+        pending: parking_lot::Mutex::default(),
     });
+    socket.attach(pump(&link, &socket));
+    socket.extensions().insert(HubLink(link));
 }
 
 /// The built-in events (docs/socketio-events.md), one handler each for every
@@ -283,9 +297,6 @@ fn register_events(state: &Arc<AppState>, ns: &Namespace) {
     );
 }
 
-/// Subscribes answered later ([`Subscribed::pending`]): topic and ack.
-type PendingAcks = Arc<parking_lot::Mutex<Vec<(Arc<str>, Option<AckSender>)>>>;
-
 /// Sends a subscribe's replay (before the ack and before live messages)
 /// and returns the ack's JSON.
 fn subscribed(socket: &SocketRef, topic: &str, since: Option<u64>, sub: &Subscribed) -> String {
@@ -325,45 +336,65 @@ fn ack_raw(ack: Option<AckSender>, json: &str) {
     }
 }
 
-/// Moves hub deliveries to the socket until it goes away.
-async fn pump(client: Arc<Client>, socket: SocketRef, pending: PendingAcks) {
-    let mailbox = client.mailbox().clone();
-    drop(client);
-    let mut batch = Vec::new();
-    loop {
-        mailbox.ready().await;
-        if mailbox.is_overflowed() {
-            tracing::debug!(socket = socket.id(), "closing slow socket.io consumer");
-            socket.disconnect(true);
-            return;
-        }
-        let drained = mailbox.drain(&mut batch);
-        for d in batch.drain(..) {
-            match d {
-                Delivery::Message(p) => send_publication(&socket, &p),
-                Delivery::Presence(ev) => {
-                    let text = encode_event_raw("/", "presence", &[&presence_event_json(&ev)]);
-                    let _ = socket.emit_encoded(Utf8Bytes::from(text));
+/// Moves hub deliveries to the socket, polled on the connection's own task
+/// ([`SocketRef::attach`]: no task per socket), until the hub client goes
+/// (the socket disconnected, [`HubLink`]) or the connection closes. Holds
+/// the socket and the link weakly: neither is kept alive by it.
+fn pump(
+    link: &Arc<Link>,
+    socket: &SocketRef,
+) -> impl FnMut(&mut Context<'_>) -> Poll<()> + Send + 'static {
+    let mailbox = link.client.mailbox().clone();
+    let link = Arc::downgrade(link);
+    let socket = Arc::downgrade(socket);
+    move |cx| {
+        // A bounded number of rounds per wake-up: a busy mailbox does not
+        // starve the connection's other work.
+        for _ in 0..16 {
+            if mailbox.poll_ready(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let Some(socket) = socket.upgrade() else {
+                return Poll::Ready(());
+            };
+            if mailbox.is_overflowed() {
+                tracing::debug!(socket = socket.id(), "closing slow socket.io consumer");
+                socket.disconnect(true);
+                return Poll::Ready(());
+            }
+            let batch = mailbox.take_all();
+            let drained = batch.len();
+            for d in batch {
+                match d {
+                    Delivery::Message(p) => send_publication(&socket, &p),
+                    Delivery::Presence(ev) => {
+                        let text = encode_event_raw("/", "presence", &[&presence_event_json(&ev)]);
+                        let _ = socket.emit_encoded(Utf8Bytes::from(text));
+                    }
+                    Delivery::CatchUp(c) => {
+                        let Some(link) = link.upgrade() else { continue };
+                        let Some(ack) = super::envelope::take_pending(&link.pending, &c.topic)
+                        else {
+                            continue;
+                        };
+                        let reply = subscribed(&socket, &c.topic, Some(c.since), &c.subscribed);
+                        ack_raw(ack, &reply);
+                    }
+                    // History read elsewhere is acknowledged by its reader.
+                    Delivery::History(_) => {}
                 }
-                Delivery::CatchUp(c) => {
-                    let Some(ack) = super::envelope::take_pending(&pending, &c.topic) else {
-                        continue;
-                    };
-                    let reply = subscribed(&socket, &c.topic, Some(c.since), &c.subscribed);
-                    ack_raw(ack, &reply);
-                }
-                // History read elsewhere is acknowledged by its reader.
-                Delivery::History(_) => {}
+            }
+            if mailbox.is_kicked() {
+                // "io server disconnect": the client does not reconnect by itself.
+                socket.disconnect(false);
+                return Poll::Ready(());
+            }
+            if drained == 0 && mailbox.is_closed() {
+                return Poll::Ready(());
             }
         }
-        if mailbox.is_kicked() {
-            // "io server disconnect": the client does not reconnect by itself.
-            socket.disconnect(false);
-            return;
-        }
-        if drained == 0 && mailbox.is_closed() {
-            return;
-        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 

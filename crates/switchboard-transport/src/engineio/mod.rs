@@ -26,7 +26,9 @@
 //!   `poll_timeout()` (tokio timer, millisecond precision), calls
 //!   `handle_timeout`, delivers deferred events, holds the session's
 //!   [`Registry`](crate::Registry) slot and closes the session on shutdown.
-//!   It ends once `on_close` was delivered.
+//!   It ends once `on_close` was delivered. It also polls the work the
+//!   application attached to the session ([`EngineSocket::attach`]: a
+//!   per-session feed without a task of its own).
 //! * One task per WebSocket connection (a sans-IO `switchboard_websocket`
 //!   connection over the upgraded socket) reads frames into the session and
 //!   writes what the session pushed to its outbox, coalesced in one vectored
@@ -43,7 +45,7 @@ mod tests;
 
 pub use config::{Cors, EngineIoConfig, RequestFilter};
 pub use server::EngineIo;
-pub use socket::{EngineSocket, SocketClosed};
+pub use socket::{EngineSocket, SessionWork, SocketClosed};
 pub use switchboard_engineio::{CloseReason, Config as EngineConfig, Message, TransportKind};
 
 /// What the layer above (Socket.IO) does with Engine.IO sessions.

@@ -345,9 +345,12 @@ pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socke
                 Poll::Pending
             }
         });
+        let socket_ref = &socket;
+        let work = poll_fn(move |cx| socket_ref.poll_work(cx));
         tokio::select! {
             _ = socket.inner.task.notified() => {}
             _ = sleep => {}
+            _ = work => {}
             _ = shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
                 socket.close();
@@ -357,6 +360,8 @@ pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socke
     // Defensive: a session closed by the core is always removed by the
     // delivery of its `Closed` event; this only matters after a panic.
     shared.sessions.remove(&socket);
+    // The work may hold handles to this session: a cycle, broken here.
+    socket.drop_work();
     drop(guard);
 }
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -51,6 +51,11 @@ pub(crate) struct SocketInner {
     max_buffered: usize,
 }
 
+/// Work the application runs on a session's own task
+/// ([`EngineSocket::attach`]): polled whenever that task wakes, until it
+/// returns `Ready` or the session ends.
+pub type SessionWork = Box<dyn FnMut(&mut Context<'_>) -> Poll<()> + Send>;
+
 /// The parked polling GET.
 pub(crate) struct ParkedPoll {
     pub(crate) id: u64,
@@ -69,6 +74,8 @@ pub(crate) struct State {
     pub(crate) ws: Vec<(WsId, Arc<WsOutbox>)>,
     /// The deadline the session task sleeps until.
     pub(crate) armed: Option<Instant>,
+    /// Work attached by the application ([`EngineSocket::attach`]).
+    pub(crate) work: Vec<SessionWork>,
 }
 
 impl State {
@@ -143,6 +150,7 @@ impl EngineSocket {
                     next_poll_id: 0,
                     ws: Vec::new(),
                     armed: None,
+                    work: Vec::new(),
                 }),
                 closed: AtomicBool::new(false),
                 task: Notify::new(),
@@ -225,6 +233,48 @@ impl EngineSocket {
         if st.flush(&self.inner) {
             self.inner.task.notify_one();
         }
+    }
+
+    /// Runs `work` on the session's own task: it is polled whenever that
+    /// task wakes (the wakers it registers wake that task) until it
+    /// returns `Ready` or the session ends, when it is dropped. A feed the
+    /// application keeps per session (a subscription's queue) costs no
+    /// task of its own. `work` must not block; it may call every method of
+    /// this handle. On a closed session it is dropped at once.
+    pub fn attach(&self, work: SessionWork) {
+        {
+            let mut st = self.inner.state.lock();
+            if !self.inner.closed.load(Ordering::Acquire) {
+                st.work.push(work);
+                drop(st);
+                // Its first poll (registering its wakers) on the task.
+                self.inner.task.notify_one();
+                return;
+            }
+        }
+        drop(work);
+    }
+
+    /// Polls the attached work (outside the lock: it may send) and keeps
+    /// what is still pending. Always `Pending`: the work's wakers wake the
+    /// session task, which polls it again.
+    pub(crate) fn poll_work(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut work = std::mem::take(&mut self.inner.state.lock().work);
+        if work.is_empty() {
+            return Poll::Pending;
+        }
+        work.retain_mut(|w| w(cx).is_pending());
+        let mut st = self.inner.state.lock();
+        // Attached meanwhile: polled on the wake-up `attach` sent.
+        work.append(&mut st.work);
+        st.work = work;
+        Poll::Pending
+    }
+
+    /// Drops the attached work (the session ended).
+    pub(crate) fn drop_work(&self) {
+        let work = std::mem::take(&mut self.inner.state.lock().work);
+        drop(work);
     }
 
     /// Whether the session is closed (`on_close` was or is about to be

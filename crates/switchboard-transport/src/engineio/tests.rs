@@ -864,3 +864,81 @@ async fn an_idle_session_task_stays_in_its_tokio_size_class() {
     let n = std::mem::size_of_val(&task);
     assert!(n <= 288, "the session task's future is {n} bytes");
 }
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Work forwarding a channel's items to `socket` (held strongly: the
+/// session must break that cycle when it ends).
+fn forwarder(
+    socket: EngineSocket,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+    dropped: &Arc<std::sync::atomic::AtomicBool>,
+) -> SessionWork {
+    let flag = DropFlag(dropped.clone());
+    Box::new(move |cx| {
+        let _ = &flag;
+        loop {
+            match rx.poll_recv(cx) {
+                std::task::Poll::Ready(Some(text)) => {
+                    let _ = socket.send(Message::Text(text.into()));
+                }
+                std::task::Poll::Ready(None) => return std::task::Poll::Ready(()),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn attached_work_runs_on_the_session_task_until_done_or_closed() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = start(fast_config()).await;
+    let sid = handshake(s.addr).await;
+    let socket = s.eio.socket(&sid).unwrap();
+    let tasks = s.registry.live();
+
+    // Woken by its own source, it sends on the session.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let first = Arc::new(AtomicBool::new(false));
+    socket.attach(forwarder(socket.clone(), rx, &first));
+    tx.send("fed").unwrap();
+    assert_eq!(get(s.addr, &sid).await.text(), "4fed");
+    tx.send("a").unwrap();
+    tx.send("b").unwrap();
+    assert_eq!(get(s.addr, &sid).await.text(), "4a\x1e4b");
+    assert_eq!(s.registry.live(), tasks, "no task of its own");
+    // Done (`Ready`): dropped, the session goes on.
+    drop(tx);
+    eventually(|| first.load(Ordering::SeqCst)).await;
+    assert!(!socket.is_closed());
+
+    // Still pending when the session closes: dropped with it (it holds
+    // the session: without that the session would never be freed).
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let second = Arc::new(AtomicBool::new(false));
+    socket.attach(forwarder(socket.clone(), rx, &second));
+    socket.close();
+    drop(socket);
+    // Over polling the session ends with the next GET.
+    assert_eq!(get(s.addr, &sid).await.text(), "6\x1e1");
+    eventually(|| second.load(Ordering::SeqCst)).await;
+    eventually(|| s.registry.live() == 0 && s.eio.session_count() == 0).await;
+    assert!(
+        tx.send("late").is_err(),
+        "the work and its receiver are gone"
+    );
+
+    // Attached to a closed session: dropped at once.
+    let third = Arc::new(AtomicBool::new(false));
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let closed = s.log().opened[0].clone();
+    closed.attach(forwarder(closed.clone(), rx, &third));
+    assert!(third.load(Ordering::SeqCst));
+}
