@@ -57,6 +57,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -235,11 +236,14 @@ enum Timer {
 /// One Engine.IO session (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Session {
-    sid: String,
-    config: Config,
+    /// Shared with the transport's handle (one copy per session).
+    sid: Arc<str>,
+    /// Shared by every session of a server.
+    config: Arc<Config>,
     state: ReadyState,
     active: Active,
-    upgrade: Option<Upgrade>,
+    /// Boxed: rare and short-lived, and every idle session holds the slot.
+    upgrade: Option<Box<Upgrade>>,
     upgraded: bool,
     write_buffer: Vec<Packet>,
     /// Payload bytes in `write_buffer`.
@@ -259,14 +263,19 @@ pub struct Session {
 impl Session {
     /// A session created by a polling handshake GET at `now`. Answer that
     /// GET with [`Session::poll_request`]: it returns the open packet.
-    pub fn new_polling(sid: impl Into<String>, config: Config, now: Instant) -> Session {
+    pub fn new_polling(
+        sid: impl Into<Arc<str>>,
+        config: impl Into<Arc<Config>>,
+        now: Instant,
+    ) -> Session {
         let polling = Polling {
             state: TransportState::Open,
             parked: false,
             should_close: None,
             discarded: false,
         };
-        let mut session = Session::with_active(sid.into(), config, now, Active::Polling(polling));
+        let mut session =
+            Session::with_active(sid.into(), config.into(), now, Active::Polling(polling));
         session.on_open();
         session
     }
@@ -275,8 +284,8 @@ impl Session {
     /// client asked for base64 binary). The open packet is the first
     /// [`Transmit::Ws`] on the returned connection.
     pub fn new_websocket(
-        sid: impl Into<String>,
-        config: Config,
+        sid: impl Into<Arc<str>>,
+        config: impl Into<Arc<Config>>,
         now: Instant,
         b64: bool,
     ) -> (Session, WsId) {
@@ -286,13 +295,13 @@ impl Session {
             supports_binary: !b64,
             state: TransportState::Open,
         };
-        let mut session = Session::with_active(sid.into(), config, now, Active::Ws(ws));
+        let mut session = Session::with_active(sid.into(), config.into(), now, Active::Ws(ws));
         session.next_ws_id = 1;
         session.on_open();
         (session, id)
     }
 
-    fn with_active(sid: String, config: Config, now: Instant, active: Active) -> Session {
+    fn with_active(sid: Arc<str>, config: Arc<Config>, now: Instant, active: Active) -> Session {
         Session {
             sid,
             config,
@@ -316,6 +325,11 @@ impl Session {
 
     /// The session id.
     pub fn sid(&self) -> &str {
+        &self.sid
+    }
+
+    /// The session id, shared (no copy).
+    pub fn sid_shared(&self) -> &Arc<str> {
         &self.sid
     }
 
@@ -645,7 +659,7 @@ impl Session {
         }
         let id = WsId(self.next_ws_id);
         self.next_ws_id += 1;
-        self.upgrade = Some(Upgrade {
+        self.upgrade = Some(Box::new(Upgrade {
             ws: Ws {
                 id,
                 supports_binary: !b64,
@@ -653,7 +667,7 @@ impl Session {
             },
             deadline: now + self.config.upgrade_timeout,
             check_at: None,
-        });
+        }));
         Some(id)
     }
 
@@ -1522,5 +1536,17 @@ mod tests {
         assert_eq!(s.poll_timeout(), None);
         s.ws_message(t0 + ms(26_000), ws, text("3"));
         assert_eq!(s.poll_timeout(), Some(t0 + ms(51_000)));
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// Every idle Engine.IO connection holds a session (inside the
+    /// transport's handle): the configuration is shared and the rare
+    /// upgrade state boxed, so that it stays small.
+    #[test]
+    fn a_session_stays_small() {
+        let n = std::mem::size_of::<super::Session>();
+        assert!(n <= 272, "Session is {n} bytes");
     }
 }

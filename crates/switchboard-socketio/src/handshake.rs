@@ -408,9 +408,8 @@ impl TypeMap {
                 Some(std::mem::replace(slot, value))
             }
             None => {
-                if self.0.capacity() == 0 {
-                    self.0.reserve_exact(2);
-                }
+                // One or two values: no spare room.
+                self.0.reserve_exact(1);
                 self.0.push((TypeId::of::<T>(), Box::new(value)));
                 None
             }

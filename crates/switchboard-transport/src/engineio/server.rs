@@ -69,6 +69,8 @@ impl<H: EngineHandler> Clone for EngineIo<H> {
 pub(crate) struct Shared<H> {
     pub(crate) handler: H,
     pub(crate) config: EngineIoConfig,
+    /// `config.engine`, shared by every session.
+    pub(crate) engine: Arc<switchboard_engineio::Config>,
     pub(crate) registry: Registry,
     pub(crate) ws_options: ServerOptions,
     sessions: Sessions,
@@ -78,12 +80,13 @@ pub(crate) struct Shared<H> {
 /// sid → session, sharded.
 struct Sessions {
     hasher: RandomState,
-    shards: [Mutex<HashMap<String, EngineSocket>>; SHARDS],
+    /// Keyed by the session's own copy of its sid.
+    shards: [Mutex<HashMap<Arc<str>, EngineSocket>>; SHARDS],
     count: AtomicUsize,
 }
 
 impl Sessions {
-    fn shard(&self, sid: &str) -> &Mutex<HashMap<String, EngineSocket>> {
+    fn shard(&self, sid: &str) -> &Mutex<HashMap<Arc<str>, EngineSocket>> {
         &self.shards[self.hasher.hash_one(sid) as usize % SHARDS]
     }
 
@@ -92,7 +95,7 @@ impl Sessions {
     }
 
     fn insert(&self, socket: EngineSocket) {
-        let sid = socket.sid().to_owned();
+        let sid = socket.inner.sid.clone();
         if self.shard(&sid).lock().insert(sid, socket).is_none() {
             self.count.fetch_add(1, Ordering::AcqRel);
         }
@@ -125,6 +128,7 @@ impl<H: EngineHandler> EngineIo<H> {
         EngineIo {
             shared: Arc::new(Shared {
                 handler,
+                engine: Arc::new(config.engine.clone()),
                 config,
                 registry,
                 ws_options,
@@ -227,7 +231,7 @@ impl<H: EngineHandler> EngineIo<H> {
     fn handshake_polling(&self, parts: &http::request::Parts) -> Response<Body> {
         let shared = &self.shared;
         let sid = shared.sids_next();
-        let session = Session::new_polling(sid, shared.config.engine.clone(), now());
+        let session = Session::new_polling(sid, shared.engine.clone(), now());
         let socket = EngineSocket::new(session, self.shared.config.max_buffered_bytes);
         let body = {
             let mut st = socket.inner.state.lock();

@@ -41,7 +41,8 @@ pub struct EngineSocket {
 }
 
 pub(crate) struct SocketInner {
-    sid: String,
+    /// The core session's copy, shared.
+    pub(crate) sid: Arc<str>,
     pub(crate) state: Mutex<State>,
     /// Set once the core session is closed (fast path of `send`).
     closed: AtomicBool,
@@ -137,7 +138,7 @@ impl State {
 
 impl EngineSocket {
     pub(crate) fn new(session: Session, max_buffered: usize) -> Self {
-        let sid = session.sid().to_owned();
+        let sid = session.sid_shared().clone();
         EngineSocket {
             inner: Arc::new(SocketInner {
                 sid,
@@ -245,6 +246,8 @@ impl EngineSocket {
         {
             let mut st = self.inner.state.lock();
             if !self.inner.closed.load(Ordering::Acquire) {
+                // One or two per session: no spare room.
+                st.work.reserve_exact(1);
                 st.work.push(work);
                 drop(st);
                 // Its first poll (registering its wakers) on the task.

@@ -942,3 +942,11 @@ async fn attached_work_runs_on_the_session_task_until_done_or_closed() {
     closed.attach(forwarder(closed.clone(), rx, &third));
     assert!(third.load(Ordering::SeqCst));
 }
+
+#[test]
+fn a_session_fits_a_512_byte_block() {
+    // Every session's state is one `Arc` (16 bytes of counts): past 512
+    // bytes jemalloc's next class is 640.
+    let n = std::mem::size_of::<socket::SocketInner>() + 16;
+    assert!(n <= 512, "a session takes {n} bytes");
+}

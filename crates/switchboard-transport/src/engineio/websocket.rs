@@ -45,7 +45,7 @@ pub(crate) fn handshake<H: EngineHandler>(
         Err(resp) => return resp,
     };
     let sid = shared.sids_next();
-    let (session, ws) = Session::new_websocket(sid, shared.config.engine.clone(), now(), b64);
+    let (session, ws) = Session::new_websocket(sid, shared.engine.clone(), now(), b64);
     let socket = EngineSocket::new(session, shared.config.max_buffered_bytes);
     let outbox = WsOutbox::new();
     {
