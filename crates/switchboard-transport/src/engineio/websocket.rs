@@ -50,6 +50,7 @@ pub(crate) fn handshake<H: EngineHandler>(
     let outbox = WsOutbox::new();
     {
         let mut st = socket.inner.state.lock();
+        st.ws.reserve_exact(1);
         st.ws.push((ws, outbox.clone()));
         st.flush(&socket.inner); // the open packet, into the outbox
     }
@@ -83,6 +84,7 @@ pub(crate) fn upgrade<H: EngineHandler>(
         let mut st = socket.inner.state.lock();
         let ws = st.session.ws_open(now(), b64);
         if let Some(ws) = ws {
+            st.ws.reserve_exact(1);
             st.ws.push((ws, outbox.clone()));
         }
         st.flush(&socket.inner); // the upgrade timeout is a new deadline
