@@ -245,20 +245,26 @@ impl<H: EngineHandler> EngineIo<H> {
         };
         let resp = poll_response(body);
         let resp = set_cookie(shared, resp, socket.sid());
-        open_session(shared, socket, parts);
+        open_session(shared, socket, parts, true);
         resp
     }
 }
 
 /// Registers a new session (its first flush done): map, session task,
 /// `on_open`, then whatever happened meanwhile.
+/// `run_task`: the session gets its own session task; `false` for a
+/// session born on a WebSocket, whose connection's task runs it
+/// ([`session_turn`]).
 pub(crate) fn open_session<H: EngineHandler>(
     shared: &Arc<Shared<H>>,
     socket: EngineSocket,
     parts: &http::request::Parts,
+    run_task: bool,
 ) {
     shared.sessions.insert(socket.clone());
-    tokio::spawn(session_task(shared.clone(), socket.clone()));
+    if run_task {
+        tokio::spawn(session_task(shared.clone(), socket.clone()));
+    }
     shared.handler.on_open(socket.clone(), parts);
     deliver_loop(shared, &socket);
 }
@@ -316,29 +322,50 @@ fn deliver_loop<H: EngineHandler>(shared: &Shared<H>, socket: &EngineSocket) {
     }
 }
 
-/// The session task: timers, deferred deliveries, shutdown, registry slot.
-/// One per session, idle or not: what it keeps across its wait is kept
-/// small (a tokio task is its future rounded up to 128 bytes plus a
-/// header; a size test in `tests.rs`).
+/// One turn of what the task running a session does each time it wakes:
+/// the core's timer when due, then the deferred deliveries. Returns the
+/// core's next deadline (the task sleeps until it) and whether the session
+/// is over (closed, everything delivered: the task may end).
+pub(crate) fn session_turn<H: EngineHandler>(
+    shared: &Shared<H>,
+    socket: &EngineSocket,
+) -> (Option<std::time::Instant>, bool) {
+    let deadline = {
+        let mut st = socket.inner.state.lock();
+        if st.session.poll_timeout().is_some_and(|d| d <= now()) {
+            st.session.handle_timeout(now());
+            st.flush(&socket.inner);
+        }
+        st.armed = st.session.poll_timeout();
+        st.armed
+    };
+    deliver(shared, socket);
+    let st = socket.inner.state.lock();
+    let over = st.session.is_closed() && st.events.is_empty() && !st.delivering;
+    (deadline, over)
+}
+
+/// What the task running a session does when it ends.
+pub(crate) fn session_ended<H: EngineHandler>(shared: &Shared<H>, socket: &EngineSocket) {
+    // Defensive: a session closed by the core is always removed by the
+    // delivery of its `Closed` event; this only matters after a panic.
+    shared.sessions.remove(socket);
+    // The work may hold handles to this session: a cycle, broken here.
+    socket.drop_work();
+}
+
+/// The session task of a session born on polling: timers, deferred
+/// deliveries, attached work, shutdown, registry slot (a session born on a
+/// WebSocket is run by its connection's task instead). What it keeps
+/// across its wait is kept small (a tokio task is its future rounded up to
+/// 128 bytes plus a header; a size test in `tests.rs`).
 pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socket: EngineSocket) {
     let guard = shared.registry.register();
     let mut shutdown_seen = false;
     loop {
-        let deadline = {
-            let mut st = socket.inner.state.lock();
-            if st.session.poll_timeout().is_some_and(|d| d <= now()) {
-                st.session.handle_timeout(now());
-                st.flush(&socket.inner);
-            }
-            st.armed = st.session.poll_timeout();
-            st.armed
-        };
-        deliver(&shared, &socket);
-        {
-            let st = socket.inner.state.lock();
-            if st.session.is_closed() && st.events.is_empty() && !st.delivering {
-                break;
-            }
+        let (deadline, over) = session_turn(&shared, &socket);
+        if over {
+            break;
         }
         let sleep = crate::registry::sleep_until(deadline);
         let guard = &guard;
@@ -352,7 +379,7 @@ pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socke
         let socket_ref = &socket;
         let work = poll_fn(move |cx| socket_ref.poll_work(cx));
         tokio::select! {
-            _ = socket.inner.task.notified() => {}
+            _ = poll_fn(|cx| socket_ref.inner.task.poll_notified(cx)) => {}
             _ = sleep => {}
             _ = work => {}
             _ = shutdown, if !shutdown_seen => {
@@ -361,11 +388,7 @@ pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socke
             }
         }
     }
-    // Defensive: a session closed by the core is always removed by the
-    // delivery of its `Closed` event; this only matters after a panic.
-    shared.sessions.remove(&socket);
-    // The work may hold handles to this session: a cycle, broken here.
-    socket.drop_work();
+    session_ended(&shared, &socket);
     drop(guard);
 }
 

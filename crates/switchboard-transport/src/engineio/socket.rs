@@ -4,15 +4,18 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use switchboard_engineio::{Event, PreparedText, ReadyState, Session, Transmit, WsId, WsMessage};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use super::{Message, TransportKind};
 
@@ -46,8 +49,9 @@ pub(crate) struct SocketInner {
     pub(crate) state: Mutex<State>,
     /// Set once the core session is closed (fast path of `send`).
     closed: AtomicBool,
-    /// Wakes the session task: timers changed, events to deliver, closed.
-    pub(crate) task: Notify,
+    /// Wakes the task that runs the session: timers changed, events to
+    /// deliver, work attached, closed.
+    pub(crate) task: TaskWaker,
     /// The slow-consumer limit ([`EngineIoConfig::max_buffered_bytes`](super::EngineIoConfig::max_buffered_bytes)).
     max_buffered: usize,
 }
@@ -56,6 +60,35 @@ pub(crate) struct SocketInner {
 /// ([`EngineSocket::attach`]): polled whenever that task wakes, until it
 /// returns `Ready` or the session ends.
 pub type SessionWork = Box<dyn FnMut(&mut Context<'_>) -> Poll<()> + Send>;
+
+/// The wake-up of the one task that runs a session (its session task, or
+/// the WebSocket connection's task of a session born on a WebSocket): a
+/// flag, so that a wake-up sent while that task runs is not lost, and the
+/// waker it registered last.
+#[derive(Default)]
+pub(crate) struct TaskWaker {
+    woken: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl TaskWaker {
+    /// Wakes the task (or has its next poll find the flag).
+    pub(crate) fn notify_one(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Registers the task's waker; `Ready` (and the flag cleared) when a
+    /// wake-up was sent since the last `Ready`.
+    pub(crate) fn poll_notified(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.waker.register(cx.waker());
+        if self.woken.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
 
 /// The parked polling GET.
 pub(crate) struct ParkedPoll {
@@ -77,6 +110,9 @@ pub(crate) struct State {
     pub(crate) armed: Option<Instant>,
     /// Work attached by the application ([`EngineSocket::attach`]).
     pub(crate) work: Vec<SessionWork>,
+    /// The core's timer, for a session run by its WebSocket connection's
+    /// task (allocated at its first use; a session task has its own).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl State {
@@ -152,9 +188,10 @@ impl EngineSocket {
                     ws: Vec::new(),
                     armed: None,
                     work: Vec::new(),
+                    timer: None,
                 }),
                 closed: AtomicBool::new(false),
-                task: Notify::new(),
+                task: TaskWaker::default(),
                 max_buffered,
             }),
         }
@@ -274,10 +311,32 @@ impl EngineSocket {
         Poll::Pending
     }
 
-    /// Drops the attached work (the session ended).
+    /// Waits for `deadline` on the session's timer (for the task running
+    /// the session, which registers its waker with it).
+    pub(crate) fn poll_timer(&self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let mut st = self.inner.state.lock();
+        let timer = match &mut st.timer {
+            Some(t) => {
+                if t.deadline() != deadline {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            None => st
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        timer.as_mut().poll(cx)
+    }
+
+    /// Drops the attached work and the timer (the session ended).
     pub(crate) fn drop_work(&self) {
-        let work = std::mem::take(&mut self.inner.state.lock().work);
-        drop(work);
+        let (work, timer) = {
+            let mut st = self.inner.state.lock();
+            (std::mem::take(&mut st.work), st.timer.take())
+        };
+        drop((work, timer));
     }
 
     /// Whether the session is closed (`on_close` was or is about to be

@@ -950,3 +950,64 @@ fn a_session_fits_a_512_byte_block() {
     let n = std::mem::size_of::<socket::SocketInner>() + 16;
     assert!(n <= 512, "a session takes {n} bytes");
 }
+
+#[tokio::test]
+async fn a_session_born_on_a_websocket_is_one_task() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut config = fast_config();
+    config.engine.ping_interval = Duration::from_millis(300);
+    config.engine.ping_timeout = Duration::from_millis(200);
+    let s = start(config).await;
+    let mut ws = WsClient::connect(s.addr, "EIO=4&transport=websocket").await;
+    let sid = sid_of(&ws.recv_text().await);
+    // The connection's task runs the session: one registry slot, no
+    // session task.
+    eventually(|| s.registry.live() == 1).await;
+    let socket = s.eio.socket(&sid).unwrap();
+
+    // Its timer: the ping on time, answered...
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(ws.recv_text().await, "2");
+    let at = t0.elapsed();
+    assert!(
+        at >= Duration::from_millis(250) && at < Duration::from_millis(1500),
+        "{at:?}"
+    );
+    ws.send("3").await;
+    // ...sends of the application and attached work go out on it...
+    socket.send(Message::Text("pushed".into())).unwrap();
+    assert_eq!(ws.recv_text().await, "4pushed");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let dropped = Arc::new(AtomicBool::new(false));
+    socket.attach(forwarder(socket.clone(), rx, &dropped));
+    tx.send("fed").unwrap();
+    assert_eq!(ws.recv_text().await, "4fed");
+    assert_eq!(s.registry.live(), 1);
+
+    // ...and a ping left unanswered closes the session, once; the work
+    // (holding the session) goes with it.
+    assert_eq!(ws.recv_text().await, "2");
+    let t1 = tokio::time::Instant::now();
+    eventually(|| !s.closes_of(&sid).is_empty()).await;
+    assert!(t1.elapsed() < Duration::from_millis(1500));
+    assert_eq!(ws.recv().await, WsMsg::Close);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(s.closes_of(&sid), vec![CloseReason::PingTimeout]);
+    eventually(|| dropped.load(Ordering::SeqCst)).await;
+    drop(ws);
+    eventually(|| s.registry.live() == 0 && s.eio.session_count() == 0).await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_a_session_born_on_a_websocket() {
+    let s = start(fast_config()).await;
+    let mut ws = WsClient::connect(s.addr, "EIO=4&transport=websocket").await;
+    let sid = sid_of(&ws.recv_text().await);
+    eventually(|| s.registry.live() == 1).await;
+    s.registry.trigger();
+    assert_eq!(ws.recv().await, WsMsg::Close);
+    eventually(|| !s.closes_of(&sid).is_empty()).await;
+    assert_eq!(s.closes_of(&sid), vec![CloseReason::ForcedClose]);
+    drop(ws);
+    eventually(|| s.registry.live() == 0).await;
+}

@@ -20,7 +20,7 @@ use switchboard_websocket::{CloseCode, Config as WsConfig, Connection, Event, Ro
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::server::{deliver, open_session, set_cookie, Shared};
+use super::server::{deliver, open_session, session_ended, session_turn, set_cookie, Shared};
 use super::socket::{now, EngineSocket, WsOutbox};
 use super::EngineHandler;
 use crate::buffer_pool::poll_read_pooled;
@@ -60,9 +60,11 @@ pub(crate) fn handshake<H: EngineHandler>(
         outbox,
         on_upgrade,
         ws_config,
+        true,
     );
     let resp = set_cookie(shared, resp, socket.sid());
-    open_session(shared, socket, parts);
+    // No session task: the connection's task runs the session.
+    open_session(shared, socket, parts, false);
     resp
 }
 
@@ -97,7 +99,7 @@ pub(crate) fn upgrade<H: EngineHandler>(
             None
         }
     };
-    spawn_connection(shared.clone(), link, outbox, on_upgrade, ws_config);
+    spawn_connection(shared.clone(), link, outbox, on_upgrade, ws_config, false);
     resp
 }
 
@@ -142,13 +144,15 @@ fn handshake_error(e: &HandshakeError) -> Response<Body> {
     resp
 }
 
-/// Waits for hyper to hand over the socket, then runs the connection.
+/// Waits for hyper to hand over the socket, then runs the connection
+/// (and, `runs_session`, the session born on it: it has no session task).
 fn spawn_connection<H: EngineHandler>(
     shared: Arc<Shared<H>>,
     link: Option<(EngineSocket, WsId)>,
     outbox: Arc<WsOutbox>,
     on_upgrade: OnUpgrade,
     config: WsConfig,
+    runs_session: bool,
 ) {
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -164,6 +168,9 @@ fn spawn_connection<H: EngineHandler>(
                     if events {
                         deliver(&shared, &socket);
                     }
+                    if runs_session {
+                        session_ended(&shared, &socket);
+                    }
                 }
                 return;
             }
@@ -176,6 +183,7 @@ fn spawn_connection<H: EngineHandler>(
                 let (io, read_buf) = (parts.io, parts.read_buf);
                 let mut driver =
                     WsDriver::new(io.into_inner(), config, shared, link, outbox, guard);
+                driver.runs_session = runs_session;
                 if !read_buf.is_empty() {
                     // Frames the client sent right behind its handshake:
                     // to the session now (the driver keeps no list of
@@ -204,17 +212,23 @@ fn spawn_connection<H: EngineHandler>(
                 tokio::spawn(driver);
             }
             Err(upgraded) => {
-                WsDriver::new(TokioIo::new(upgraded), config, shared, link, outbox, guard).await
+                let mut driver =
+                    WsDriver::new(TokioIo::new(upgraded), config, shared, link, outbox, guard);
+                driver.runs_session = runs_session;
+                driver.await
             }
         }
     });
 }
 
-/// One Engine.IO WebSocket connection's task. Every idle connection holds
-/// one: tokio rounds a task to 128 bytes plus its header, so this stays
-/// within 288 bytes (a size test in `tests.rs`) — the messages read and
-/// those taken from the outbox live within one poll, and the close timeout
-/// is the registry's deadline, not a timer of its own.
+/// One Engine.IO WebSocket connection's task, which also runs the session
+/// when the session was born on this connection (`runs_session`: the
+/// session task's timers, deliveries, attached work and shutdown, so that
+/// such a session is one task). Every idle connection holds one: tokio
+/// rounds a task to 128 bytes plus its header, so this stays within 288
+/// bytes (a size test in `tests.rs`) — the messages read and those taken
+/// from the outbox live within one poll, the close timeout is the
+/// registry's deadline, and the session's timer is kept in the session.
 pub(super) struct WsDriver<IO, H: EngineHandler> {
     io: IO,
     conn: Connection,
@@ -235,6 +249,10 @@ pub(super) struct WsDriver<IO, H: EngineHandler> {
     /// The session was told this connection is gone.
     reported: bool,
     paused: bool,
+    /// This task runs the session (born on this connection).
+    runs_session: bool,
+    /// The registry's shutdown was seen (and the session closed).
+    shutdown_seen: bool,
 }
 
 impl<IO, H> WsDriver<IO, H>
@@ -264,7 +282,37 @@ where
             io_done: false,
             reported: false,
             paused: false,
+            runs_session: false,
+            shutdown_seen: false,
         }
+    }
+
+    /// The session task's duties, for a session born on this connection:
+    /// shutdown, the core's timer, deferred deliveries, attached work.
+    /// Before the outbox is read: what they produce goes out in this poll.
+    fn poll_session(&mut self, cx: &mut Context<'_>) {
+        let Some((socket, _)) = &self.link else {
+            return;
+        };
+        if !self.shutdown_seen && self.guard.poll_shutdown(cx) {
+            self.shutdown_seen = true;
+            socket.close();
+        }
+        // A timer already due is handled in the next round; bounded, then
+        // the task yields.
+        for _ in 0..4 {
+            // The wake-ups of sends, closes and attached work: this task's.
+            let _ = socket.inner.task.poll_notified(cx);
+            let (deadline, _) = session_turn(&self.shared, socket);
+            let _ = socket.poll_work(cx);
+            let Some(deadline) = deadline else {
+                return;
+            };
+            if socket.poll_timer(deadline, cx).is_pending() {
+                return;
+            }
+        }
+        cx.waker().wake_by_ref();
     }
 
     /// Feeds received bytes to the WebSocket core.
@@ -402,6 +450,14 @@ where
     fn finish(&mut self) {
         self.io_done = true;
         self.report(&mut Vec::new());
+        if self.runs_session {
+            if let Some((socket, _)) = &self.link {
+                // Telling the session its connection is gone closed it:
+                // everything was delivered (a delivery under way elsewhere
+                // finishes the queue itself).
+                session_ended(&self.shared, socket);
+            }
+        }
     }
 }
 
@@ -419,6 +475,9 @@ where
         loop {
             this.poll_read_side(cx, &mut incoming);
             this.report(&mut incoming);
+            if this.runs_session {
+                this.poll_session(cx);
+            }
             // After the report: replies the handler queued go out in this
             // same write.
             this.poll_outbox(cx);
