@@ -355,14 +355,27 @@ pub(crate) fn session_ended<H: EngineHandler>(shared: &Shared<H>, socket: &Engin
 }
 
 /// The session task of a session born on polling: timers, deferred
-/// deliveries, attached work, shutdown, registry slot (a session born on a
-/// WebSocket is run by its connection's task instead). What it keeps
+/// deliveries, attached work, shutdown, registry slot, until the session
+/// ends or is upgraded (a session on a WebSocket is run by its connection's
+/// task instead). What it keeps
 /// across its wait is kept small (a tokio task is its future rounded up to
 /// 128 bytes plus a header; a size test in `tests.rs`).
 pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socket: EngineSocket) {
     let guard = shared.registry.register();
     let mut shutdown_seen = false;
     loop {
+        {
+            let st = socket.inner.state.lock();
+            if st.handed_off {
+                // Upgraded: the WebSocket connection's task runs the
+                // session now. It is woken to take over the wake-ups this
+                // task registered (the session's, the attached work's).
+                for (_, out) in &st.ws {
+                    out.wake();
+                }
+                return;
+            }
+        }
         let (deadline, over) = session_turn(&shared, &socket);
         if over {
             break;

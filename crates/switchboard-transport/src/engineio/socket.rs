@@ -110,6 +110,9 @@ pub(crate) struct State {
     pub(crate) armed: Option<Instant>,
     /// Work attached by the application ([`EngineSocket::attach`]).
     pub(crate) work: Vec<SessionWork>,
+    /// The session, born on polling, upgraded: its WebSocket connection's
+    /// task runs it from now on and its session task ends.
+    pub(crate) handed_off: bool,
     /// The core's timer, for a session run by its WebSocket connection's
     /// task (allocated at its first use; a session task has its own).
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -188,6 +191,7 @@ impl EngineSocket {
                     ws: Vec::new(),
                     armed: None,
                     work: Vec::new(),
+                    handed_off: false,
                     timer: None,
                 }),
                 closed: AtomicBool::new(false),
@@ -420,6 +424,15 @@ impl WsOutbox {
             q.close = true;
             q.waker.take()
         };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Wakes the connection's task (without a message: it runs the
+    /// session from now on).
+    pub(crate) fn wake(&self) {
+        let waker = self.q.lock().waker.take();
         if let Some(w) = waker {
             w.wake();
         }

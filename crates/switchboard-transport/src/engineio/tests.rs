@@ -1011,3 +1011,49 @@ async fn shutdown_closes_a_session_born_on_a_websocket() {
     drop(ws);
     eventually(|| s.registry.live() == 0).await;
 }
+
+#[tokio::test]
+async fn an_upgraded_session_is_handed_to_its_websocket_task() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut config = fast_config();
+    config.engine.ping_interval = Duration::from_millis(400);
+    config.engine.ping_timeout = Duration::from_millis(300);
+    let s = start(config).await;
+    let sid = handshake(s.addr).await;
+    let socket = s.eio.socket(&sid).unwrap();
+    // Work attached while the session task runs the session...
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let dropped = Arc::new(AtomicBool::new(false));
+    socket.attach(forwarder(socket.clone(), rx, &dropped));
+    tx.send("before").unwrap();
+    assert_eq!(get(s.addr, &sid).await.text(), "4before");
+    eventually(|| s.registry.live() == 1).await;
+
+    let mut ws = WsClient::connect(s.addr, &format!("EIO=4&transport=websocket&sid={sid}")).await;
+    ws.send("2probe").await;
+    assert_eq!(ws.recv_text().await, "3probe");
+    // Both tasks while upgrading.
+    eventually(|| s.registry.live() == 2).await;
+    ws.send("5").await;
+    eventually(|| socket.transport() == TransportKind::WebSocket).await;
+    // Upgraded: the session task ended, the connection's task runs it.
+    eventually(|| s.registry.live() == 1).await;
+
+    // ...goes on waking the task that runs the session now.
+    tx.send("after").unwrap();
+    assert_eq!(ws.recv_text().await, "4after");
+    socket.send(Message::Text("pushed".into())).unwrap();
+    assert_eq!(ws.recv_text().await, "4pushed");
+    // Its timer: pings over the WebSocket, answered; then one left
+    // unanswered closes the session once, the work with it.
+    assert_eq!(ws.recv_text().await, "2");
+    ws.send("3").await;
+    assert_eq!(ws.recv_text().await, "2");
+    eventually(|| !s.closes_of(&sid).is_empty()).await;
+    assert_eq!(ws.recv().await, WsMsg::Close);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(s.closes_of(&sid), vec![CloseReason::PingTimeout]);
+    eventually(|| dropped.load(Ordering::SeqCst)).await;
+    drop(ws);
+    eventually(|| s.registry.live() == 0 && s.eio.session_count() == 0).await;
+}

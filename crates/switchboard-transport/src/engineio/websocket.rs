@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use switchboard_engineio::{Session, Utf8Bytes, WsId, WsMessage};
+use switchboard_engineio::{Session, TransportKind, Utf8Bytes, WsId, WsMessage};
 use switchboard_websocket::handshake::{accept, HandshakeError};
 use switchboard_websocket::{CloseCode, Config as WsConfig, Connection, Event, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -222,7 +222,8 @@ fn spawn_connection<H: EngineHandler>(
 }
 
 /// One Engine.IO WebSocket connection's task, which also runs the session
-/// when the session was born on this connection (`runs_session`: the
+/// when the session was born on this connection or upgraded to it
+/// (`runs_session`: the
 /// session task's timers, deliveries, attached work and shutdown, so that
 /// such a session is one task). Every idle connection holds one: tokio
 /// rounds a task to 128 bytes plus its header, so this stays within 288
@@ -249,7 +250,8 @@ pub(super) struct WsDriver<IO, H: EngineHandler> {
     /// The session was told this connection is gone.
     reported: bool,
     paused: bool,
-    /// This task runs the session (born on this connection).
+    /// This task runs the session (born on this connection, or upgraded to
+    /// it).
     runs_session: bool,
     /// The registry's shutdown was seen (and the session closed).
     shutdown_seen: bool,
@@ -386,7 +388,7 @@ where
             incoming.clear();
             return;
         }
-        let events = {
+        let (events, take_over) = {
             let mut st = socket.inner.state.lock();
             let t = now();
             for m in incoming.drain(..) {
@@ -399,8 +401,25 @@ where
                 st.session.ws_closed(t, *ws);
                 self.reported = true;
             }
-            st.flush(&socket.inner)
+            let events = st.flush(&socket.inner);
+            // The upgrade completed (this connection is the session's
+            // transport now): this task runs the session from here, its
+            // session task ends (one task per session, as when born here).
+            let take_over = !self.runs_session
+                && !self.reported
+                && !st.handed_off
+                && !st.session.is_closed()
+                && st.session.transport() == TransportKind::WebSocket;
+            if take_over {
+                st.handed_off = true;
+            }
+            (events, take_over)
         };
+        if take_over {
+            self.runs_session = true;
+            // The session task sees `handed_off` and ends.
+            socket.inner.task.notify_one();
+        }
         if events {
             deliver(&self.shared, socket);
         }
