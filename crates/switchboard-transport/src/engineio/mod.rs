@@ -22,13 +22,17 @@
 //!   concurrently, and may call [`EngineSocket::send`]/[`close`](EngineSocket::close)
 //!   from inside its callbacks. `send`/`close` called by the application
 //!   never call the handler themselves: they wake the session task.
-//! * One small task per session (the *session task*) sleeps until the core's
-//!   `poll_timeout()` (tokio timer, millisecond precision), calls
-//!   `handle_timeout`, delivers deferred events, holds the session's
-//!   [`Registry`](crate::Registry) slot and closes the session on shutdown.
-//!   It ends once `on_close` was delivered. It also polls the work the
-//!   application attached to the session ([`EngineSocket::attach`]: a
-//!   per-session feed without a task of its own).
+//! * One task runs each session: for a session born on polling, a small
+//!   *session task*, which sleeps until the core's `poll_timeout()` (tokio
+//!   timer, millisecond precision), calls `handle_timeout`, delivers
+//!   deferred events, polls the work the application attached
+//!   ([`EngineSocket::attach`]: a per-session feed without a task of its
+//!   own), holds the session's [`Registry`](crate::Registry) slot and
+//!   closes the session on shutdown; it ends once `on_close` was delivered,
+//!   or when the session is upgraded. A session born on a WebSocket, or
+//!   upgraded to one, is run by that connection's task instead (the same
+//!   duties, `session_turn`): one task per session. The session's wake-up
+//!   (`TaskWaker`) is a flag and the waker of whichever task runs it.
 //! * One task per WebSocket connection (a sans-IO `switchboard_websocket`
 //!   connection over the upgraded socket) reads frames into the session and
 //!   writes what the session pushed to its outbox, coalesced in one vectored
