@@ -322,8 +322,9 @@ fn deliver_loop<H: EngineHandler>(shared: &Shared<H>, socket: &EngineSocket) {
     }
 }
 
-/// One turn of what the task running a session does each time it wakes:
-/// the core's timer when due, then the deferred deliveries. Returns the
+/// One turn of what the task running a session does each time its
+/// wake-up flag is set: the core's timer when due, the deferred
+/// deliveries, the attached work. Returns the
 /// core's next deadline (the task sleeps until it) and whether the session
 /// is over (closed, everything delivered: the task may end).
 pub(crate) fn session_turn<H: EngineHandler>(
@@ -340,6 +341,7 @@ pub(crate) fn session_turn<H: EngineHandler>(
         st.armed
     };
     deliver(shared, socket);
+    socket.poll_work();
     let st = socket.inner.state.lock();
     let over = st.session.is_closed() && st.events.is_empty() && !st.delivering;
     (deadline, over)
@@ -350,8 +352,7 @@ pub(crate) fn session_ended<H: EngineHandler>(shared: &Shared<H>, socket: &Engin
     // Defensive: a session closed by the core is always removed by the
     // delivery of its `Closed` event; this only matters after a panic.
     shared.sessions.remove(socket);
-    // The work may hold handles to this session: a cycle, broken here.
-    socket.drop_work();
+    socket.drop_task_state();
 }
 
 /// The session task of a session born on polling: timers, deferred
@@ -368,8 +369,10 @@ pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socke
             let st = socket.inner.state.lock();
             if st.handed_off {
                 // Upgraded: the WebSocket connection's task runs the
-                // session now. It is woken to take over the wake-ups this
-                // task registered (the session's, the attached work's).
+                // session now. It is woken to register its waker for the
+                // session's wake-up in place of this task's, and to take
+                // a turn (the flag this task may have taken).
+                socket.inner.task.notify_one();
                 for (_, out) in &st.ws {
                     out.wake();
                 }
@@ -390,11 +393,9 @@ pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socke
             }
         });
         let socket_ref = &socket;
-        let work = poll_fn(move |cx| socket_ref.poll_work(cx));
         tokio::select! {
             _ = poll_fn(|cx| socket_ref.inner.task.poll_notified(cx)) => {}
             _ = sleep => {}
-            _ = work => {}
             _ = shutdown, if !shutdown_seen => {
                 shutdown_seen = true;
                 socket.close();

@@ -61,6 +61,21 @@ pub(crate) struct SocketInner {
 /// returns `Ready` or the session ends.
 pub type SessionWork = Box<dyn FnMut(&mut Context<'_>) -> Poll<()> + Send>;
 
+/// The session as a waker: what the task running it polls on its behalf
+/// (attached work, the core's timer) wakes it through the session's
+/// wake-up flag, so that task runs a session turn only when the flag was
+/// set — not on every poll (a WebSocket connection's task is polled for
+/// every read).
+impl std::task::Wake for SocketInner {
+    fn wake(self: Arc<Self>) {
+        self.task.notify_one();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.task.notify_one();
+    }
+}
+
 /// The wake-up of the one task that runs a session (its session task, or
 /// the WebSocket connection's task of a session born on a WebSocket): a
 /// flag, so that a wake-up sent while that task runs is not lost, and the
@@ -300,25 +315,29 @@ impl EngineSocket {
     }
 
     /// Polls the attached work (outside the lock: it may send) and keeps
-    /// what is still pending. Always `Pending`: the work's wakers wake the
-    /// session task, which polls it again.
-    pub(crate) fn poll_work(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// what is still pending. Its wakers set the session's wake-up flag
+    /// (and wake the task running the session), which polls it again.
+    pub(crate) fn poll_work(&self) {
         let mut work = std::mem::take(&mut self.inner.state.lock().work);
         if work.is_empty() {
-            return Poll::Pending;
+            return;
         }
-        work.retain_mut(|w| w(cx).is_pending());
+        let waker = Waker::from(self.inner.clone());
+        let mut cx = Context::from_waker(&waker);
+        work.retain_mut(|w| w(&mut cx).is_pending());
         let mut st = self.inner.state.lock();
         // Attached meanwhile: polled on the wake-up `attach` sent.
         work.append(&mut st.work);
         st.work = work;
-        Poll::Pending
     }
 
-    /// Waits for `deadline` on the session's timer (for the task running
-    /// the session, which registers its waker with it).
-    pub(crate) fn poll_timer(&self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+    /// Arms the session's timer for `deadline` (for a session run by its
+    /// WebSocket connection's task): when it fires it sets the session's
+    /// wake-up flag. `Ready` when the deadline has passed already.
+    pub(crate) fn poll_timer(&self, deadline: Instant) -> Poll<()> {
         let deadline = tokio::time::Instant::from_std(deadline);
+        let waker = Waker::from(self.inner.clone());
+        let mut cx = Context::from_waker(&waker);
         let mut st = self.inner.state.lock();
         let timer = match &mut st.timer {
             Some(t) => {
@@ -331,11 +350,13 @@ impl EngineSocket {
                 .timer
                 .insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
-        timer.as_mut().poll(cx)
+        timer.as_mut().poll(&mut cx)
     }
 
-    /// Drops the attached work and the timer (the session ended).
-    pub(crate) fn drop_work(&self) {
+    /// What the task running the session held for it: the attached work
+    /// and the timer, dropped when the session ends (the work may hold
+    /// handles to this session, and its wakers do: a cycle, broken here).
+    pub(crate) fn drop_task_state(&self) {
         let (work, timer) = {
             let mut st = self.inner.state.lock();
             (std::mem::take(&mut st.work), st.timer.take())

@@ -596,24 +596,33 @@ async fn websocket_only_session() {
         .is_err());
 }
 
-#[tokio::test]
-async fn ping_timeout_closes_the_session_once() {
+/// Pings every 300 ms, 200 ms to answer.
+fn ping_config() -> EngineIoConfig {
     let mut config = fast_config();
     config.engine.ping_interval = Duration::from_millis(300);
     config.engine.ping_timeout = Duration::from_millis(200);
-    let s = start(config).await;
+    config
+}
+
+/// A ping of [`ping_config`] that arrived `at` after the session opened:
+/// never early; the upper bound only guards against a lost timer
+/// (generous: CI machines are loaded).
+fn assert_ping_on_time(at: Duration) {
+    assert!(
+        at >= Duration::from_millis(250) && at < Duration::from_millis(1500),
+        "ping after {at:?}"
+    );
+}
+
+#[tokio::test]
+async fn ping_timeout_closes_the_session_once() {
+    let s = start(ping_config()).await;
     let sid = handshake(s.addr).await;
     let t0 = tokio::time::Instant::now();
     // The ping arrives on time.
     let r = get(s.addr, &sid).await;
-    let at = t0.elapsed();
+    assert_ping_on_time(t0.elapsed());
     assert_eq!(r.text(), "2");
-    assert!(
-        // Never early; the upper bound only guards against a lost timer
-        // (generous: CI machines are loaded).
-        at >= Duration::from_millis(250) && at < Duration::from_millis(1500),
-        "{at:?}"
-    );
     // Answering it keeps the session...
     assert_eq!(post(s.addr, &sid, b"3").await.text(), "ok");
     assert_eq!(get(s.addr, &sid).await.text(), "2");
@@ -954,10 +963,7 @@ fn a_session_fits_a_512_byte_block() {
 #[tokio::test]
 async fn a_session_born_on_a_websocket_is_one_task() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let mut config = fast_config();
-    config.engine.ping_interval = Duration::from_millis(300);
-    config.engine.ping_timeout = Duration::from_millis(200);
-    let s = start(config).await;
+    let s = start(ping_config()).await;
     let mut ws = WsClient::connect(s.addr, "EIO=4&transport=websocket").await;
     let sid = sid_of(&ws.recv_text().await);
     // The connection's task runs the session: one registry slot, no
@@ -968,11 +974,7 @@ async fn a_session_born_on_a_websocket_is_one_task() {
     // Its timer: the ping on time, answered...
     let t0 = tokio::time::Instant::now();
     assert_eq!(ws.recv_text().await, "2");
-    let at = t0.elapsed();
-    assert!(
-        at >= Duration::from_millis(250) && at < Duration::from_millis(1500),
-        "{at:?}"
-    );
+    assert_ping_on_time(t0.elapsed());
     ws.send("3").await;
     // ...sends of the application and attached work go out on it...
     socket.send(Message::Text("pushed".into())).unwrap();
@@ -996,6 +998,41 @@ async fn a_session_born_on_a_websocket_is_one_task() {
     eventually(|| dropped.load(Ordering::SeqCst)).await;
     drop(ws);
     eventually(|| s.registry.live() == 0 && s.eio.session_count() == 0).await;
+}
+
+#[tokio::test]
+async fn a_websocket_task_takes_session_turns_only_when_woken() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s = start(fast_config()).await;
+    let mut ws = WsClient::connect(s.addr, "EIO=4&transport=websocket").await;
+    let sid = sid_of(&ws.recv_text().await);
+    let socket = s.eio.socket(&sid).unwrap();
+    // Work that counts its polls and never asks to be woken.
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counter = polls.clone();
+    socket.attach(Box::new(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::task::Poll::Pending
+    }));
+    eventually(|| polls.load(Ordering::SeqCst) == 1).await;
+    // Every message read (echoed by the handler) is a poll of the
+    // connection's task; none wakes the session, so none polls the work
+    // (nor locks the session for a turn).
+    for i in 0..50 {
+        ws.send(&format!("4m{i}")).await;
+        assert_eq!(ws.recv_text().await, format!("4m{i}"));
+    }
+    assert_eq!(polls.load(Ordering::SeqCst), 1);
+    // A wake-up of the session does.
+    socket.send(Message::Text("x".into())).unwrap();
+    assert_eq!(ws.recv_text().await, "4x");
+    attach_wake(&socket);
+    eventually(|| polls.load(Ordering::SeqCst) == 2).await;
+}
+
+/// Wakes the task running `socket` the way an attach does.
+fn attach_wake(socket: &EngineSocket) {
+    socket.attach(Box::new(|_| std::task::Poll::Ready(())));
 }
 
 #[tokio::test]

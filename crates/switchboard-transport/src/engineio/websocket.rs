@@ -183,7 +183,9 @@ fn spawn_connection<H: EngineHandler>(
                 let (io, read_buf) = (parts.io, parts.read_buf);
                 let mut driver =
                     WsDriver::new(io.into_inner(), config, shared, link, outbox, guard);
-                driver.runs_session = runs_session;
+                if runs_session {
+                    driver.run_session();
+                }
                 if !read_buf.is_empty() {
                     // Frames the client sent right behind its handshake:
                     // to the session now (the driver keeps no list of
@@ -214,7 +216,9 @@ fn spawn_connection<H: EngineHandler>(
             Err(upgraded) => {
                 let mut driver =
                     WsDriver::new(TokioIo::new(upgraded), config, shared, link, outbox, guard);
-                driver.runs_session = runs_session;
+                if runs_session {
+                    driver.run_session();
+                }
                 driver.await
             }
         }
@@ -289,9 +293,21 @@ where
         }
     }
 
-    /// The session task's duties, for a session born on this connection:
-    /// shutdown, the core's timer, deferred deliveries, attached work.
-    /// Before the outbox is read: what they produce goes out in this poll.
+    /// This task runs the session from now on: its first turn is due.
+    fn run_session(&mut self) {
+        self.runs_session = true;
+        if let Some((socket, _)) = &self.link {
+            socket.inner.task.notify_one();
+        }
+    }
+
+    /// The session task's duties, for a session this task runs:
+    /// shutdown, and a session turn (the core's timer, deferred
+    /// deliveries, attached work) when the session's wake-up flag is set —
+    /// by a send or close elsewhere, an attach, the work's wakers or the
+    /// timer's. Without it nothing is locked: this runs on every poll,
+    /// i.e. for every read. Before the outbox is read: what a turn
+    /// produces goes out in this poll.
     fn poll_session(&mut self, cx: &mut Context<'_>) {
         let Some((socket, _)) = &self.link else {
             return;
@@ -300,18 +316,18 @@ where
             self.shutdown_seen = true;
             socket.close();
         }
-        // A timer already due is handled in the next round; bounded, then
-        // the task yields.
+        // Bounded (a timer due at once takes another round), then the
+        // task yields.
         for _ in 0..4 {
-            // The wake-ups of sends, closes and attached work: this task's.
-            let _ = socket.inner.task.poll_notified(cx);
+            if socket.inner.task.poll_notified(cx).is_pending() {
+                return;
+            }
             let (deadline, _) = session_turn(&self.shared, socket);
-            let _ = socket.poll_work(cx);
-            let Some(deadline) = deadline else {
-                return;
-            };
-            if socket.poll_timer(deadline, cx).is_pending() {
-                return;
+            if let Some(deadline) = deadline {
+                if socket.poll_timer(deadline).is_ready() {
+                    // Due already: its wake-up is the next round's.
+                    socket.inner.task.notify_one();
+                }
             }
         }
         cx.waker().wake_by_ref();
@@ -416,8 +432,9 @@ where
             (events, take_over)
         };
         if take_over {
+            // This task runs the session from now on: its first turn is
+            // due. The session task, woken too, sees `handed_off` and ends.
             self.runs_session = true;
-            // The session task sees `handed_off` and ends.
             socket.inner.task.notify_one();
         }
         if events {
