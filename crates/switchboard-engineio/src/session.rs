@@ -447,18 +447,27 @@ impl Session {
         }
     }
 
+    /// The earliest armed timer (the first in this order on a tie). On
+    /// the path of every message (the task running the session asks for
+    /// the deadline after each flush): one comparison per armed timer,
+    /// usually one or two.
     fn next_timer(&self) -> Option<(Instant, Timer)> {
-        let upgrade = self.upgrade.as_ref();
-        [
-            (self.next_ping, Timer::Ping),
-            (self.ping_deadline, Timer::PingTimeout),
-            (upgrade.map(|u| u.deadline), Timer::UpgradeTimeout),
-            (upgrade.and_then(|u| u.check_at), Timer::UpgradeCheck),
-            (self.polling_close_deadline, Timer::PollingClose),
-        ]
-        .into_iter()
-        .filter_map(|(at, timer)| at.map(|at| (at, timer)))
-        .min_by_key(|&(at, _)| at)
+        let mut next: Option<(Instant, Timer)> = None;
+        let mut consider = |at: Option<Instant>, timer: Timer| {
+            if let Some(at) = at {
+                if next.is_none_or(|(n, _)| at < n) {
+                    next = Some((at, timer));
+                }
+            }
+        };
+        consider(self.next_ping, Timer::Ping);
+        consider(self.ping_deadline, Timer::PingTimeout);
+        if let Some(u) = &self.upgrade {
+            consider(Some(u.deadline), Timer::UpgradeTimeout);
+            consider(u.check_at, Timer::UpgradeCheck);
+        }
+        consider(self.polling_close_deadline, Timer::PollingClose);
+        next
     }
 
     fn fire(&mut self, at: Instant, timer: Timer) {
