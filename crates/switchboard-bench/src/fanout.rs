@@ -175,7 +175,7 @@ pub enum SockJsTransport {
 }
 
 pub fn run(a: FanoutArgs) -> Result<Report, String> {
-    run_proto(a, Kind::WebSocket, None)
+    run_proto(a, Kind::WebSocket, None, None)
 }
 
 /// `stomp-fanout`: the same over STOMP over WebSocket (`--sub-url` and
@@ -188,7 +188,7 @@ pub fn run(a: FanoutArgs) -> Result<Report, String> {
 /// (gaps, duplicates) and, at the end, how many of all publications it
 /// never got.
 pub fn run_stomp(a: FanoutArgs, o: StompOpts, destination: String) -> Result<Report, String> {
-    run_proto(a, Kind::Stomp, Some(Rc::new((o, destination))))
+    run_proto(a, Kind::Stomp, Some(Rc::new((o, destination))), None)
 }
 
 /// `sio-fanout`: the same over Socket.IO. The subscribers `join` the room
@@ -196,8 +196,14 @@ pub fn run_stomp(a: FanoutArgs, o: StompOpts, destination: String) -> Result<Rep
 /// its own, in no room) sends `42["broadcast","bench","<payload>"]` without
 /// an ack id, the subscribers receive `42["msg","<payload>"]`. `--sub-url`
 /// and `--pub-url` are both the server's `ws://HOST/socket.io/`.
-pub fn run_sio(a: FanoutArgs) -> Result<Report, String> {
-    run_proto(a, Kind::SocketIo, None)
+///
+/// With `topic` (Switchboard's hub, `switchboard serve`) the subscribers
+/// `subscribe` to that hub topic instead (`420["subscribe","<topic>"]`,
+/// waiting for an `"ok":true` ack), the publisher emits
+/// `42["publish",{"topic":"<topic>","data":"<payload>"}]` and the
+/// subscribers receive `42["message",{"topic":..,"seq":..,"data":"<payload>",..}]`.
+pub fn run_sio(a: FanoutArgs, topic: Option<String>) -> Result<Report, String> {
+    run_proto(a, Kind::SocketIo, None, topic.map(Rc::from))
 }
 
 /// `sockjs-fanout`: the same over SockJS (`--sub-url` and `--pub-url` are
@@ -213,6 +219,7 @@ pub fn run_sockjs(a: FanoutArgs, transport: SockJsTransport) -> Result<Report, S
             SockJsTransport::Websocket => Kind::SockJsWs,
             SockJsTransport::XhrStreaming => Kind::SockJsXhr,
         },
+        None,
         None,
     )
 }
@@ -242,16 +249,29 @@ impl PubConn for WsConn {
 struct SioPub {
     c: SioConn,
     msg: String,
+    /// the hub topic (`publish` events) instead of the room
+    topic: Option<Rc<str>>,
 }
 
 impl PubConn for SioPub {
     fn publish(&mut self, payload: &str) {
         self.msg.clear();
-        self.msg.push_str("42[\"broadcast\",\"");
-        self.msg.push_str(SIO_ROOM);
-        self.msg.push_str("\",\"");
-        self.msg.push_str(payload);
-        self.msg.push_str("\"]");
+        match &self.topic {
+            None => {
+                self.msg.push_str("42[\"broadcast\",\"");
+                self.msg.push_str(SIO_ROOM);
+                self.msg.push_str("\",\"");
+                self.msg.push_str(payload);
+                self.msg.push_str("\"]");
+            }
+            Some(topic) => {
+                self.msg.push_str("42[\"publish\",{\"topic\":\"");
+                self.msg.push_str(topic);
+                self.msg.push_str("\",\"data\":\"");
+                self.msg.push_str(payload);
+                self.msg.push_str("\"}]");
+            }
+        }
         self.c.send(&self.msg);
     }
     fn discard(&mut self) -> std::io::Result<bool> {
@@ -320,6 +340,7 @@ fn run_proto(
     a: FanoutArgs,
     kind: Kind,
     stomp: Option<Rc<(StompOpts, String)>>,
+    sio_topic: Option<Rc<str>>,
 ) -> Result<Report, String> {
     let publ = parse_url(&a.pub_url)?;
     // each subscriber URL with its group: the publisher's server or another one
@@ -375,7 +396,9 @@ fn run_proto(
             let (shc, semc) = (sh.clone(), sem.clone());
             match kind {
                 Kind::WebSocket => tokio::task::spawn_local(subscriber(t, g, shc, semc)),
-                Kind::SocketIo => tokio::task::spawn_local(sio_subscriber(t, g, shc, semc)),
+                Kind::SocketIo => {
+                    tokio::task::spawn_local(sio_subscriber(t, g, shc, semc, sio_topic.clone()))
+                }
                 Kind::SockJsWs => tokio::task::spawn_local(sockjs_ws_subscriber(t, g, shc, semc)),
                 Kind::SockJsXhr => tokio::task::spawn_local(sockjs_xhr_subscriber(
                     t,
@@ -396,11 +419,12 @@ fn run_proto(
         for i in 0..a.stalled {
             let (t, _) = subs[i % subs.len()].clone();
             let st = stomp.clone();
+            let topic = sio_topic.clone();
             let server = t.addr;
             let connect = async move {
                 Ok(match kind {
                     Kind::WebSocket => SubConn::Ws(ws_connect(&t).await?),
-                    Kind::SocketIo => SubConn::Sio(sio_connect(&t).await?),
+                    Kind::SocketIo => SubConn::Sio(sio_connect(&t, topic.as_deref()).await?),
                     Kind::SockJsWs => SubConn::SockJsWs(sockjs_ws_connect(&t).await?),
                     Kind::SockJsXhr => SubConn::Xhr(sockjs_xhr_connect(&t).await?),
                     Kind::Stomp => {
@@ -445,6 +469,7 @@ fn run_proto(
                 let p = SioPub {
                     c,
                     msg: String::with_capacity(size + 64),
+                    topic: sio_topic.clone(),
                 };
                 tokio::task::spawn_local(publish(p, shp, size, rate))
             }
@@ -671,23 +696,59 @@ async fn publish(mut p: impl PubConn, sh: Rc<Shared>, size: usize, rate: u64) {
     }
 }
 
-/// Opens a Socket.IO subscriber: connects, joins the room and waits for the ack.
-async fn sio_connect(t: &Target) -> Result<SioConn, String> {
+/// Opens a Socket.IO subscriber: connects, joins the room (or subscribes
+/// to the hub `topic`) and waits for the ack.
+async fn sio_connect(t: &Target, topic: Option<&str>) -> Result<SioConn, String> {
     let mut c = SioConn::connect(t, None).await.map_err(|e| e.to_string())?;
-    c.send(&format!("420[\"join\",\"{SIO_ROOM}\"]"));
+    let (what, request) = match topic {
+        None => ("join", format!("420[\"join\",\"{SIO_ROOM}\"]")),
+        Some(topic) => ("subscribe", format!("420[\"subscribe\",\"{topic}\"]")),
+    };
+    c.send(&request);
     c.flush().await.map_err(|e| e.to_string())?;
-    c.wait_for(|m| m.starts_with(b"430["))
-        .await
-        .map_err(|e| format!("join: {e}"))?;
+    // the room's ack is empty, the hub's says `"ok":true` or why not
+    let mut ok = topic.is_none();
+    c.wait_for(|m| {
+        let ack = m.starts_with(b"430[");
+        ok |= ack && contains(m, b"\"ok\":true");
+        ack
+    })
+    .await
+    .map_err(|e| format!("{what}: {e}"))?;
+    if !ok {
+        return Err(format!("{what}: refused"));
+    }
     Ok(c)
 }
 
-/// A Socket.IO subscriber: joins the room (waits for the ack), then counts
-/// `42["msg","<payload>"]` events.
-async fn sio_subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semaphore>) {
-    const PREFIX: &[u8] = b"2[\"msg\",\"";
+/// The payload of a Socket.IO delivery: `2["msg","<payload>"` (the room)
+/// or `2["message",{…,"data":"<payload>"` (a hub topic).
+fn sio_payload(m: &[u8], hub: bool) -> Option<&[u8]> {
+    if !hub {
+        return m.strip_prefix(b"2[\"msg\",\"");
+    }
+    let rest = m.strip_prefix(b"2[\"message\",{")?;
+    const DATA: &[u8] = b"\"data\":\"";
+    let at = rest.windows(DATA.len()).position(|w| w == DATA)?;
+    Some(&rest[at + DATA.len()..])
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A Socket.IO subscriber: joins the room (or subscribes to the hub
+/// `topic`), waiting for the ack, then counts the deliveries.
+async fn sio_subscriber(
+    t: Target,
+    g: usize,
+    sh: Rc<Shared>,
+    sem: Rc<Semaphore>,
+    topic: Option<Rc<str>>,
+) {
+    let hub = topic.is_some();
     let permit = sem.acquire().await;
-    let mut c = match sio_connect(&t).await {
+    let mut c = match sio_connect(&t, topic.as_deref()).await {
         Ok(c) => c,
         Err(e) => return sh.error(&e),
     };
@@ -711,7 +772,7 @@ async fn sio_subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semaphore>)
             let mut hs = sh.hists.borrow_mut();
             let h = &mut hs[g];
             c.process(|p| {
-                let Some(p) = p.strip_prefix(PREFIX) else {
+                let Some(p) = sio_payload(p, hub) else {
                     return;
                 };
                 n += 1;
@@ -1002,6 +1063,21 @@ mod tests {
             assert_eq!(hex16(&b), Some(v));
         }
         assert_eq!(hex16(b"000000000000000g"), None);
+    }
+
+    #[test]
+    fn sio_payloads() {
+        assert_eq!(
+            sio_payload(br#"2["msg","abc"]"#, false),
+            Some(&br#"abc"]"#[..])
+        );
+        assert_eq!(sio_payload(br#"2["other","abc"]"#, false), None);
+        // as `switchboard serve` sends a hub publication
+        let m = br#"2["message",{"topic":"bench","seq":7,"data":"abc","ts":1}]"#;
+        assert_eq!(sio_payload(m, true), Some(&br#"abc","ts":1}]"#[..]));
+        assert_eq!(sio_payload(m, false), None);
+        assert_eq!(sio_payload(br#"2["presence",{"data":"x"}]"#, true), None);
+        assert_eq!(sio_payload(br#"2["message",{"seq":1}]"#, true), None);
     }
 
     #[test]

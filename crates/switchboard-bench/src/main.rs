@@ -71,6 +71,10 @@ enum Cmd {
     SioFanout {
         #[command(flatten)]
         args: fanout::FanoutArgs,
+        /// subscribe to this hub topic instead of joining the room (the
+        /// `subscribe`, `publish` and `message` events of `switchboard serve`)
+        #[arg(long)]
+        topic: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -136,7 +140,7 @@ fn main() {
         Cmd::Fanout { args, json } => (fanout::run(args), json),
         Cmd::Idle { args, json } => (idle::run(args), json),
         Cmd::SioEcho { args, json } => (echo::run_sio(args), json),
-        Cmd::SioFanout { args, json } => (fanout::run_sio(args), json),
+        Cmd::SioFanout { args, topic, json } => (fanout::run_sio(args, topic), json),
         Cmd::SioIdle { args, json } => (idle::run_sio(args), json),
         Cmd::SockjsEcho { args, json } => (echo::run_sockjs(args), json),
         Cmd::SockjsFanout {

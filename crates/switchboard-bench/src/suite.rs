@@ -27,7 +27,8 @@ pub struct SuiteArgs {
     pub node_peer: PathBuf,
     /// servers, comma-separated: switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo
     /// (WebSocket; the default) or sio-switchboard,sio-node,sio-socketioxide (Socket.IO;
-    /// the default with --socketio) or sockjs-switchboard,sockjs-node (SockJS; the
+    /// the default with --socketio; also sio-hub: `switchboard serve`, its fan-out through
+    /// a hub topic instead of a room, no echo) or sockjs-switchboard,sockjs-node (SockJS; the
     /// default with --sockjs) or stomp-switchboard,stomp-rabbitmq (STOMP; the default
     /// with --stomp)
     #[arg(long)]
@@ -161,6 +162,9 @@ struct Server {
     tcp: bool,
     /// the protocol it serves (it runs that protocol's scenarios only)
     proto: Proto,
+    /// Socket.IO fan-out through this hub topic (`sio-fanout --topic`)
+    /// instead of the example apps' room; no echo scenarios
+    topic: Option<&'static str>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -343,6 +347,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 publ: "/ws/topic/bench",
                 tcp: false,
                 proto: Proto::WebSocket,
+                topic: None,
             },
             "node-ws" => {
                 let dir = a.node_peer.parent().unwrap();
@@ -366,6 +371,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     publ: "/publish",
                     tcp: false,
                     proto: Proto::WebSocket,
+                    topic: None,
                 }
             }
             "tungstenite" => Server {
@@ -377,6 +383,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 publ: "/publish",
                 tcp: false,
                 proto: Proto::WebSocket,
+                topic: None,
             },
             "fastwebsockets" => Server {
                 name: "fastwebsockets",
@@ -387,6 +394,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 publ: "/publish",
                 tcp: false,
                 proto: Proto::WebSocket,
+                topic: None,
             },
             "tcp-echo" => Server {
                 name: "tcp-echo",
@@ -397,6 +405,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 publ: "",
                 tcp: true,
                 proto: Proto::WebSocket,
+                topic: None,
             },
             "sio-switchboard" => Server {
                 name: "sio-switchboard",
@@ -407,6 +416,19 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 publ: "/socket.io/",
                 tcp: false,
                 proto: Proto::SocketIo,
+                topic: None,
+            },
+            "sio-hub" => Server {
+                name: "sio-hub",
+                label: "Switchboard hub topic",
+                argv: vec![s(sb.clone()), "serve".into(), "--listen".into()],
+                // idle only: the hub has no `echo` event
+                echo: "/socket.io/",
+                sub: "/socket.io/",
+                publ: "/socket.io/",
+                tcp: false,
+                proto: Proto::SocketIo,
+                topic: Some("bench"),
             },
             "sio-node" => {
                 let dir = a.node_peer.parent().unwrap();
@@ -434,6 +456,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     publ: "/socket.io/",
                     tcp: false,
                     proto: Proto::SocketIo,
+                    topic: None,
                 }
             }
             "sio-socketioxide" => Server {
@@ -445,6 +468,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 publ: "/socket.io/",
                 tcp: false,
                 proto: Proto::SocketIo,
+                topic: None,
             },
             "sockjs-switchboard" => Server {
                 name: "sockjs-switchboard",
@@ -455,6 +479,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 publ: "/bench",
                 tcp: false,
                 proto: Proto::SockJs,
+                topic: None,
             },
             "sockjs-node" => {
                 let dir = a.node_peer.parent().unwrap();
@@ -482,6 +507,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     publ: "/bench",
                     tcp: false,
                     proto: Proto::SockJs,
+                    topic: None,
                 }
             }
             "stomp-switchboard" => Server {
@@ -494,6 +520,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 publ: "/ws",
                 tcp: false,
                 proto: Proto::Stomp,
+                topic: None,
             },
             "stomp-rabbitmq" => {
                 let ctl = a.rabbitmq_server.with_file_name("rabbitmqctl");
@@ -513,6 +540,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     publ: "/ws",
                     tcp: false,
                     proto: Proto::Stomp,
+                    topic: None,
                 }
             }
             other => return Err(format!("unknown server {other}")),
@@ -555,7 +583,9 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
     for rep in 0..a.reps {
         for (si, &sc) in scens.iter().enumerate() {
             for (vi, srv) in servers.iter().enumerate() {
-                if srv.proto != sc.proto() || (srv.tcp && !matches!(sc, Scen::Echo16 | Scen::Echo1))
+                if srv.proto != sc.proto()
+                    || (srv.tcp && !matches!(sc, Scen::Echo16 | Scen::Echo1))
+                    || (srv.topic.is_some() && matches!(sc, Scen::SioEcho16 | Scen::SioEcho1))
                 {
                     continue;
                 }
@@ -620,6 +650,9 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                                     a.subscribers,
                                     light,
                                 );
+                                if let Some(topic) = srv.topic {
+                                    cmd.args(["--topic", topic]);
+                                }
                             }
                             Scen::SockJsEcho => {
                                 echo_args(&mut cmd, "sockjs-echo", &url(srv.echo), &a, 16);
