@@ -298,6 +298,10 @@ test('/metrics: Prometheus text with connections by protocol, messages, fan-out 
   assert.ok(value('switchboard_fanout_seconds_count') >= 1);
   assert.equal(value('switchboard_fanout_seconds_bucket{le="+Inf"}'), value('switchboard_fanout_seconds_count'));
   assert.ok(value('process_resident_memory_bytes') > 1e6);
+  // The allocator's own figures (the binary names the one it runs on).
+  assert.ok(value('switchboard_heap_bytes{state="in_use"}') > 1e4);
+  assert.ok(value('switchboard_heap_bytes{state="free"}') >= 0);
+  assert.ok(value('switchboard_heap_bytes{state="metadata"}') >= 0);
   // Every sample line is `name{labels} number`.
   for (const line of r.body.split('\n').filter((l) => l && !l.startsWith('#'))) {
     assert.match(line, /^[a-z_]+(\{[a-z_]+="[^"]*"\})? [0-9.e+-]+$/, line);

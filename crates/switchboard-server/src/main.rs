@@ -150,6 +150,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         let sb = Switchboard::new(config);
+        switchboard_server::memory::report_heap_of(ALLOCATOR);
         tokio::spawn(switchboard_server::memory::return_freed_memory(
             sb.shutdown().clone(),
             ALLOCATOR,

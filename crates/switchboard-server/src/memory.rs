@@ -13,6 +13,7 @@
 //! makes it immediate). Other allocators and platforms: nothing to do, the
 //! task does not run.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use switchboard_transport::Registry;
@@ -95,13 +96,31 @@ impl Allocator {
     }
 
     /// What the allocator reports holding (zeros where it reports nothing).
-    fn usage(self) -> HeapUsage {
+    pub fn usage(self) -> HeapUsage {
         match self {
             Allocator::System => heap_usage(),
             #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
             Allocator::Jemalloc => jemalloc_usage(),
         }
     }
+}
+
+/// The allocator [`heap_usage_reported`] reads.
+static REPORTED: OnceLock<Allocator> = OnceLock::new();
+
+/// Has `/metrics` and `/api/info` report `allocator`'s statistics
+/// ([`HeapUsage`]): the binary names the allocator it runs on; an
+/// application that mounts the router and knows its allocator may too.
+/// The first call wins.
+pub fn report_heap_of(allocator: Allocator) {
+    let _ = REPORTED.set(allocator);
+}
+
+/// The reported allocator's statistics ([`report_heap_of`]); `None` when
+/// none was named or it reports nothing here.
+pub fn heap_usage_reported() -> Option<HeapUsage> {
+    let usage = REPORTED.get()?.usage();
+    (usage != HeapUsage::default()).then_some(usage)
 }
 
 /// Watches `registry`'s open connections and has `allocator` release freed
@@ -228,16 +247,16 @@ fn jemalloc_usage() -> HeapUsage {
 
 /// What the allocator holds, in bytes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct HeapUsage {
+pub struct HeapUsage {
     /// In live allocations.
-    in_use: u64,
+    pub in_use: u64,
     /// Free but kept by the allocator, resident: what fragmentation costs
     /// after a trim (glibc: free chunks in the arenas; jemalloc: resident
     /// pages holding no allocation, dirty pages not yet purged included).
-    free: u64,
+    pub free: u64,
     /// The allocator's own bookkeeping (jemalloc only: it grows with the
     /// peak and is never returned).
-    metadata: u64,
+    pub metadata: u64,
 }
 
 fn heap_usage() -> HeapUsage {
@@ -326,6 +345,15 @@ mod tests {
         assert_eq!(usage.metadata, 0);
         drop(std::hint::black_box(block));
         assert!(Allocator::System.can_release());
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn the_named_allocator_is_reported() {
+        // Tests run on the system allocator.
+        report_heap_of(Allocator::System);
+        let usage = heap_usage_reported().expect("glibc reports its heap");
+        assert!(usage.in_use > 0, "{usage:?}");
     }
 
     #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]

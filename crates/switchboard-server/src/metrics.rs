@@ -238,6 +238,19 @@ pub fn render(state: &AppState) -> String {
         "Resident memory size in bytes.",
     );
     let _ = writeln!(out, "process_resident_memory_bytes {}", process.rss_bytes);
+    if let Some(heap) = crate::memory::heap_usage_reported() {
+        family(
+            &mut out,
+            "switchboard_heap_bytes",
+            "gauge",
+            "The allocator's heap: in live allocations, free but resident, its own bookkeeping.",
+        );
+        let _ = writeln!(
+            out,
+            "switchboard_heap_bytes{{state=\"in_use\"}} {}\nswitchboard_heap_bytes{{state=\"free\"}} {}\nswitchboard_heap_bytes{{state=\"metadata\"}} {}",
+            heap.in_use, heap.free, heap.metadata
+        );
+    }
     family(
         &mut out,
         "process_open_fds",
@@ -321,6 +334,13 @@ pub fn info_json(state: &AppState) -> String {
         process.rss_bytes,
         process.open_fds
     );
+    if let Some(heap) = crate::memory::heap_usage_reported() {
+        let _ = write!(
+            r,
+            ",\"heap\":{{\"in_use\":{},\"free\":{},\"metadata\":{}}}",
+            heap.in_use, heap.free, heap.metadata
+        );
+    }
     match &state.redis {
         Some(bp) => {
             let s = bp.stats();
