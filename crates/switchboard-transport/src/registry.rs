@@ -260,7 +260,7 @@ impl ConnectionGuard {
 
     /// Whether the deadline last set has passed, as the ticker counts it
     /// (so a task the ticker woke for it finds it passed).
-    fn deadline_passed(&self) -> bool {
+    pub(crate) fn deadline_passed(&self) -> bool {
         self.armed != 0 && self.armed <= self.inner.now_secs()
     }
 

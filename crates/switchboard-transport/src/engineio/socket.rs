@@ -353,6 +353,13 @@ impl EngineSocket {
         timer.as_mut().poll(&mut cx)
     }
 
+    /// Whether the session has a timer of its own (allocated at its first
+    /// near deadline).
+    #[cfg(test)]
+    pub(crate) fn has_timer(&self) -> bool {
+        self.inner.state.lock().timer.is_some()
+    }
+
     /// What the task running the session held for it: the attached work
     /// and the timer, dropped when the session ends (the work may hold
     /// handles to this session, and its wakers do: a cycle, broken here).

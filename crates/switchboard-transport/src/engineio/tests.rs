@@ -1001,6 +1001,43 @@ async fn a_session_born_on_a_websocket_is_one_task() {
 }
 
 #[tokio::test]
+async fn far_session_deadlines_wait_on_the_registry_ticker() {
+    // Pings 2.5 s apart, 2.5 s to answer (the defaults are 25 s and 20 s):
+    // past the two seconds above which a session on a WebSocket keeps no
+    // timer of its own.
+    let mut config = fast_config();
+    config.engine.ping_interval = Duration::from_millis(2500);
+    config.engine.ping_timeout = Duration::from_millis(2500);
+    let s = start(config).await;
+    let t0 = tokio::time::Instant::now();
+    let mut ws = WsClient::connect(s.addr, "EIO=4&transport=websocket").await;
+    let sid = sid_of(&ws.recv_text().await);
+    let socket = s.eio.socket(&sid).unwrap();
+    // On time (never early, at most a tick late), answered...
+    assert_eq!(ws.recv_text().await, "2");
+    let at = t0.elapsed();
+    assert!(
+        at >= Duration::from_millis(2400) && at < Duration::from_millis(4500),
+        "ping after {at:?}"
+    );
+    ws.send("3").await;
+    assert_eq!(ws.recv_text().await, "2");
+    assert!(!socket.has_timer(), "no timer of the session's own");
+    // ...and the next one, unanswered, closes the session in time.
+    let t1 = tokio::time::Instant::now();
+    while s.closes_of(&sid).is_empty() && t1.elapsed() < Duration::from_secs(6) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let at = t1.elapsed();
+    assert!(
+        at >= Duration::from_millis(2400) && at < Duration::from_millis(4500),
+        "closed after {at:?}"
+    );
+    assert_eq!(s.closes_of(&sid), vec![CloseReason::PingTimeout]);
+    assert_eq!(ws.recv().await, WsMsg::Close);
+}
+
+#[tokio::test]
 async fn a_websocket_task_takes_session_turns_only_when_woken() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let s = start(fast_config()).await;

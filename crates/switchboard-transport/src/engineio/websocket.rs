@@ -33,6 +33,9 @@ const READS_PER_POLL: usize = 16;
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 /// How long to wait for the peer's close frame after sending ours.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A session deadline at least this far away waits on the registry's
+/// one-second ticker instead of a timer of the session's own.
+const SESSION_TICKER_MIN: Duration = Duration::from_secs(2);
 
 /// `transport=websocket` without a sid: a session born on a WebSocket.
 pub(crate) fn handshake<H: EngineHandler>(
@@ -316,17 +319,37 @@ where
             self.shutdown_seen = true;
             socket.close();
         }
+        // The session's deadline on the registry's ticker (no lock).
+        let mut due = !self.close_armed && self.guard.deadline_passed();
         // Bounded (a timer due at once takes another round), then the
         // task yields.
         for _ in 0..4 {
-            if socket.inner.task.poll_notified(cx).is_pending() {
+            if socket.inner.task.poll_notified(cx).is_pending() && !due {
                 return;
             }
             let (deadline, _) = session_turn(&self.shared, socket);
-            if let Some(deadline) = deadline {
-                if socket.poll_timer(deadline).is_ready() {
-                    // Due already: its wake-up is the next round's.
-                    socket.inner.task.notify_one();
+            due = false;
+            match deadline {
+                // Far enough (the pings and their timeouts, 20–25 s by
+                // default): on the registry's ticker, which wakes this
+                // task anyway — up to a tick late, never early; no timer
+                // of the session's own (an allocation every idle session
+                // would keep).
+                Some(d) if !self.close_armed && d >= now() + SESSION_TICKER_MIN => {
+                    self.guard
+                        .set_deadline(Some(tokio::time::Instant::from_std(d)));
+                }
+                other => {
+                    if !self.close_armed {
+                        // Our close timeout owns the slot once armed.
+                        self.guard.set_deadline(None);
+                    }
+                    if let Some(d) = other {
+                        if socket.poll_timer(d).is_ready() {
+                            // Due already: its wake-up is the next round's.
+                            socket.inner.task.notify_one();
+                        }
+                    }
                 }
             }
         }
