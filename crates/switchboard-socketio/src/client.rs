@@ -284,7 +284,7 @@ impl Client {
                             data.insert(crate::cluster::SocketData(d));
                         }
                         let socket = Socket::new(
-                            r.session.sid,
+                            r.session.sid.into(),
                             Some((pid_of(&auth), true)),
                             ns.clone(),
                             client.clone(),
@@ -315,7 +315,7 @@ impl Client {
             Some(r) => {
                 tracing::debug!(sid = %r.sid, nsp = %nsp, "connection state recovered");
                 let socket = Socket::new(
-                    r.sid,
+                    r.sid.into(),
                     Some((r.pid, true)),
                     ns.clone(),
                     self.clone(),
@@ -345,7 +345,7 @@ impl Client {
     ) -> (SocketRef, Resume) {
         let session = ns.recovery().map(|_| (io.next_sid(), false));
         let socket = Socket::new(
-            io.next_sid(),
+            io.next_sid().into(),
             session,
             ns.clone(),
             self.clone(),

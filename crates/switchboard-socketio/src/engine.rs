@@ -2,6 +2,7 @@
 //! Engine.IO session ([`EngineConn`]).
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 pub use switchboard_engineio::{CloseReason, Message, PreparedText, Utf8Bytes};
@@ -28,6 +29,11 @@ impl std::error::Error for Closed {}
 pub trait EngineConn: Send + Sync + 'static {
     /// The Engine.IO session id.
     fn sid(&self) -> &str;
+    /// The same, shared: the layer keys its table of connections by it (by
+    /// default a copy).
+    fn sid_shared(&self) -> Arc<str> {
+        Arc::from(self.sid())
+    }
     /// Queues one message.
     fn send(&self, message: Message) -> Result<(), Closed>;
     /// Queues several messages back to back (a binary packet: its text part
@@ -63,6 +69,10 @@ use switchboard_transport::engineio::{EngineHandler, EngineSocket};
 impl EngineConn for EngineSocket {
     fn sid(&self) -> &str {
         EngineSocket::sid(self)
+    }
+
+    fn sid_shared(&self) -> Arc<str> {
+        EngineSocket::sid_shared(self).clone()
     }
 
     fn send(&self, message: Message) -> Result<(), Closed> {

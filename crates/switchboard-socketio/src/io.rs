@@ -76,7 +76,8 @@ pub(crate) struct IoInner {
     pub(crate) config: Config,
     nsps: RwLock<HashMap<String, Namespace>>,
     dynamic: RwLock<Vec<(Predicate, Arc<Hooks>)>>,
-    clients: RwLock<HashMap<String, Arc<Client>>>,
+    /// Keyed by the transport's own copy of the sid.
+    clients: RwLock<HashMap<Arc<str>, Arc<Client>>>,
     sids: Mutex<SidGenerator>,
 }
 
@@ -314,7 +315,7 @@ impl SocketIo {
 
     /// A new Engine.IO session: starts the `connect_timeout`.
     pub fn engine_open(&self, conn: Arc<dyn EngineConn>, req: &http::request::Parts) {
-        let sid = conn.sid().to_owned();
+        let sid = conn.sid_shared();
         let client = Client::new(conn, &self.0, RequestInfo::from_parts(req));
         self.0.clients.write().insert(sid, client);
     }

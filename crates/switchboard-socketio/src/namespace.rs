@@ -85,7 +85,8 @@ pub struct Namespace(Arc<NsInner>);
 struct NsInner {
     name: String,
     hooks: Arc<Hooks>,
-    sockets: RwLock<HashMap<String, SocketRef>>,
+    /// Keyed by the socket's own copy of its id.
+    sockets: RwLock<HashMap<Arc<str>, SocketRef>>,
     adapter: Arc<dyn Adapter>,
     recovery: Option<Recovery>,
     cluster: Option<Arc<dyn Cluster>>,
@@ -337,7 +338,7 @@ impl Namespace {
         self.0
             .sockets
             .write()
-            .insert(socket.id().to_owned(), socket);
+            .insert(socket.id_shared().clone(), socket);
     }
 
     /// Calls `f` with each connected socket `opts` selects, without

@@ -59,7 +59,8 @@ pub(crate) enum AckSlot {
 /// they may emit, join, broadcast or disconnect. Do blocking or async
 /// work by spawning (or use [`on_async`](Self::on_async)).
 pub struct Socket {
-    id: String,
+    /// Shared with the namespace's table of sockets.
+    id: Arc<str>,
     /// The private session id of connection state recovery.
     pid: Option<String>,
     recovered: bool,
@@ -116,7 +117,7 @@ impl Socket {
     /// A new socket. `session` is `(pid, recovered)` when connection
     /// state recovery is on; `data` the recovered socket's data.
     pub(crate) fn new(
-        id: String,
+        id: Arc<str>,
         session: Option<(String, bool)>,
         ns: Namespace,
         client: Arc<Client>,
@@ -163,6 +164,11 @@ impl Socket {
     /// The socket id (also the name of its own room). Distinct from the
     /// Engine.IO session id ([`engine_sid`](Self::engine_sid)).
     pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The id, shared.
+    pub(crate) fn id_shared(&self) -> &Arc<str> {
         &self.id
     }
 
@@ -302,7 +308,7 @@ impl Socket {
             return Err(EmitError::Closed);
         }
         if self.ns.recovery().is_some() {
-            let op = BroadcastOperator::new(self.ns.clone()).to(self.id.as_str());
+            let op = BroadcastOperator::new(self.ns.clone()).to(&*self.id);
             // Local (this socket is on this node), except with the cluster's
             // recovery: an event only this node sees would not be given to
             // the socket restored on another node.
@@ -368,7 +374,7 @@ impl Socket {
             Ok((rx, id))
         })();
         AckFuture {
-            state: state.map(|(rx, id)| (rx, self.ns.clone(), self.id.clone(), id)),
+            state: state.map(|(rx, id)| (rx, self.ns.clone(), self.id.to_string(), id)),
             timeout: None,
             _t: PhantomData,
         }
@@ -391,7 +397,7 @@ impl Socket {
     /// What the cluster's recovery store keeps of this socket.
     pub(crate) fn session_state(&self) -> crate::cluster::SessionState {
         crate::cluster::SessionState {
-            sid: self.id.clone(),
+            sid: self.id.to_string(),
             rooms: self.rooms(),
             data: self
                 .extensions
@@ -407,7 +413,7 @@ impl Socket {
 
     /// A broadcast to every other socket of the namespace.
     pub fn broadcast(&self) -> BroadcastOperator {
-        BroadcastOperator::new(self.ns.clone()).except(self.id.as_str())
+        BroadcastOperator::new(self.ns.clone()).except(&*self.id)
     }
 
     /// A broadcast to `rooms`, this socket excluded.
@@ -504,7 +510,7 @@ impl Socket {
                 let _ = tx.send(args);
             }
             AckSlot::Broadcast(tx) => {
-                let _ = tx.send(AckEvent::Answer(self.id.clone(), Ok(args)));
+                let _ = tx.send(AckEvent::Answer(self.id.to_string(), Ok(args)));
             }
         }
     }
@@ -561,7 +567,7 @@ impl Socket {
         for (_, slot) in acks {
             if let AckSlot::Broadcast(tx) = slot {
                 let _ = tx.send(AckEvent::Answer(
-                    self.id.clone(),
+                    self.id.to_string(),
                     Err(AckError::Disconnected),
                 ));
             }

@@ -221,6 +221,11 @@ impl EngineSocket {
         &self.inner.sid
     }
 
+    /// The session id, shared: a table keyed by it holds no copy.
+    pub fn sid_shared(&self) -> &Arc<str> {
+        &self.inner.sid
+    }
+
     /// Queues a message; `Err` if the session is closing or closed. Never
     /// blocks. Over polling it answers a parked GET at once, otherwise it
     /// waits for the next GET; over WebSocket it is written by the
