@@ -8,6 +8,7 @@
 //! [`BroadcastOptions`] and lets each node apply them to its own adapter.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use switchboard_transport::Shrink;
 
 use parking_lot::RwLock;
@@ -27,8 +28,9 @@ pub struct BroadcastOptions {
 
 /// Room bookkeeping for one namespace.
 pub trait Adapter: Send + Sync + 'static {
-    /// Adds socket `sid` to `rooms`.
-    fn add_all(&self, sid: &str, rooms: &[Room]);
+    /// Adds socket `sid` to `rooms` (the socket's own copy of its id: an
+    /// adapter that keeps it shares it).
+    fn add_all(&self, sid: &Arc<str>, rooms: &[Room]);
     /// Removes socket `sid` from `room`.
     fn del(&self, sid: &str, room: &str);
     /// Removes socket `sid` from every room.
@@ -61,8 +63,9 @@ pub struct LocalAdapter {
 #[derive(Debug, Default)]
 struct Maps {
     /// Rooms other than sockets' own rooms (see [`Member::own`]).
-    rooms: HashMap<Room, HashSet<String>>,
-    sids: HashMap<String, Member>,
+    rooms: HashMap<Room, HashSet<Arc<str>>>,
+    /// Keyed by the sockets' own copies of their ids.
+    sids: HashMap<Arc<str>, Member>,
 }
 
 /// One socket's rooms.
@@ -111,15 +114,15 @@ impl LocalAdapter {
 }
 
 impl Adapter for LocalAdapter {
-    fn add_all(&self, sid: &str, rooms: &[Room]) {
+    fn add_all(&self, sid: &Arc<str>, rooms: &[Room]) {
         let mut m = self.inner.write();
-        let member = match m.sids.get_mut(sid) {
+        let member = match m.sids.get_mut(&**sid) {
             Some(member) => member,
-            None => m.sids.entry(sid.to_owned()).or_default(),
+            None => m.sids.entry(sid.clone()).or_default(),
         };
         let mut shared = Vec::new();
         for r in rooms {
-            if r == sid {
+            if **r == **sid {
                 member.own = true;
             } else if member
                 .rooms
@@ -130,7 +133,7 @@ impl Adapter for LocalAdapter {
             }
         }
         for r in shared {
-            m.rooms.entry(r.clone()).or_default().insert(sid.to_owned());
+            m.rooms.entry(r.clone()).or_default().insert(sid.clone());
         }
     }
 
@@ -220,8 +223,8 @@ impl Adapter for LocalAdapter {
         let m = self.inner.read();
         let own = m.sids.iter().filter(|(_, member)| member.own);
         // A socket's id can also name a room others joined: listed once.
-        own.filter(|(sid, _)| !m.rooms.contains_key(sid.as_str()))
-            .map(|(sid, _)| sid.clone())
+        own.filter(|(sid, _)| !m.rooms.contains_key(&***sid))
+            .map(|(sid, _)| sid.to_string())
             .chain(m.rooms.keys().cloned())
             .collect()
     }
@@ -277,9 +280,9 @@ mod tests {
     #[test]
     fn rooms_and_selection() {
         let a = LocalAdapter::new();
-        a.add_all("s1", &["s1".into(), "r".into()]);
-        a.add_all("s2", &["s2".into(), "r".into()]);
-        a.add_all("s3", &["s3".into()]);
+        a.add_all(&Arc::from("s1"), &["s1".into(), "r".into()]);
+        a.add_all(&Arc::from("s2"), &["s2".into(), "r".into()]);
+        a.add_all(&Arc::from("s3"), &["s3".into()]);
         let mut all = a.sockets(&BroadcastOptions::default());
         all.sort();
         assert_eq!(all, ["s1", "s2", "s3"]);
@@ -307,9 +310,9 @@ mod tests {
     #[test]
     fn own_rooms_are_rooms_like_any_other() {
         let a = LocalAdapter::new();
-        a.add_all("s1", &["s1".into()]);
-        a.add_all("s2", &["s2".into(), "s1".into()]);
-        a.add_all("s3", &["s3".into(), "r".into()]);
+        a.add_all(&Arc::from("s1"), &["s1".into()]);
+        a.add_all(&Arc::from("s2"), &["s2".into(), "s1".into()]);
+        a.add_all(&Arc::from("s3"), &["s3".into(), "r".into()]);
         let sel = |rooms: &[&str], except: &[&str]| {
             let mut v = a.sockets(&BroadcastOptions {
                 rooms: rooms.iter().map(|r| r.to_string()).collect(),
@@ -335,7 +338,7 @@ mod tests {
         assert_eq!(sel(&["s1"], &[]), ["s2"]);
         assert_eq!(sel(&[], &[]), ["s1", "s2", "s3"]);
         assert!(a.socket_rooms("s1").is_empty());
-        a.add_all("s1", &["s1".into()]);
+        a.add_all(&Arc::from("s1"), &["s1".into()]);
         assert_eq!(a.socket_rooms("s1"), ["s1"]);
 
         // Gone: out of every room, its own included.
@@ -351,7 +354,7 @@ mod tests {
         assert!(a.inner.read().rooms.is_empty());
         // In no shared room: its entry holds no set.
         assert!(a.inner.read().sids["s3"].rooms.is_none());
-        a.add_all("s3", &["x".into()]);
+        a.add_all(&Arc::from("s3"), &["x".into()]);
         assert_eq!(a.socket_rooms("s3"), ["s3", "x"]);
         a.del("s3", "x");
         assert!(a.inner.read().sids["s3"].rooms.is_none());

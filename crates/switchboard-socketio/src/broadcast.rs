@@ -261,7 +261,7 @@ impl BroadcastOperator {
     pub fn sockets_join(&self, rooms: impl IntoRooms) {
         let rooms = rooms.into_rooms();
         for s in self.targets() {
-            self.ns.adapter().add_all(s.id(), &rooms);
+            self.ns.adapter().add_all(s.id_shared(), &rooms);
             self.ns.session_changed(&s);
         }
         if let Some(c) = self.cluster() {

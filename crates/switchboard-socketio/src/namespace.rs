@@ -331,9 +331,9 @@ impl Namespace {
     pub(crate) fn insert_socket(&self, socket: SocketRef, rooms: &[String]) {
         self.0
             .adapter
-            .add_all(socket.id(), &[socket.id().to_owned()]);
+            .add_all(socket.id_shared(), &[socket.id().to_owned()]);
         if !rooms.is_empty() {
-            self.0.adapter.add_all(socket.id(), rooms);
+            self.0.adapter.add_all(socket.id_shared(), rooms);
         }
         self.0
             .sockets
