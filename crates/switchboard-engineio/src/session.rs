@@ -412,6 +412,17 @@ impl Session {
         self.events.pop_front()
     }
 
+    /// Every event not yet taken, at once (the queue's room goes with
+    /// them: an idle session keeps none).
+    pub fn take_events(&mut self) -> VecDeque<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Whether events wait to be taken.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next output for the transports.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()

@@ -25,9 +25,10 @@ pub(crate) async fn get<H: EngineHandler>(
         let parked = match outcome {
             Ok(PollOutcome::Park) => {
                 let (tx, rx) = oneshot::channel();
-                let id = st.next_poll_id;
-                st.next_poll_id += 1;
-                st.poll = Some(ParkedPoll { id, tx });
+                let polling = st.polling.get_or_insert_with(Default::default);
+                let id = polling.next_id;
+                polling.next_id += 1;
+                polling.parked = Some(ParkedPoll { id, tx });
                 Some((id, rx))
             }
             _ => None,
@@ -79,8 +80,9 @@ impl Drop for ParkGuard<'_> {
         }
         let inner = &self.socket.inner;
         let mut st = inner.state.lock();
-        if st.poll.as_ref().is_some_and(|p| p.id == self.id) {
-            st.poll = None;
+        let parked = st.polling.as_mut().map(|p| &mut p.parked);
+        if let Some(parked) = parked.filter(|p| p.as_ref().is_some_and(|p| p.id == self.id)) {
+            *parked = None;
             st.session.poll_aborted(now());
             // Delivered by the session task: this runs inside hyper's drop.
             if st.flush(inner) {

@@ -273,7 +273,7 @@ pub(crate) fn open_session<H: EngineHandler>(
 pub(crate) fn deliver<H: EngineHandler>(shared: &Shared<H>, socket: &EngineSocket) {
     {
         let mut st = socket.inner.state.lock();
-        if st.delivering || st.events.is_empty() {
+        if st.delivering || !st.session.has_events() {
             return;
         }
         st.delivering = true;
@@ -297,7 +297,7 @@ fn deliver_loop<H: EngineHandler>(shared: &Shared<H>, socket: &EngineSocket) {
     loop {
         let batch = {
             let mut st = socket.inner.state.lock();
-            if st.events.is_empty() {
+            if !st.session.has_events() {
                 st.delivering = false;
                 let closed = st.session.is_closed();
                 drop(st);
@@ -308,7 +308,7 @@ fn deliver_loop<H: EngineHandler>(shared: &Shared<H>, socket: &EngineSocket) {
                 }
                 return;
             }
-            std::mem::take(&mut st.events)
+            st.session.take_events()
         };
         for event in batch {
             match event {
@@ -343,7 +343,7 @@ pub(crate) fn session_turn<H: EngineHandler>(
     deliver(shared, socket);
     socket.poll_work();
     let st = socket.inner.state.lock();
-    let over = st.session.is_closed() && st.events.is_empty() && !st.delivering;
+    let over = st.session.is_closed() && !st.session.has_events() && !st.delivering;
     (deadline, over)
 }
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use switchboard_engineio::{Event, PreparedText, ReadyState, Session, Transmit, WsId, WsMessage};
+use switchboard_engineio::{PreparedText, ReadyState, Session, Transmit, WsId, WsMessage};
 use tokio::sync::oneshot;
 
 use super::{Message, TransportKind};
@@ -111,14 +111,20 @@ pub(crate) struct ParkedPoll {
     pub(crate) tx: oneshot::Sender<Bytes>,
 }
 
+/// What only polling GETs use (boxed, allocated at the first one: a
+/// session born on a WebSocket holds none).
+#[derive(Default)]
+pub(crate) struct Polling {
+    pub(crate) parked: Option<ParkedPoll>,
+    pub(crate) next_id: u64,
+}
+
 pub(crate) struct State {
+    /// The core; its events wait in it until delivered.
     pub(crate) session: Session,
-    /// Events taken from the core, not yet handed to the handler.
-    pub(crate) events: VecDeque<Event>,
     /// Someone is delivering events (outside the lock).
     pub(crate) delivering: bool,
-    pub(crate) poll: Option<ParkedPoll>,
-    pub(crate) next_poll_id: u64,
+    pub(crate) polling: Option<Box<Polling>>,
     /// Outboxes of this session's WebSocket connections.
     pub(crate) ws: Vec<(WsId, Arc<WsOutbox>)>,
     /// The deadline the session task sleeps until.
@@ -141,7 +147,7 @@ impl State {
     pub(crate) fn flush(&mut self, inner: &SocketInner) -> bool {
         while let Some(t) = self.session.poll_transmit() {
             match t {
-                Transmit::PollResponse(body) => match self.poll.take() {
+                Transmit::PollResponse(body) => match self.parked_poll() {
                     Some(p) => {
                         let _ = p.tx.send(body);
                     }
@@ -160,13 +166,11 @@ impl State {
                 }
             }
         }
-        while let Some(e) = self.session.poll_event() {
-            self.events.push_back(e);
-        }
-        // Both drained: the core's queues give their room back, so an
-        // idle session keeps none from its last exchange (the Socket.IO
-        // CONNECT, or the last message) — an allocation per exchange
-        // instead of ~350 bytes on every idle connection.
+        // Drained (the events are taken whole by the delivery): the core's
+        // queues give their room back, so an idle session keeps none from
+        // its last exchange (the Socket.IO CONNECT, or the last message) —
+        // an allocation per exchange instead of ~350 bytes on every idle
+        // connection.
         self.session.release_idle_buffers();
         let timeout = self.session.poll_timeout();
         let mut wake = match (timeout, self.armed) {
@@ -177,7 +181,9 @@ impl State {
         if self.session.is_closed() && !inner.closed.swap(true, Ordering::AcqRel) {
             // A GET still parked (the core answers it with `1` on every
             // close path, so this is a safety net) completes with `1`.
-            self.poll = None;
+            if let Some(p) = self.polling.as_mut() {
+                p.parked = None;
+            }
             for (_, out) in self.ws.drain(..) {
                 out.close();
             }
@@ -186,7 +192,12 @@ impl State {
         if wake {
             inner.task.notify_one();
         }
-        !self.events.is_empty()
+        self.session.has_events()
+    }
+
+    /// Takes the parked GET, if any.
+    fn parked_poll(&mut self) -> Option<ParkedPoll> {
+        self.polling.as_mut()?.parked.take()
     }
 }
 
@@ -198,11 +209,9 @@ impl EngineSocket {
                 sid,
                 state: Mutex::new(State {
                     session,
-                    events: VecDeque::new(),
                     // on_open goes first: nothing is delivered before it.
                     delivering: true,
-                    poll: None,
-                    next_poll_id: 0,
+                    polling: None,
                     ws: Vec::new(),
                     armed: None,
                     work: Vec::new(),
