@@ -24,31 +24,56 @@ pub struct Handshake {
     /// The request target of the Engine.IO handshake (path and query;
     /// [`query`](Self::query) decodes the query).
     pub url: Arc<str>,
-    /// When the socket connected to the namespace.
-    pub time: SystemTime,
-    /// The peer address, when the transport put a `SocketAddr` in the
-    /// request extensions.
-    pub address: Option<SocketAddr>,
+    /// [`issued`](Self::issued) (every socket keeps its handshake: the
+    /// time in 8 bytes, the address shared, instead of 16 and 32).
+    issued: u64,
+    address: Option<Arc<SocketAddr>>,
 }
 
 impl Handshake {
     pub(crate) fn new(req: &RequestInfo, auth: Value) -> Self {
-        let time = SystemTime::now();
         Handshake {
             auth,
             headers: req.headers.clone(),
             url: req.url.clone(),
-            time,
-            address: req.address,
+            issued: millis_since_epoch(SystemTime::now()),
+            address: req.address.clone(),
         }
+    }
+
+    /// A handshake as another node describes it (cluster adapters):
+    /// `issued` in milliseconds since the Unix epoch.
+    pub fn remote(
+        auth: Value,
+        headers: HandshakeHeaders,
+        url: Arc<str>,
+        issued: u64,
+        address: Option<SocketAddr>,
+    ) -> Self {
+        Handshake {
+            auth,
+            headers,
+            url,
+            issued,
+            address: address.map(Arc::new),
+        }
+    }
+
+    /// When the socket connected to the namespace.
+    pub fn time(&self) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::from_millis(self.issued)
     }
 
     /// [`time`](Self::time) in milliseconds since the Unix epoch (Node's
     /// `handshake.issued`).
     pub fn issued(&self) -> u64 {
-        self.time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        self.issued
+    }
+
+    /// The peer address, when the transport put a `SocketAddr` in the
+    /// request extensions.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.address.as_deref().copied()
     }
 
     /// The decoded query pairs of [`url`](Self::url) (`EIO`, `transport`,
@@ -76,12 +101,19 @@ impl Handshake {
     }
 }
 
+fn millis_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The parts of the Engine.IO handshake request a connection keeps.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestInfo {
     pub headers: HandshakeHeaders,
     pub url: Arc<str>,
-    pub address: Option<SocketAddr>,
+    /// Shared with the sockets' handshakes (most transports put none, and
+    /// a `SocketAddr` takes 32 bytes).
+    pub address: Option<Arc<SocketAddr>>,
 }
 
 impl RequestInfo {
@@ -92,7 +124,7 @@ impl RequestInfo {
                 .uri
                 .path_and_query()
                 .map_or_else(|| parts.uri.to_string().into(), |p| p.as_str().into()),
-            address: parts.extensions.get::<SocketAddr>().copied(),
+            address: parts.extensions.get::<SocketAddr>().copied().map(Arc::new),
         }
     }
 }
@@ -456,6 +488,39 @@ mod tests {
         assert_eq!(copy.get::<u32>(), Some(&2));
         assert_eq!(m.remove::<u32>(), Some(2));
         assert_eq!(m.0.capacity(), 0, "an emptied map gives its block back");
+    }
+
+    #[test]
+    fn time_and_address_are_kept_compactly() {
+        let before = SystemTime::now();
+        let addr: SocketAddr = "[::1]:4000".parse().unwrap();
+        let req = RequestInfo {
+            headers: HandshakeHeaders::default(),
+            url: "/socket.io/?EIO=4".into(),
+            address: Some(Arc::new(addr)),
+        };
+        let hs = Handshake::new(&req, Value::Null);
+        assert_eq!(hs.address(), Some(addr));
+        // Shared with the connection's copy, not one of its own.
+        assert!(Arc::ptr_eq(
+            hs.address.as_ref().unwrap(),
+            req.address.as_ref().unwrap()
+        ));
+        let since = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert!(hs.issued() >= since(before) && hs.issued() <= since(SystemTime::now()));
+        assert_eq!(since(hs.time()), hs.issued());
+        let remote = Handshake::remote(
+            Value::Null,
+            HandshakeHeaders::default(),
+            "/".into(),
+            1_234,
+            None,
+        );
+        assert_eq!((remote.issued(), remote.address()), (1_234, None));
+        assert_eq!(
+            remote.time(),
+            UNIX_EPOCH + std::time::Duration::from_millis(1_234)
+        );
     }
 
     #[test]

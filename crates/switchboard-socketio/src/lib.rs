@@ -149,8 +149,8 @@ mod size_tests {
     #[test]
     fn idle_state_stays_small() {
         use std::mem::size_of;
-        assert!(size_of::<crate::socket::Socket>() + 16 <= 256);
-        assert!(size_of::<crate::client::Client>() + 16 <= 192);
+        assert!(size_of::<crate::socket::Socket>() + 16 <= 224);
+        assert!(size_of::<crate::client::Client>() + 16 <= 160);
         assert_eq!(size_of::<switchboard_socketio_proto::Decoder>(), 16);
     }
 }

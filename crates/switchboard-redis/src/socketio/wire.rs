@@ -55,7 +55,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -289,7 +289,7 @@ fn socket(out: &mut impl Write, s: &SocketInfo) -> io::Result<()> {
         bytes(out, v.as_bytes())?;
     }
     varint(out, h.issued())?;
-    let address = h.address.map(|a| a.to_string()).unwrap_or_default();
+    let address = h.address().map(|a| a.to_string()).unwrap_or_default();
     bytes(out, address.as_bytes())?;
     out.write_all(&[u8::from(s.data.is_some())])?;
     values(
@@ -656,13 +656,7 @@ impl<'a> Reader<'a> {
         Ok(SocketInfo {
             id,
             rooms,
-            handshake: Handshake {
-                auth,
-                headers: headers.into_iter().collect(),
-                url,
-                time: UNIX_EPOCH + Duration::from_millis(issued),
-                address,
-            },
+            handshake: Handshake::remote(auth, headers.into_iter().collect(), url, issued, address),
             data,
         })
     }
@@ -802,13 +796,13 @@ mod tests {
         SocketInfo {
             id: "sid1".into(),
             rooms: vec!["sid1".into(), "r".into()],
-            handshake: Handshake {
-                auth: Value::from_json_str(r#"{"token":"t","n":[1,2.5]}"#).unwrap(),
-                headers: (&headers).into(),
-                url: "/socket.io/?EIO=4".into(),
-                time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-                address: Some("127.0.0.1:4000".parse().unwrap()),
-            },
+            handshake: Handshake::remote(
+                Value::from_json_str(r#"{"token":"t","n":[1,2.5]}"#).unwrap(),
+                (&headers).into(),
+                "/socket.io/?EIO=4".into(),
+                1_700_000_000_123,
+                Some("127.0.0.1:4000".parse().unwrap()),
+            ),
             data: Some(Value::Array(vec![
                 Value::from("d"),
                 Value::Binary(Bytes::from_static(b"\x00\xff")),
