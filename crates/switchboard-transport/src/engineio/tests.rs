@@ -596,15 +596,15 @@ async fn websocket_only_session() {
         .is_err());
 }
 
-/// Pings every 300 ms, 200 ms to answer.
-fn ping_config() -> EngineIoConfig {
+/// Pings every `interval` ms, `timeout` ms to answer.
+fn ping_config(interval: u64, timeout: u64) -> EngineIoConfig {
     let mut config = fast_config();
-    config.engine.ping_interval = Duration::from_millis(300);
-    config.engine.ping_timeout = Duration::from_millis(200);
+    config.engine.ping_interval = Duration::from_millis(interval);
+    config.engine.ping_timeout = Duration::from_millis(timeout);
     config
 }
 
-/// A ping of [`ping_config`] that arrived `at` after the session opened:
+/// A ping of `ping_config(300, _)` that arrived `at` after the session opened:
 /// never early; the upper bound only guards against a lost timer
 /// (generous: CI machines are loaded).
 fn assert_ping_on_time(at: Duration) {
@@ -616,7 +616,7 @@ fn assert_ping_on_time(at: Duration) {
 
 #[tokio::test]
 async fn ping_timeout_closes_the_session_once() {
-    let s = start(ping_config()).await;
+    let s = start(ping_config(300, 200)).await;
     let sid = handshake(s.addr).await;
     let t0 = tokio::time::Instant::now();
     // The ping arrives on time.
@@ -963,7 +963,7 @@ fn a_session_fits_a_448_byte_block() {
 #[tokio::test]
 async fn a_session_born_on_a_websocket_is_one_task() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let s = start(ping_config()).await;
+    let s = start(ping_config(300, 200)).await;
     let mut ws = WsClient::connect(s.addr, "EIO=4&transport=websocket").await;
     let sid = sid_of(&ws.recv_text().await);
     // The connection's task runs the session: one registry slot, no
@@ -1005,10 +1005,7 @@ async fn far_session_deadlines_wait_on_the_registry_ticker() {
     // Pings 2.5 s apart, 2.5 s to answer (the defaults are 25 s and 20 s):
     // past the two seconds above which a session on a WebSocket keeps no
     // timer of its own.
-    let mut config = fast_config();
-    config.engine.ping_interval = Duration::from_millis(2500);
-    config.engine.ping_timeout = Duration::from_millis(2500);
-    let s = start(config).await;
+    let s = start(ping_config(2500, 2500)).await;
     let t0 = tokio::time::Instant::now();
     let mut ws = WsClient::connect(s.addr, "EIO=4&transport=websocket").await;
     let sid = sid_of(&ws.recv_text().await);
@@ -1089,10 +1086,7 @@ async fn shutdown_closes_a_session_born_on_a_websocket() {
 #[tokio::test]
 async fn an_upgraded_session_is_handed_to_its_websocket_task() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let mut config = fast_config();
-    config.engine.ping_interval = Duration::from_millis(400);
-    config.engine.ping_timeout = Duration::from_millis(300);
-    let s = start(config).await;
+    let s = start(ping_config(400, 300)).await;
     let sid = handshake(s.addr).await;
     let socket = s.eio.socket(&sid).unwrap();
     // Work attached while the session task runs the session...
