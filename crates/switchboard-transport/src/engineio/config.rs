@@ -109,7 +109,8 @@ pub struct EngineIoConfig {
     /// WebSocket that stopped reading), the session is closed (`forced
     /// close`; a recovering Socket.IO client gets the missed events back
     /// on reconnection). Node has no such limit. Default 4 MiB, as the
-    /// hub's per-connection mailbox.
+    /// hub's per-connection mailbox. A WebSocket's share is counted up to
+    /// 4 GiB: a limit above that does not apply to it.
     pub max_buffered_bytes: usize,
 }
 

@@ -429,8 +429,10 @@ pub(crate) struct WsOutbox {
 #[derive(Default)]
 pub(crate) struct OutboxQueue {
     pub(crate) messages: VecDeque<WsMessage>,
-    /// Payload bytes in `messages`.
-    bytes: usize,
+    /// Payload bytes in `messages`, saturating at 4 GiB (a `u32`: every
+    /// WebSocket connection holds an outbox, which fits an 80-byte block
+    /// so).
+    bytes: u32,
     pub(crate) close: bool,
     waker: Option<Waker>,
 }
@@ -448,10 +450,13 @@ impl WsOutbox {
             if q.close {
                 return;
             }
-            q.bytes += match &message {
+            let len = match &message {
                 WsMessage::Text(t) => t.len(),
                 WsMessage::Binary(b) => b.len(),
             };
+            q.bytes = q
+                .bytes
+                .saturating_add(u32::try_from(len).unwrap_or(u32::MAX));
             q.messages.push_back(message);
             q.waker.take()
         };
@@ -482,7 +487,7 @@ impl WsOutbox {
 
     /// Payload bytes waiting for the connection's task.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.q.lock().bytes
+        self.q.lock().bytes as usize
     }
 
     /// Moves the queued messages to `into` (unless `!take`: the socket is

@@ -953,6 +953,13 @@ async fn attached_work_runs_on_the_session_task_until_done_or_closed() {
 }
 
 #[test]
+fn an_outbox_fits_an_80_byte_block() {
+    // One per WebSocket connection, in an `Arc`.
+    let n = std::mem::size_of::<socket::WsOutbox>() + 16;
+    assert!(n <= 80, "an outbox takes {n} bytes");
+}
+
+#[test]
 fn a_session_fits_a_448_byte_block() {
     // Every session's state is one `Arc` (16 bytes of counts): jemalloc's
     // size classes around it are 384, 448, 512.
