@@ -339,15 +339,20 @@ fn ack_raw(ack: Option<AckSender>, json: &str) {
 /// Moves hub deliveries to the socket, polled on the connection's own task
 /// ([`SocketRef::attach`]: no task per socket), until the hub client goes
 /// (the socket disconnected, [`HubLink`]) or the connection closes. Holds
-/// the socket and the link weakly: neither is kept alive by it.
+/// the socket and the link weakly: neither is kept alive by it. Two weak
+/// handles and nothing else (every connection keeps it: a 16-byte block).
 fn pump(
     link: &Arc<Link>,
     socket: &SocketRef,
 ) -> impl FnMut(&mut Context<'_>) -> Poll<()> + Send + 'static {
-    let mailbox = link.client.mailbox().clone();
     let link = Arc::downgrade(link);
     let socket = Arc::downgrade(socket);
     move |cx| {
+        // The hub client went with the link: nothing more to move.
+        let Some(hub_link) = link.upgrade() else {
+            return Poll::Ready(());
+        };
+        let mailbox = hub_link.client.mailbox();
         // A bounded number of rounds per wake-up: a busy mailbox does not
         // starve the connection's other work.
         for _ in 0..16 {
@@ -372,8 +377,7 @@ fn pump(
                         let _ = socket.emit_encoded(Utf8Bytes::from(text));
                     }
                     Delivery::CatchUp(c) => {
-                        let Some(link) = link.upgrade() else { continue };
-                        let Some(ack) = super::envelope::take_pending(&link.pending, &c.topic)
+                        let Some(ack) = super::envelope::take_pending(&hub_link.pending, &c.topic)
                         else {
                             continue;
                         };
