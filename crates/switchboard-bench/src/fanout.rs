@@ -27,7 +27,7 @@ use crate::sockjs::{xhr_send, SockJsWs, StreamState, XhrStream};
 use crate::stalled::{StalledRun, SubConn};
 use crate::stats::{new_hist, Latency, NodeSplit, Report};
 use crate::stomp::{StompConn, StompOpts};
-use crate::util::{now_ns, parse_url, Target};
+use crate::util::{find, now_ns, parse_url, Target};
 use crate::ws::WsConn;
 
 #[derive(Clone, Debug, clap::Args)]
@@ -710,7 +710,7 @@ async fn sio_connect(t: &Target, topic: Option<&str>) -> Result<SioConn, String>
     let mut ok = topic.is_none();
     c.wait_for(|m| {
         let ack = m.starts_with(b"430[");
-        ok |= ack && contains(m, b"\"ok\":true");
+        ok |= ack && find(m, b"\"ok\":true").is_some();
         ack
     })
     .await
@@ -729,12 +729,8 @@ fn sio_payload(m: &[u8], hub: bool) -> Option<&[u8]> {
     }
     let rest = m.strip_prefix(b"2[\"message\",{")?;
     const DATA: &[u8] = b"\"data\":\"";
-    let at = rest.windows(DATA.len()).position(|w| w == DATA)?;
+    let at = find(rest, DATA)?;
     Some(&rest[at + DATA.len()..])
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A Socket.IO subscriber: joins the room (or subscribes to the hub

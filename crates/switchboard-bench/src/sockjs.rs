@@ -25,7 +25,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::util::Target;
+use crate::util::{find, Target};
 use crate::ws::{tcp_connect, WsConn};
 
 thread_local! {
@@ -487,10 +487,6 @@ impl XhrStream {
         }
         self.line.extend_from_slice(rest);
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// `POST <session>/xhr_send` with `["msg"]` on a connection of its own;

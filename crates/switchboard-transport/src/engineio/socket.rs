@@ -328,6 +328,11 @@ impl EngineSocket {
         drop(work);
     }
 
+    /// The session as a waker (see `impl Wake for SocketInner`).
+    fn waker(&self) -> Waker {
+        Waker::from(self.inner.clone())
+    }
+
     /// Polls the attached work (outside the lock: it may send) and keeps
     /// what is still pending. Its wakers set the session's wake-up flag
     /// (and wake the task running the session), which polls it again.
@@ -336,7 +341,7 @@ impl EngineSocket {
         if work.is_empty() {
             return;
         }
-        let waker = Waker::from(self.inner.clone());
+        let waker = self.waker();
         let mut cx = Context::from_waker(&waker);
         work.retain_mut(|w| w(&mut cx).is_pending());
         let mut st = self.inner.state.lock();
@@ -350,7 +355,7 @@ impl EngineSocket {
     /// wake-up flag. `Ready` when the deadline has passed already.
     pub(crate) fn poll_timer(&self, deadline: Instant) -> Poll<()> {
         let deadline = tokio::time::Instant::from_std(deadline);
-        let waker = Waker::from(self.inner.clone());
+        let waker = self.waker();
         let mut cx = Context::from_waker(&waker);
         let mut st = self.inner.state.lock();
         let timer = match &mut st.timer {
