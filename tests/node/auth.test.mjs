@@ -177,6 +177,19 @@ test('Socket.IO: a refused token is a connect_error with the reason; a valid one
   assert.deepEqual([denied.ok, denied.code], [false, 'forbidden']);
   const allowed = await ok.timeout(3000).emitWithAck('subscribe', uniqueTopic('room'));
   assert.equal(allowed.ok, true);
+
+  // The token in an Authorization header, on polling then the upgrade: the
+  // one request header `switchboard serve` keeps for a connection.
+  const token = valid('u-dora', { name: 'Dora', subscribe: ['room-*'] });
+  const viaHeader = io(server.http, {
+    extraHeaders: { Authorization: `Bearer ${token}` }, reconnection: false, forceNew: true,
+  });
+  cleanups.push(() => viaHeader.close());
+  await withTimeout(new Promise((r) => viaHeader.on('connect', r)), 5000, 'connect with the header');
+  const joined = await viaHeader.timeout(3000).emitWithAck('subscribe', uniqueTopic('room'));
+  assert.equal(joined.ok, true);
+  assert.deepEqual(joined.presence.members, ['Dora']);
+  assert.equal((await viaHeader.timeout(3000).emitWithAck('subscribe', 'private')).code, 'forbidden');
 });
 
 test('SockJS: a refused token closes the session with 4401 and the reason', async () => {

@@ -117,12 +117,12 @@ async fn fetch_join_leave_and_disconnect_across_nodes() {
         sorted(rb1.rooms().to_vec()),
         sorted(vec![b1.sid.clone(), "r".into()])
     );
-    assert_eq!(rb1.handshake().auth.get("user"), Some(&Value::from("b1")));
+    assert_eq!(rb1.handshake().auth().get("user"), Some(&Value::from("b1")));
     assert_eq!(
         rb1.handshake().query_param("transport").as_deref(),
         Some("websocket")
     );
-    assert!(rb1.handshake().headers.contains_key("sec-websocket-key"));
+    assert!(rb1.handshake().headers().contains_key("sec-websocket-key"));
     assert_eq!(
         rb1.data().and_then(|d| d.get("node")),
         Some(&Value::from("B"))

@@ -78,7 +78,7 @@ fn socket_io() -> SocketIo {
     });
     io.ns("/", |socket: SocketRef| {
         trace(&socket);
-        let _ = socket.emit("auth", &socket.handshake().auth);
+        let _ = socket.emit("auth", socket.handshake().auth());
         socket.on(
             "message",
             |s: SocketRef, args: Args, _ack: Option<AckSender>| {
@@ -96,7 +96,7 @@ fn socket_io() -> SocketIo {
     });
     io.ns("/custom", |socket: SocketRef| {
         trace(&socket);
-        let _ = socket.emit("auth", &socket.handshake().auth);
+        let _ = socket.emit("auth", socket.handshake().auth());
     });
     io
 }

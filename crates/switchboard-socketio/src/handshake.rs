@@ -1,6 +1,6 @@
-//! What the client sent when it connected ([`Handshake`], its request
-//! headers kept compactly in [`HandshakeHeaders`]) and per-socket typed
-//! storage ([`Extensions`]).
+//! What the client sent when it connected ([`Handshake`]; the target and
+//! headers of its request kept compactly in one [`HandshakeRequest`]) and
+//! per-socket typed storage ([`Extensions`]).
 
 use std::any::{Any, TypeId};
 use std::fmt;
@@ -13,29 +13,36 @@ use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use switchboard_socketio_proto::{from_value, Value};
 
-/// Node's `socket.handshake`.
+/// Node's `socket.handshake`. Every socket keeps one, so it is compact:
+/// 40 bytes, the request shared with the connection, `auth` boxed only
+/// when the client sent one.
 #[derive(Debug, Clone)]
 pub struct Handshake {
-    /// The CONNECT payload (`auth` option of the client), `{}` when absent.
-    pub auth: Value,
-    /// The headers of the Engine.IO handshake request (shared by the
-    /// connection's sockets).
-    pub headers: HandshakeHeaders,
-    /// The request target of the Engine.IO handshake (path and query;
-    /// [`query`](Self::query) decodes the query).
-    pub url: Arc<str>,
-    /// [`issued`](Self::issued) (every socket keeps its handshake: the
-    /// time in 8 bytes, the address shared, instead of 16 and 32).
+    /// The CONNECT payload; `None` for `{}` (most clients send none).
+    #[allow(clippy::box_collection)] // 8 bytes in every socket instead of 40
+    auth: Option<Box<Value>>,
+    request: HandshakeRequest,
+    /// [`issued`](Self::issued) (the time in 8 bytes, the address shared,
+    /// instead of 16 and 32).
     issued: u64,
     address: Option<Arc<SocketAddr>>,
+}
+
+/// `{}`: the auth of a client that sent none.
+static NO_AUTH: Value = Value::Object(Vec::new());
+
+fn boxed_auth(auth: Value) -> Option<Box<Value>> {
+    match auth {
+        Value::Object(fields) if fields.is_empty() => None,
+        other => Some(Box::new(other)),
+    }
 }
 
 impl Handshake {
     pub(crate) fn new(req: &RequestInfo, auth: Value) -> Self {
         Handshake {
-            auth,
-            headers: req.headers.clone(),
-            url: req.url.clone(),
+            auth: boxed_auth(auth),
+            request: req.request.clone(),
             issued: millis_since_epoch(SystemTime::now()),
             address: req.address.clone(),
         }
@@ -45,18 +52,38 @@ impl Handshake {
     /// `issued` in milliseconds since the Unix epoch.
     pub fn remote(
         auth: Value,
-        headers: HandshakeHeaders,
-        url: Arc<str>,
+        request: HandshakeRequest,
         issued: u64,
         address: Option<SocketAddr>,
     ) -> Self {
         Handshake {
-            auth,
-            headers,
-            url,
+            auth: boxed_auth(auth),
+            request,
             issued,
             address: address.map(Arc::new),
         }
+    }
+
+    /// The CONNECT payload (the client's `auth` option), `{}` when absent.
+    pub fn auth(&self) -> &Value {
+        self.auth.as_deref().unwrap_or(&NO_AUTH)
+    }
+
+    /// The headers of the Engine.IO handshake request (those the server
+    /// keeps: [`Config::handshake_headers`](crate::Config::handshake_headers)).
+    pub fn headers(&self) -> HandshakeHeaders<'_> {
+        self.request.headers()
+    }
+
+    /// The request target of the Engine.IO handshake (path and query;
+    /// [`query`](Self::query) decodes the query).
+    pub fn url(&self) -> &str {
+        self.request.url()
+    }
+
+    /// The request this handshake shares with its connection's sockets.
+    pub fn request(&self) -> &HandshakeRequest {
+        &self.request
     }
 
     /// When the socket connected to the namespace.
@@ -80,7 +107,7 @@ impl Handshake {
     /// `t` and yours), in order. Decoded on each call: a connection keeps
     /// only the URL.
     pub fn query(&self) -> Vec<(String, String)> {
-        self.url
+        self.url()
             .split_once('?')
             .map(|(_, q)| parse_query(q))
             .unwrap_or_default()
@@ -88,7 +115,7 @@ impl Handshake {
 
     /// The first query value named `key`, decoded.
     pub fn query_param(&self, key: &str) -> Option<String> {
-        let (_, q) = self.url.split_once('?')?;
+        let (_, q) = self.url().split_once('?')?;
         q.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             (decode_component(k) == key).then(|| decode_component(v))
@@ -97,7 +124,7 @@ impl Handshake {
 
     /// The auth payload as a typed value.
     pub fn auth_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        from_value(self.auth.clone())
+        from_value(self.auth().clone())
     }
 }
 
@@ -106,81 +133,156 @@ fn millis_since_epoch(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Which headers of the Engine.IO handshake request a connection keeps for
+/// its sockets' [`Handshake::headers`]
+/// ([`Config::handshake_headers`](crate::Config::handshake_headers)).
+/// Every idle connection holds them: a browser sends about a kilobyte.
+#[derive(Debug, Clone, Default)]
+pub enum KeptHeaders {
+    /// Every header, as Node keeps them (the default).
+    #[default]
+    All,
+    /// Only these (e.g. `authorization` when only a middleware reads it).
+    Only(Vec<HeaderName>),
+}
+
+impl KeptHeaders {
+    fn keeps(&self, name: &HeaderName) -> bool {
+        match self {
+            KeptHeaders::All => true,
+            KeptHeaders::Only(names) => names.contains(name),
+        }
+    }
+}
+
 /// The parts of the Engine.IO handshake request a connection keeps.
 #[derive(Debug, Clone)]
 pub(crate) struct RequestInfo {
-    pub headers: HandshakeHeaders,
-    pub url: Arc<str>,
+    pub request: HandshakeRequest,
     /// Shared with the sockets' handshakes (most transports put none, and
     /// a `SocketAddr` takes 32 bytes).
     pub address: Option<Arc<SocketAddr>>,
 }
 
 impl RequestInfo {
-    pub(crate) fn from_parts(parts: &http::request::Parts) -> Self {
+    pub(crate) fn from_parts(parts: &http::request::Parts, kept: &KeptHeaders) -> Self {
+        let url = parts.uri.path_and_query().map_or_else(
+            || std::borrow::Cow::Owned(parts.uri.to_string()),
+            |p| std::borrow::Cow::Borrowed(p.as_str()),
+        );
+        let headers = parts
+            .headers
+            .iter()
+            .filter(|(n, _)| kept.keeps(n))
+            .map(|(n, v)| (n.as_str(), v.as_bytes()));
         RequestInfo {
-            headers: HandshakeHeaders::from(&parts.headers),
-            url: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| parts.uri.to_string().into(), |p| p.as_str().into()),
+            request: HandshakeRequest::new(&url, headers),
             address: parts.extensions.get::<SocketAddr>().copied().map(Arc::new),
         }
     }
 }
 
-/// The headers of the handshake request (Node's `handshake.headers`):
-/// lower-case names, each with its value, in request order (a name sent
-/// twice, e.g. `cookie`, appears twice). Cloning is cheap: the connection's
-/// sockets share one copy.
+/// The target and the headers of the Engine.IO handshake request, kept by
+/// a connection and shared by its sockets' handshakes: one allocation,
+/// the URL then every header's name and value back to back, each with its
+/// length. Cloning is cheap.
 ///
-/// The copy is one allocation, names and values back to back. A
-/// [`HeaderMap`] would cost about a kilobyte for the handful of headers a
+/// A [`HeaderMap`] would cost about a kilobyte for the handful of headers a
 /// WebSocket client sends (an entry is ~100 bytes, and each value its own
 /// allocation), held by every idle connection; and hyper's own values are
 /// slices of the connection's read buffer, which they would pin.
-/// [`to_header_map`](Self::to_header_map) builds a `HeaderMap` when one is
+/// [`HandshakeHeaders::to_header_map`] builds a `HeaderMap` when one is
 /// needed.
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue};
-/// use switchboard_socketio::HandshakeHeaders;
+/// use switchboard_socketio::HandshakeRequest;
 ///
 /// let mut map = HeaderMap::new();
 /// map.insert("x-user", HeaderValue::from_static("ann"));
 /// map.append("cookie", HeaderValue::from_static("a=1"));
 /// map.append("cookie", HeaderValue::from_static("b=2"));
-/// let headers = HandshakeHeaders::from(&map);
+/// let request = HandshakeRequest::new("/socket.io/?EIO=4", &map);
+/// assert_eq!(request.url(), "/socket.io/?EIO=4");
+/// let headers = request.headers();
 /// assert_eq!(headers.get("X-User"), Some("ann"));
 /// assert_eq!(headers.get_all("cookie").collect::<Vec<_>>(), [&b"a=1"[..], b"b=2"]);
 /// assert_eq!(headers.len(), 3);
 /// assert_eq!(headers.to_header_map(), map);
 /// ```
-#[derive(Clone)]
-pub struct HandshakeHeaders(Arc<[u8]>);
+#[derive(Clone, PartialEq, Eq)]
+pub struct HandshakeRequest(Arc<[u8]>);
 
+/// The URL's length (`u32`, little endian) before the URL.
+const URL_HEAD: usize = 4;
 /// Per header: the name's length and the value's (`u32`, little endian),
 /// then the name and the value.
 const ENTRY_HEAD: usize = 8;
 
-impl HandshakeHeaders {
-    fn encode<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Self {
+impl HandshakeRequest {
+    /// `url` (the request target) and `headers` (lower-case names, in
+    /// request order), e.g. a `&HeaderMap`.
+    pub fn new<N, V>(url: &str, headers: impl IntoIterator<Item = (N, V)>) -> Self
+    where
+        N: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
         // A scratch buffer: the `Arc` copies it into a block of its own.
-        let mut buf = Vec::new();
-        for (name, value) in pairs {
-            // hyper refuses heads this large long before: no truncation.
-            let (n, v) = (name.len() as u32, value.len() as u32);
-            buf.extend_from_slice(&n.to_le_bytes());
-            buf.extend_from_slice(&v.to_le_bytes());
+        // hyper refuses heads this large long before: no truncation.
+        let mut buf = Vec::with_capacity(URL_HEAD + url.len());
+        buf.extend_from_slice(&(url.len() as u32).to_le_bytes());
+        buf.extend_from_slice(url.as_bytes());
+        for (name, value) in headers {
+            let (name, value) = (name.as_ref(), value.as_ref());
+            buf.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
             buf.extend_from_slice(name.as_bytes());
             buf.extend_from_slice(value);
         }
-        HandshakeHeaders(buf.into())
+        HandshakeRequest(buf.into())
     }
 
+    fn split(&self) -> (&str, &[u8]) {
+        let (n, rest) = self
+            .0
+            .split_first_chunk::<URL_HEAD>()
+            .expect("built with its URL's length");
+        let (url, headers) = rest.split_at(u32::from_le_bytes(*n) as usize);
+        // Copied from a `&str`.
+        (std::str::from_utf8(url).unwrap_or_default(), headers)
+    }
+
+    /// The request target (path and query).
+    pub fn url(&self) -> &str {
+        self.split().0
+    }
+
+    /// The headers (Node's `handshake.headers`).
+    pub fn headers(&self) -> HandshakeHeaders<'_> {
+        HandshakeHeaders(self.split().1)
+    }
+}
+
+impl fmt::Debug for HandshakeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandshakeRequest")
+            .field("url", &self.url())
+            .field("headers", &self.headers())
+            .finish()
+    }
+}
+
+/// The headers of a handshake request (Node's `handshake.headers`):
+/// lower-case names, each with its value, in request order (a name sent
+/// twice, e.g. `cookie`, appears twice). A view of its
+/// [`HandshakeRequest`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeHeaders<'a>(&'a [u8]);
+
+impl<'a> HandshakeHeaders<'a> {
     /// Every header, in request order: the (lower-case) name and the value.
-    pub fn iter(&self) -> HeadersIter<'_> {
-        HeadersIter { rest: &self.0 }
+    pub fn iter(&self) -> HeadersIter<'a> {
+        HeadersIter { rest: self.0 }
     }
 
     /// The number of headers (a repeated name counts each time).
@@ -194,7 +296,7 @@ impl HandshakeHeaders {
     }
 
     /// The values of the headers named `name` (any case), in order.
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn get_all(self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
@@ -202,12 +304,12 @@ impl HandshakeHeaders {
 
     /// The first value of the header named `name` (any case, a `&str` or
     /// a [`HeaderName`]), if it is UTF-8.
-    pub fn get(&self, name: impl AsRef<str>) -> Option<&str> {
+    pub fn get(&self, name: impl AsRef<str>) -> Option<&'a str> {
         std::str::from_utf8(self.get_bytes(name)?).ok()
     }
 
     /// The first value of the header named `name` (any case), as bytes.
-    pub fn get_bytes(&self, name: impl AsRef<str>) -> Option<&[u8]> {
+    pub fn get_bytes(&self, name: impl AsRef<str>) -> Option<&'a [u8]> {
         let name = name.as_ref();
         self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -230,34 +332,7 @@ impl HandshakeHeaders {
     }
 }
 
-impl Default for HandshakeHeaders {
-    fn default() -> Self {
-        HandshakeHeaders::encode(std::iter::empty())
-    }
-}
-
-impl From<&HeaderMap> for HandshakeHeaders {
-    fn from(map: &HeaderMap) -> Self {
-        HandshakeHeaders::encode(map.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
-    }
-}
-
-impl FromIterator<(HeaderName, HeaderValue)> for HandshakeHeaders {
-    fn from_iter<I: IntoIterator<Item = (HeaderName, HeaderValue)>>(pairs: I) -> Self {
-        let pairs: Vec<_> = pairs.into_iter().collect();
-        HandshakeHeaders::encode(pairs.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
-    }
-}
-
-impl PartialEq for HandshakeHeaders {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-
-impl Eq for HandshakeHeaders {}
-
-impl fmt::Debug for HandshakeHeaders {
+impl fmt::Debug for HandshakeHeaders<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
             .entries(self.iter().map(|(n, v)| (n, String::from_utf8_lossy(v))))
@@ -265,7 +340,7 @@ impl fmt::Debug for HandshakeHeaders {
     }
 }
 
-impl<'a> IntoIterator for &'a HandshakeHeaders {
+impl<'a> IntoIterator for HandshakeHeaders<'a> {
     type Item = (&'a str, &'a [u8]);
     type IntoIter = HeadersIter<'a>;
     fn into_iter(self) -> HeadersIter<'a> {
@@ -495,8 +570,7 @@ mod tests {
         let before = SystemTime::now();
         let addr: SocketAddr = "[::1]:4000".parse().unwrap();
         let req = RequestInfo {
-            headers: HandshakeHeaders::default(),
-            url: "/socket.io/?EIO=4".into(),
+            request: HandshakeRequest::new("/socket.io/?EIO=4", no_headers()),
             address: Some(Arc::new(addr)),
         };
         let hs = Handshake::new(&req, Value::Null);
@@ -511,8 +585,7 @@ mod tests {
         assert_eq!(since(hs.time()), hs.issued());
         let remote = Handshake::remote(
             Value::Null,
-            HandshakeHeaders::default(),
-            "/".into(),
+            HandshakeRequest::new("/", no_headers()),
             1_234,
             None,
         );
@@ -527,8 +600,10 @@ mod tests {
     fn query_is_decoded_from_the_url() {
         let hs = Handshake::new(
             &RequestInfo {
-                headers: HandshakeHeaders::default(),
-                url: "/socket.io/?EIO=4&name=a%20b+c&token=x&name=second".into(),
+                request: HandshakeRequest::new(
+                    "/socket.io/?EIO=4&name=a%20b+c&token=x&name=second",
+                    no_headers(),
+                ),
                 address: None,
             },
             Value::Null,
@@ -556,14 +631,21 @@ mod tests {
         assert_eq!(decode_component("%41"), "A");
     }
 
+    fn no_headers() -> [(&'static str, &'static [u8]); 0] {
+        []
+    }
+
     #[test]
-    fn handshake_headers_keep_every_header_in_one_block() {
+    fn the_request_is_one_block_of_url_and_headers() {
         let mut map = HeaderMap::new();
         map.insert("host", HeaderValue::from_static("example.com"));
         map.append("cookie", HeaderValue::from_static("a=1"));
         map.append("cookie", HeaderValue::from_static("b=2"));
         map.insert("x-raw", HeaderValue::from_bytes(b"caf\xe9").unwrap());
-        let h = HandshakeHeaders::from(&map);
+        let url = "/socket.io/?EIO=4&transport=websocket";
+        let r = HandshakeRequest::new(url, &map);
+        assert_eq!(r.url(), url);
+        let h = r.headers();
         assert_eq!(h.len(), 4);
         assert_eq!(h.get("HOST"), Some("example.com"));
         assert_eq!(h.get(http::header::COOKIE), Some("a=1"));
@@ -573,16 +655,58 @@ mod tests {
         assert_eq!(h.get_bytes("x-raw"), Some(&b"caf\xe9"[..]));
         assert!(!h.contains_key("origin"));
         assert_eq!(h.to_header_map(), map);
-        // Names and values back to back, with their lengths: nothing else.
+        // The URL, names and values back to back, with their lengths:
+        // nothing else.
         let payload: usize = map.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
-        assert_eq!(h.0.len(), payload + 4 * ENTRY_HEAD);
+        assert_eq!(r.0.len(), URL_HEAD + url.len() + payload + 4 * ENTRY_HEAD);
         // The connection's sockets share it.
-        let copy = h.clone();
-        assert!(Arc::ptr_eq(&h.0, &copy.0));
-        assert_eq!(copy, h);
-
-        let empty = HandshakeHeaders::default();
-        assert!(empty.is_empty() && empty.len() == 0 && empty.iter().next().is_none());
+        let copy = r.clone();
+        assert!(Arc::ptr_eq(&r.0, &copy.0));
+        assert_eq!(copy, r);
         assert_eq!(format!("{h:?}").matches("cookie").count(), 2);
+
+        let empty = HandshakeRequest::new("", no_headers());
+        let h = empty.headers();
+        assert!(h.is_empty() && h.len() == 0 && h.iter().next().is_none());
+        assert_eq!(empty.url(), "");
+    }
+
+    #[test]
+    fn a_connection_keeps_the_headers_it_is_told_to() {
+        let req = http::Request::get("/socket.io/?EIO=4")
+            .header("authorization", "Bearer t")
+            .header("user-agent", "x")
+            .header("cookie", "a=1")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let all = RequestInfo::from_parts(&parts, &KeptHeaders::All);
+        assert_eq!(all.request.headers().len(), 3);
+        assert_eq!(all.request.url(), "/socket.io/?EIO=4");
+        let only = RequestInfo::from_parts(
+            &parts,
+            &KeptHeaders::Only(vec![http::header::AUTHORIZATION]),
+        );
+        let kept: Vec<_> = only.request.headers().iter().collect();
+        assert_eq!(kept, [("authorization", &b"Bearer t"[..])]);
+        assert_eq!(only.request.url(), "/socket.io/?EIO=4");
+        assert!(only.request.0.len() < all.request.0.len());
+    }
+
+    #[test]
+    fn an_empty_auth_takes_no_block() {
+        let req = RequestInfo {
+            request: HandshakeRequest::new("/", no_headers()),
+            address: None,
+        };
+        let hs = Handshake::new(&req, Value::Object(Vec::new()));
+        assert!(hs.auth.is_none());
+        assert_eq!(hs.auth(), &Value::Object(Vec::new()));
+        let with = Handshake::new(&req, Value::Object(vec![("a".into(), Value::from(1u64))]));
+        assert_eq!(
+            with.auth_as::<serde_json::Value>().unwrap(),
+            serde_json::json!({"a": 1})
+        );
+        assert_eq!(std::mem::size_of::<Handshake>(), 40);
     }
 }

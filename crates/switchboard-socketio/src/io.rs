@@ -18,7 +18,7 @@ use crate::client::Client;
 use crate::cluster::{Cluster, RemoteSocket};
 use crate::engine::EngineConn;
 use crate::error::{ConnectError, DisconnectReason, EmitError};
-use crate::handshake::RequestInfo;
+use crate::handshake::{KeptHeaders, RequestInfo};
 use crate::namespace::{Hooks, Namespace};
 use crate::recovery::RecoveryConfig;
 use crate::socket::SocketRef;
@@ -45,6 +45,12 @@ pub struct Config {
     /// balancer (Node's cluster adapters); `None` (alone) by default. See
     /// [`Cluster`] and `switchboard_redis::RedisSocketIoCluster`.
     pub cluster: Option<Arc<dyn Cluster>>,
+    /// Which headers of the Engine.IO handshake request a connection keeps
+    /// for its sockets' [`Handshake::headers`](crate::Handshake::headers):
+    /// all (as Node) by default. Every idle connection holds them, and a
+    /// browser sends about a kilobyte: keep only those the application
+    /// reads after the handshake, if it knows them.
+    pub handshake_headers: KeptHeaders,
 }
 
 impl Default for Config {
@@ -55,6 +61,7 @@ impl Default for Config {
             adapter: Arc::new(|_| Arc::new(LocalAdapter::new())),
             connection_state_recovery: None,
             cluster: None,
+            handshake_headers: KeptHeaders::All,
         }
     }
 }
@@ -66,6 +73,7 @@ impl fmt::Debug for Config {
             .field("decoder", &self.decoder)
             .field("connection_state_recovery", &self.connection_state_recovery)
             .field("cluster", &self.cluster.is_some())
+            .field("handshake_headers", &self.handshake_headers)
             .finish_non_exhaustive()
     }
 }
@@ -316,7 +324,8 @@ impl SocketIo {
     /// A new Engine.IO session: starts the `connect_timeout`.
     pub fn engine_open(&self, conn: Arc<dyn EngineConn>, req: &http::request::Parts) {
         let sid = conn.sid_shared();
-        let client = Client::new(conn, &self.0, RequestInfo::from_parts(req));
+        let req = RequestInfo::from_parts(req, &self.0.config.handshake_headers);
+        let client = Client::new(conn, &self.0, req);
         self.0.clients.write().insert(sid, client);
     }
 

@@ -133,7 +133,9 @@ pub use cluster::{
 };
 pub use engine::{CloseReason, Closed, EngineConn, Message, SessionWork, Utf8Bytes};
 pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
-pub use handshake::{Extensions, Handshake, HandshakeHeaders, HeadersIter};
+pub use handshake::{
+    Extensions, Handshake, HandshakeHeaders, HandshakeRequest, HeadersIter, KeptHeaders,
+};
 pub use io::{AdapterFactory, Config, DynamicNamespace, SocketIo, WeakSocketIo};
 pub use namespace::Namespace;
 pub use recovery::RecoveryConfig;
@@ -142,15 +144,16 @@ pub use switchboard_socketio_proto::Value;
 #[cfg(test)]
 mod size_tests {
     /// What every idle connection holds: a socket per namespace joined
-    /// (in an `Arc`: 16 bytes more) and the client. A socket at 256 bytes
-    /// fills jemalloc's 256-byte class; its rarely used parts (handlers on
-    /// the socket itself, awaited acks, a half-received binary packet) are
-    /// allocated when first used.
+    /// (in an `Arc`: 16 bytes more) and the client, each filling a
+    /// jemalloc size class (128, 160, 192, 224, 256): the handshake shares
+    /// the connection's request and boxes a non-empty `auth`, and the
+    /// rarely used parts (handlers on the socket itself, awaited acks, a
+    /// half-received binary packet) are allocated when first used.
     #[test]
     fn idle_state_stays_small() {
         use std::mem::size_of;
-        assert!(size_of::<crate::socket::Socket>() + 16 <= 224);
-        assert!(size_of::<crate::client::Client>() + 16 <= 160);
+        assert!(size_of::<crate::socket::Socket>() + 16 <= 160);
+        assert!(size_of::<crate::client::Client>() + 16 <= 128);
         assert_eq!(size_of::<switchboard_socketio_proto::Decoder>(), 16);
     }
 }

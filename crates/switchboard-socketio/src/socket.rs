@@ -62,7 +62,7 @@ pub struct Socket {
     /// Shared with the namespace's table of sockets.
     id: Arc<str>,
     /// The private session id of connection state recovery.
-    pid: Option<String>,
+    pid: Option<Box<str>>,
     recovered: bool,
     ns: Namespace,
     pub(crate) client: Arc<Client>,
@@ -125,7 +125,7 @@ impl Socket {
         data: crate::handshake::TypeMap,
     ) -> SocketRef {
         let (pid, recovered) = match session {
-            Some((pid, recovered)) => (Some(pid), recovered),
+            Some((pid, recovered)) => (Some(pid.into_boxed_str()), recovered),
             None => (None, false),
         };
         Arc::new(Socket {

@@ -128,9 +128,9 @@ fn connect_main_namespace_and_handshake() {
         let h = s.handshake();
         s2.lock().push(format!(
             "{} {} {} {}",
-            h.auth,
+            h.auth(),
             h.query_param("room").unwrap(),
-            h.headers.get("x-user").unwrap(),
+            h.headers().get("x-user").unwrap(),
             s.rooms().join(",") == s.id()
         ));
     });
@@ -207,7 +207,7 @@ async fn async_middleware() {
     .middleware(|_| Ok(()))
     .async_middleware(|s: SocketRef| async move {
         tokio::task::yield_now().await;
-        match s.handshake().auth.get("ok") {
+        match s.handshake().auth().get("ok") {
             Some(Value::Bool(true)) => Ok(()),
             _ => Err(ConnectError::new("nope")),
         }

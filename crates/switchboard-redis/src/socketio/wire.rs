@@ -60,8 +60,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use switchboard_socketio::{
-    BroadcastFlags, BroadcastOptions, EncodedPacket, Handshake, Room, SessionState, SocketInfo,
-    Value,
+    BroadcastFlags, BroadcastOptions, EncodedPacket, Handshake, HandshakeRequest, Room,
+    SessionState, SocketInfo, Value,
 };
 use switchboard_socketio_proto::{encode, Decoder, DecoderConfig, Packet, PacketType};
 
@@ -276,12 +276,12 @@ fn socket(out: &mut impl Write, s: &SocketInfo) -> io::Result<()> {
     bytes(out, s.id.as_bytes())?;
     strs(out, &s.rooms)?;
     let h = &s.handshake;
-    varint(out, h.headers.len() as u64)?;
-    for (name, value) in h.headers.iter() {
+    varint(out, h.headers().len() as u64)?;
+    for (name, value) in h.headers() {
         bytes(out, name.as_bytes())?;
         bytes(out, value)?;
     }
-    bytes(out, h.url.as_bytes())?;
+    bytes(out, h.url().as_bytes())?;
     let query = h.query();
     varint(out, query.len() as u64)?;
     for (k, v) in &query {
@@ -294,7 +294,7 @@ fn socket(out: &mut impl Write, s: &SocketInfo) -> io::Result<()> {
     out.write_all(&[u8::from(s.data.is_some())])?;
     values(
         out,
-        vec![h.auth.clone(), s.data.clone().unwrap_or(Value::Null)],
+        vec![h.auth().clone(), s.data.clone().unwrap_or(Value::Null)],
     )
 }
 
@@ -639,7 +639,7 @@ impl<'a> Reader<'a> {
                 HeaderValue::from_bytes(self.bytes()?).map_err(|_| DecodeError::BadHeader)?;
             headers.push((name, value));
         }
-        let url = self.string()?.into();
+        let url = self.string()?;
         // The decoded query pairs: what `url` decodes to
         // (`Handshake::query`), read past.
         let n = self.count()?;
@@ -656,7 +656,15 @@ impl<'a> Reader<'a> {
         Ok(SocketInfo {
             id,
             rooms,
-            handshake: Handshake::remote(auth, headers.into_iter().collect(), url, issued, address),
+            handshake: Handshake::remote(
+                auth,
+                HandshakeRequest::new(
+                    &url,
+                    headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+                ),
+                issued,
+                address,
+            ),
             data,
         })
     }
@@ -798,8 +806,7 @@ mod tests {
             rooms: vec!["sid1".into(), "r".into()],
             handshake: Handshake::remote(
                 Value::from_json_str(r#"{"token":"t","n":[1,2.5]}"#).unwrap(),
-                (&headers).into(),
-                "/socket.io/?EIO=4".into(),
+                HandshakeRequest::new("/socket.io/?EIO=4", &headers),
                 1_700_000_000_123,
                 Some("127.0.0.1:4000".parse().unwrap()),
             ),

@@ -90,7 +90,7 @@ impl SioNode {
             .middleware(move |s: &SocketRef| {
                 let user = s
                     .handshake()
-                    .auth
+                    .auth()
                     .get("user")
                     .cloned()
                     .unwrap_or(Value::Null);

@@ -17,7 +17,7 @@ use switchboard_hub::{
 };
 use switchboard_redis::RedisSocketIoCluster;
 use switchboard_socketio::{
-    AckSender, ConnectError, DisconnectReason, Namespace, SocketIo, SocketRef, Value,
+    AckSender, ConnectError, DisconnectReason, KeptHeaders, Namespace, SocketIo, SocketRef, Value,
 };
 use switchboard_socketio_proto::encode_event_raw;
 use switchboard_transport::engineio::{Cors, EngineIo, EngineIoConfig};
@@ -50,6 +50,10 @@ pub fn socket_io(state: &Arc<AppState>) -> (SocketIo, EngineIo<SocketIo>) {
             .clone()
             .map(|c| c as Arc<dyn switchboard_socketio::Cluster>),
         connection_state_recovery: recovery,
+        // A socket's identity is settled when it connects (`identify`), and
+        // nothing reads its handshake headers later: a connection keeps
+        // only the one `identify` reads, not the kilobyte a browser sends.
+        handshake_headers: KeptHeaders::Only(vec![axum::http::header::AUTHORIZATION]),
         ..switchboard_socketio::Config::default()
     });
     if let Some(c) = &cluster {
@@ -98,7 +102,7 @@ fn identify(state: &AppState, socket: &SocketRef) -> Result<ClientInfo, crate::a
     let hs = socket.handshake();
     let auth = hs.auth_as::<Auth>().unwrap_or_default();
     let token = auth.token.or_else(|| hs.query_param("token")).or_else(|| {
-        hs.headers
+        hs.headers()
             .get(axum::http::header::AUTHORIZATION)
             .and_then(switchboard_auth::bearer_token)
             .map(str::to_owned)
