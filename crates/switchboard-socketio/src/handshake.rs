@@ -14,18 +14,16 @@ use serde::de::DeserializeOwned;
 use switchboard_socketio_proto::{from_value, Value};
 
 /// Node's `socket.handshake`. Every socket keeps one, so it is compact:
-/// 40 bytes, the request shared with the connection, `auth` boxed only
-/// when the client sent one.
+/// 32 bytes, the request (address included) shared with the connection,
+/// `auth` boxed only when the client sent one.
 #[derive(Debug, Clone)]
 pub struct Handshake {
     /// The CONNECT payload; `None` for `{}` (most clients send none).
     #[allow(clippy::box_collection)] // 8 bytes in every socket instead of 40
     auth: Option<Box<Value>>,
     request: HandshakeRequest,
-    /// [`issued`](Self::issued) (the time in 8 bytes, the address shared,
-    /// instead of 16 and 32).
+    /// [`issued`](Self::issued) (the time in 8 bytes, not 16).
     issued: u64,
-    address: Option<Arc<SocketAddr>>,
 }
 
 /// `{}`: the auth of a client that sent none.
@@ -39,28 +37,21 @@ fn boxed_auth(auth: Value) -> Option<Box<Value>> {
 }
 
 impl Handshake {
-    pub(crate) fn new(req: &RequestInfo, auth: Value) -> Self {
+    pub(crate) fn new(request: &HandshakeRequest, auth: Value) -> Self {
         Handshake {
             auth: boxed_auth(auth),
-            request: req.request.clone(),
+            request: request.clone(),
             issued: millis_since_epoch(SystemTime::now()),
-            address: req.address.clone(),
         }
     }
 
     /// A handshake as another node describes it (cluster adapters):
     /// `issued` in milliseconds since the Unix epoch.
-    pub fn remote(
-        auth: Value,
-        request: HandshakeRequest,
-        issued: u64,
-        address: Option<SocketAddr>,
-    ) -> Self {
+    pub fn remote(auth: Value, request: HandshakeRequest, issued: u64) -> Self {
         Handshake {
             auth: boxed_auth(auth),
             request,
             issued,
-            address: address.map(Arc::new),
         }
     }
 
@@ -100,7 +91,7 @@ impl Handshake {
     /// The peer address, when the transport put a `SocketAddr` in the
     /// request extensions.
     pub fn address(&self) -> Option<SocketAddr> {
-        self.address.as_deref().copied()
+        self.request.address()
     }
 
     /// The decoded query pairs of [`url`](Self::url) (`EIO`, `transport`,
@@ -155,37 +146,11 @@ impl KeptHeaders {
     }
 }
 
-/// The parts of the Engine.IO handshake request a connection keeps.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestInfo {
-    pub request: HandshakeRequest,
-    /// Shared with the sockets' handshakes (most transports put none, and
-    /// a `SocketAddr` takes 32 bytes).
-    pub address: Option<Arc<SocketAddr>>,
-}
-
-impl RequestInfo {
-    pub(crate) fn from_parts(parts: &http::request::Parts, kept: &KeptHeaders) -> Self {
-        let url = parts.uri.path_and_query().map_or_else(
-            || std::borrow::Cow::Owned(parts.uri.to_string()),
-            |p| std::borrow::Cow::Borrowed(p.as_str()),
-        );
-        let headers = parts
-            .headers
-            .iter()
-            .filter(|(n, _)| kept.keeps(n))
-            .map(|(n, v)| (n.as_str(), v.as_bytes()));
-        RequestInfo {
-            request: HandshakeRequest::new(&url, headers),
-            address: parts.extensions.get::<SocketAddr>().copied().map(Arc::new),
-        }
-    }
-}
-
-/// The target and the headers of the Engine.IO handshake request, kept by
-/// a connection and shared by its sockets' handshakes: one allocation,
-/// the URL then every header's name and value back to back, each with its
-/// length. Cloning is cheap.
+/// The peer address, the target and the headers of the Engine.IO handshake
+/// request, kept by a connection and shared by its sockets' handshakes:
+/// one allocation — the address (tagged: none, IPv4 or IPv6), the URL,
+/// then every header's name and value back to back, each with its length.
+/// Cloning is cheap.
 ///
 /// A [`HeaderMap`] would cost about a kilobyte for the handful of headers a
 /// WebSocket client sends (an entry is ~100 bytes, and each value its own
@@ -215,6 +180,11 @@ pub struct HandshakeRequest(Arc<[u8]>);
 
 /// The URL's length (`u32`, little endian) before the URL.
 const URL_HEAD: usize = 4;
+/// The address's tag: none, IPv4 (then the address and the port: 6 bytes)
+/// or IPv6 (the address, the port, the flow info and the scope id: 26).
+const NO_ADDR: u8 = 0;
+const V4: u8 = 4;
+const V6: u8 = 6;
 /// Per header: the name's length and the value's (`u32`, little endian),
 /// then the name and the value.
 const ENTRY_HEAD: usize = 8;
@@ -227,9 +197,37 @@ impl HandshakeRequest {
         N: AsRef<str>,
         V: AsRef<[u8]>,
     {
+        Self::from_peer(None, url, headers)
+    }
+
+    /// [`new`](Self::new) with the peer's address.
+    pub fn from_peer<N, V>(
+        address: Option<SocketAddr>,
+        url: &str,
+        headers: impl IntoIterator<Item = (N, V)>,
+    ) -> Self
+    where
+        N: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
         // A scratch buffer: the `Arc` copies it into a block of its own.
         // hyper refuses heads this large long before: no truncation.
-        let mut buf = Vec::with_capacity(URL_HEAD + url.len());
+        let mut buf = Vec::with_capacity(27 + URL_HEAD + url.len());
+        match address {
+            None => buf.push(NO_ADDR),
+            Some(SocketAddr::V4(a)) => {
+                buf.push(V4);
+                buf.extend_from_slice(&a.ip().octets());
+                buf.extend_from_slice(&a.port().to_le_bytes());
+            }
+            Some(SocketAddr::V6(a)) => {
+                buf.push(V6);
+                buf.extend_from_slice(&a.ip().octets());
+                buf.extend_from_slice(&a.port().to_le_bytes());
+                buf.extend_from_slice(&a.flowinfo().to_le_bytes());
+                buf.extend_from_slice(&a.scope_id().to_le_bytes());
+            }
+        }
         buf.extend_from_slice(&(url.len() as u32).to_le_bytes());
         buf.extend_from_slice(url.as_bytes());
         for (name, value) in headers {
@@ -242,9 +240,57 @@ impl HandshakeRequest {
         HandshakeRequest(buf.into())
     }
 
+    /// The request as the connection's transport saw it: the path and
+    /// query, the headers `kept`, the peer address (a `SocketAddr` in the
+    /// request extensions).
+    pub(crate) fn from_parts(parts: &http::request::Parts, kept: &KeptHeaders) -> Self {
+        let url = parts.uri.path_and_query().map_or_else(
+            || std::borrow::Cow::Owned(parts.uri.to_string()),
+            |p| std::borrow::Cow::Borrowed(p.as_str()),
+        );
+        let headers = parts
+            .headers
+            .iter()
+            .filter(|(n, _)| kept.keeps(n))
+            .map(|(n, v)| (n.as_str(), v.as_bytes()));
+        let address = parts.extensions.get::<SocketAddr>().copied();
+        Self::from_peer(address, &url, headers)
+    }
+
+    /// The address's length in the block, tag included.
+    fn address_len(&self) -> usize {
+        match self.0.first() {
+            Some(&V4) => 1 + 6,
+            Some(&V6) => 1 + 26,
+            _ => 1,
+        }
+    }
+
+    /// The peer's address, if the transport gave it.
+    pub fn address(&self) -> Option<SocketAddr> {
+        let b = &self.0[..self.address_len()];
+        let port = |at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+        let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        match b[0] {
+            V4 => {
+                let ip: [u8; 4] = b[1..5].try_into().ok()?;
+                Some(SocketAddr::from((ip, port(5))))
+            }
+            V6 => {
+                let ip: [u8; 16] = b[1..17].try_into().ok()?;
+                Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                    ip.into(),
+                    port(17),
+                    word(19),
+                    word(23),
+                )))
+            }
+            _ => None,
+        }
+    }
+
     fn split(&self) -> (&str, &[u8]) {
-        let (n, rest) = self
-            .0
+        let (n, rest) = self.0[self.address_len()..]
             .split_first_chunk::<URL_HEAD>()
             .expect("built with its URL's length");
         let (url, headers) = rest.split_at(u32::from_le_bytes(*n) as usize);
@@ -266,6 +312,7 @@ impl HandshakeRequest {
 impl fmt::Debug for HandshakeRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HandshakeRequest")
+            .field("address", &self.address())
             .field("url", &self.url())
             .field("headers", &self.headers())
             .finish()
@@ -568,27 +615,27 @@ mod tests {
     #[test]
     fn time_and_address_are_kept_compactly() {
         let before = SystemTime::now();
-        let addr: SocketAddr = "[::1]:4000".parse().unwrap();
-        let req = RequestInfo {
-            request: HandshakeRequest::new("/socket.io/?EIO=4", no_headers()),
-            address: Some(Arc::new(addr)),
-        };
+        for addr in ["[fe80::1%2]:4000", "127.0.0.1:80"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let req = HandshakeRequest::from_peer(Some(addr), "/socket.io/?EIO=4", no_headers());
+            assert_eq!(req.url(), "/socket.io/?EIO=4");
+            let hs = Handshake::new(&req, Value::Null);
+            assert_eq!(hs.address(), Some(addr));
+            // In the connection's block, not in one of its own.
+            assert!(Arc::ptr_eq(&hs.request.0, &req.0));
+        }
+        let v6 = std::net::SocketAddrV6::new(std::net::Ipv6Addr::LOCALHOST, 1, 0xabcd, 7);
+        let req = HandshakeRequest::from_peer(Some(v6.into()), "/", no_headers());
+        assert_eq!(req.address(), Some(v6.into()));
+        let req = HandshakeRequest::from_peer(None, "/x", no_headers());
+        assert_eq!((req.address(), req.url()), (None, "/x"));
+        let req = HandshakeRequest::new("/socket.io/?EIO=4", no_headers());
         let hs = Handshake::new(&req, Value::Null);
-        assert_eq!(hs.address(), Some(addr));
-        // Shared with the connection's copy, not one of its own.
-        assert!(Arc::ptr_eq(
-            hs.address.as_ref().unwrap(),
-            req.address.as_ref().unwrap()
-        ));
         let since = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         assert!(hs.issued() >= since(before) && hs.issued() <= since(SystemTime::now()));
         assert_eq!(since(hs.time()), hs.issued());
-        let remote = Handshake::remote(
-            Value::Null,
-            HandshakeRequest::new("/", no_headers()),
-            1_234,
-            None,
-        );
+        let remote =
+            Handshake::remote(Value::Null, HandshakeRequest::new("/", no_headers()), 1_234);
         assert_eq!((remote.issued(), remote.address()), (1_234, None));
         assert_eq!(
             remote.time(),
@@ -599,13 +646,10 @@ mod tests {
     #[test]
     fn query_is_decoded_from_the_url() {
         let hs = Handshake::new(
-            &RequestInfo {
-                request: HandshakeRequest::new(
-                    "/socket.io/?EIO=4&name=a%20b+c&token=x&name=second",
-                    no_headers(),
-                ),
-                address: None,
-            },
+            &HandshakeRequest::new(
+                "/socket.io/?EIO=4&name=a%20b+c&token=x&name=second",
+                no_headers(),
+            ),
             Value::Null,
         );
         assert_eq!(hs.query_param("name").as_deref(), Some("a b c"));
@@ -658,7 +702,10 @@ mod tests {
         // The URL, names and values back to back, with their lengths:
         // nothing else.
         let payload: usize = map.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
-        assert_eq!(r.0.len(), URL_HEAD + url.len() + payload + 4 * ENTRY_HEAD);
+        assert_eq!(
+            r.0.len(),
+            1 + URL_HEAD + url.len() + payload + 4 * ENTRY_HEAD
+        );
         // The connection's sockets share it.
         let copy = r.clone();
         assert!(Arc::ptr_eq(&r.0, &copy.0));
@@ -680,25 +727,23 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, ()) = req.into_parts();
-        let all = RequestInfo::from_parts(&parts, &KeptHeaders::All);
-        assert_eq!(all.request.headers().len(), 3);
-        assert_eq!(all.request.url(), "/socket.io/?EIO=4");
-        let only = RequestInfo::from_parts(
+        let all = HandshakeRequest::from_parts(&parts, &KeptHeaders::All);
+        assert_eq!(all.headers().len(), 3);
+        assert_eq!(all.url(), "/socket.io/?EIO=4");
+        let only = HandshakeRequest::from_parts(
             &parts,
             &KeptHeaders::Only(vec![http::header::AUTHORIZATION]),
         );
-        let kept: Vec<_> = only.request.headers().iter().collect();
+        let kept: Vec<_> = only.headers().iter().collect();
         assert_eq!(kept, [("authorization", &b"Bearer t"[..])]);
-        assert_eq!(only.request.url(), "/socket.io/?EIO=4");
-        assert!(only.request.0.len() < all.request.0.len());
+        assert_eq!(only.url(), "/socket.io/?EIO=4");
+        assert!(only.0.len() < all.0.len());
+        assert_eq!(only.address(), None);
     }
 
     #[test]
     fn an_empty_auth_takes_no_block() {
-        let req = RequestInfo {
-            request: HandshakeRequest::new("/", no_headers()),
-            address: None,
-        };
+        let req = HandshakeRequest::new("/", no_headers());
         let hs = Handshake::new(&req, Value::Object(Vec::new()));
         assert!(hs.auth.is_none());
         assert_eq!(hs.auth(), &Value::Object(Vec::new()));
@@ -707,6 +752,6 @@ mod tests {
             with.auth_as::<serde_json::Value>().unwrap(),
             serde_json::json!({"a": 1})
         );
-        assert_eq!(std::mem::size_of::<Handshake>(), 40);
+        assert_eq!(std::mem::size_of::<Handshake>(), 32);
     }
 }

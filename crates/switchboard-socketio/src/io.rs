@@ -18,7 +18,7 @@ use crate::client::Client;
 use crate::cluster::{Cluster, RemoteSocket};
 use crate::engine::EngineConn;
 use crate::error::{ConnectError, DisconnectReason, EmitError};
-use crate::handshake::{KeptHeaders, RequestInfo};
+use crate::handshake::{HandshakeRequest, KeptHeaders};
 use crate::namespace::{Hooks, Namespace};
 use crate::recovery::RecoveryConfig;
 use crate::socket::SocketRef;
@@ -324,7 +324,7 @@ impl SocketIo {
     /// A new Engine.IO session: starts the `connect_timeout`.
     pub fn engine_open(&self, conn: Arc<dyn EngineConn>, req: &http::request::Parts) {
         let sid = conn.sid_shared();
-        let req = RequestInfo::from_parts(req, &self.0.config.handshake_headers);
+        let req = HandshakeRequest::from_parts(req, &self.0.config.handshake_headers);
         let client = Client::new(conn, &self.0, req);
         self.0.clients.write().insert(sid, client);
     }

@@ -658,12 +658,12 @@ impl<'a> Reader<'a> {
             rooms,
             handshake: Handshake::remote(
                 auth,
-                HandshakeRequest::new(
+                HandshakeRequest::from_peer(
+                    address,
                     &url,
                     headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
                 ),
                 issued,
-                address,
             ),
             data,
         })
@@ -806,9 +806,12 @@ mod tests {
             rooms: vec!["sid1".into(), "r".into()],
             handshake: Handshake::remote(
                 Value::from_json_str(r#"{"token":"t","n":[1,2.5]}"#).unwrap(),
-                HandshakeRequest::new("/socket.io/?EIO=4", &headers),
+                HandshakeRequest::from_peer(
+                    Some("127.0.0.1:4000".parse().unwrap()),
+                    "/socket.io/?EIO=4",
+                    &headers,
+                ),
                 1_700_000_000_123,
-                Some("127.0.0.1:4000".parse().unwrap()),
             ),
             data: Some(Value::Array(vec![
                 Value::from("d"),
