@@ -33,7 +33,7 @@
 //!     panic!("valid handshake");
 //! };
 //! let sid = SidGenerator::new().next_sid();
-//! let mut session = Session::new_polling(sid.clone(), config.clone(), t0);
+//! let mut session = Session::new_polling(&sid, config.clone(), t0);
 //! let PollOutcome::Respond(body) = session.poll_request(t0).unwrap() else { panic!() };
 //! assert!(body.starts_with(b"0{\"sid\":\""));
 //!

@@ -89,7 +89,7 @@ pub const POLLING_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Identifies one WebSocket connection of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WsId(u64);
+pub struct WsId(u32);
 
 impl fmt::Display for WsId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -236,8 +236,6 @@ enum Timer {
 /// One Engine.IO session (see the [module docs](self)).
 #[derive(Debug)]
 pub struct Session {
-    /// Shared with the transport's handle (one copy per session).
-    sid: Arc<str>,
     /// Shared by every session of a server.
     config: Arc<Config>,
     state: ReadyState,
@@ -256,27 +254,22 @@ pub struct Session {
     transmits: VecDeque<Transmit>,
     /// `Some` while inside `poll_request`: the response produced for it.
     immediate: Option<Option<Bytes>>,
-    next_ws_id: u64,
+    next_ws_id: u32,
     now: Instant,
 }
 
 impl Session {
     /// A session created by a polling handshake GET at `now`. Answer that
     /// GET with [`Session::poll_request`]: it returns the open packet.
-    pub fn new_polling(
-        sid: impl Into<Arc<str>>,
-        config: impl Into<Arc<Config>>,
-        now: Instant,
-    ) -> Session {
+    pub fn new_polling(sid: &str, config: impl Into<Arc<Config>>, now: Instant) -> Session {
         let polling = Polling {
             state: TransportState::Open,
             parked: false,
             should_close: None,
             discarded: false,
         };
-        let mut session =
-            Session::with_active(sid.into(), config.into(), now, Active::Polling(polling));
-        session.on_open();
+        let mut session = Session::with_active(config.into(), now, Active::Polling(polling));
+        session.on_open(sid);
         session
     }
 
@@ -284,7 +277,7 @@ impl Session {
     /// client asked for base64 binary). The open packet is the first
     /// [`Transmit::Ws`] on the returned connection.
     pub fn new_websocket(
-        sid: impl Into<Arc<str>>,
+        sid: &str,
         config: impl Into<Arc<Config>>,
         now: Instant,
         b64: bool,
@@ -295,15 +288,14 @@ impl Session {
             supports_binary: !b64,
             state: TransportState::Open,
         };
-        let mut session = Session::with_active(sid.into(), config.into(), now, Active::Ws(ws));
+        let mut session = Session::with_active(config.into(), now, Active::Ws(ws));
         session.next_ws_id = 1;
-        session.on_open();
+        session.on_open(sid);
         (session, id)
     }
 
-    fn with_active(sid: Arc<str>, config: Arc<Config>, now: Instant, active: Active) -> Session {
+    fn with_active(config: Arc<Config>, now: Instant, active: Active) -> Session {
         Session {
-            sid,
             config,
             state: ReadyState::Open,
             active,
@@ -321,16 +313,6 @@ impl Session {
             next_ws_id: 0,
             now,
         }
-    }
-
-    /// The session id.
-    pub fn sid(&self) -> &str {
-        &self.sid
-    }
-
-    /// The session id, shared (no copy).
-    pub fn sid_shared(&self) -> &Arc<str> {
-        &self.sid
     }
 
     /// The options this session runs with.
@@ -678,7 +660,7 @@ impl Session {
             return None;
         }
         let id = WsId(self.next_ws_id);
-        self.next_ws_id += 1;
+        self.next_ws_id = self.next_ws_id.wrapping_add(1);
         self.upgrade = Some(Box::new(Upgrade {
             ws: Ws {
                 id,
@@ -739,9 +721,10 @@ impl Session {
 
     // ------------------------------------------------------------ internals
 
-    /// `Socket.onOpen`.
-    fn on_open(&mut self) {
-        let open = OpenPacket::new(&self.sid, self.transport(), &self.config).to_json();
+    /// `Socket.onOpen`: the open packet carries the sid (which the session
+    /// does not keep: its transport does).
+    fn on_open(&mut self, sid: &str) {
+        let open = OpenPacket::new(sid, self.transport(), &self.config).to_json();
         self.send_packet(Packet::Open(open.into()));
         self.next_ping = Some(self.now + self.config.ping_interval);
     }
@@ -1562,11 +1545,12 @@ mod tests {
 #[cfg(test)]
 mod size_tests {
     /// Every idle Engine.IO connection holds a session (inside the
-    /// transport's handle): the configuration is shared and the rare
-    /// upgrade state boxed, so that it stays small.
+    /// transport's handle): the configuration is shared, the rare upgrade
+    /// state boxed and the sid kept by the transport, so that it stays
+    /// small.
     #[test]
     fn a_session_stays_small() {
         let n = std::mem::size_of::<super::Session>();
-        assert!(n <= 272, "Session is {n} bytes");
+        assert!(n <= 232, "Session is {n} bytes");
     }
 }

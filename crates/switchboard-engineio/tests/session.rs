@@ -89,14 +89,14 @@ impl Server {
                 let sid = self.sid();
                 match transport {
                     TransportKind::Polling => {
-                        let mut s = Session::new_polling(sid.clone(), self.config.clone(), now);
+                        let mut s = Session::new_polling(&sid, self.config.clone(), now);
                         let outcome = s.poll_request(now);
                         self.sessions.insert(sid.clone(), s);
                         self.poll_answer(outcome)
                     }
                     TransportKind::WebSocket => {
                         let (s, ws) =
-                            Session::new_websocket(sid.clone(), self.config.clone(), now, b64);
+                            Session::new_websocket(&sid, self.config.clone(), now, b64);
                         self.sessions.insert(sid.clone(), s);
                         Answer::Upgraded(ws)
                     }

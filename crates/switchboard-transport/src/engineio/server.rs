@@ -231,8 +231,8 @@ impl<H: EngineHandler> EngineIo<H> {
     fn handshake_polling(&self, parts: &http::request::Parts) -> Response<Body> {
         let shared = &self.shared;
         let sid = shared.sids_next();
-        let session = Session::new_polling(sid, shared.engine.clone(), now());
-        let socket = EngineSocket::new(session, self.shared.config.max_buffered_bytes);
+        let session = Session::new_polling(&sid, shared.engine.clone(), now());
+        let socket = EngineSocket::new(session, sid.into(), self.shared.config.max_buffered_bytes);
         let body = {
             let mut st = socket.inner.state.lock();
             let outcome = st.session.poll_request(now());
@@ -373,7 +373,7 @@ pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socke
                 // session's wake-up in place of this task's, and to take
                 // a turn (the flag this task may have taken).
                 socket.inner.task.notify_one();
-                for (_, out) in &st.ws {
+                if let Some((_, out)) = &st.ws {
                     out.wake();
                 }
                 return;

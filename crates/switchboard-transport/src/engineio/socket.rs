@@ -52,8 +52,9 @@ pub(crate) struct SocketInner {
     /// Wakes the task that runs the session: timers changed, events to
     /// deliver, work attached, closed.
     pub(crate) task: TaskWaker,
-    /// The slow-consumer limit ([`EngineIoConfig::max_buffered_bytes`](super::EngineIoConfig::max_buffered_bytes)).
-    max_buffered: usize,
+    /// The slow-consumer limit ([`EngineIoConfig::max_buffered_bytes`](super::EngineIoConfig::max_buffered_bytes)),
+    /// at most 4 GiB (packed beside `closed`).
+    max_buffered: u32,
 }
 
 /// Work the application runs on a session's own task
@@ -125,12 +126,15 @@ pub(crate) struct State {
     /// Someone is delivering events (outside the lock).
     pub(crate) delivering: bool,
     pub(crate) polling: Option<Box<Polling>>,
-    /// Outboxes of this session's WebSocket connections.
-    pub(crate) ws: Vec<(WsId, Arc<WsOutbox>)>,
+    /// The outbox of this session's WebSocket connection: the core has one
+    /// at a time (it refuses another while one is open or upgrading).
+    pub(crate) ws: Option<(WsId, Arc<WsOutbox>)>,
     /// The deadline the session task sleeps until.
     pub(crate) armed: Option<Instant>,
     /// Work attached by the application ([`EngineSocket::attach`]).
-    pub(crate) work: Vec<SessionWork>,
+    /// A boxed slice (one or two per session, attached once: 8 bytes less
+    /// than a `Vec` in every session).
+    pub(crate) work: Box<[SessionWork]>,
     /// The session, born on polling, upgraded: its WebSocket connection's
     /// task runs it from now on and its session task ends.
     pub(crate) handed_off: bool,
@@ -154,13 +158,12 @@ impl State {
                     None => tracing::debug!(sid = %inner.sid, "poll response without a parked GET"),
                 },
                 Transmit::Ws { ws, message } => {
-                    if let Some((_, out)) = self.ws.iter().find(|(id, _)| *id == ws) {
+                    if let Some((_, out)) = self.ws.as_ref().filter(|(id, _)| *id == ws) {
                         out.push(message);
                     }
                 }
                 Transmit::WsClose(ws) => {
-                    if let Some(i) = self.ws.iter().position(|(id, _)| *id == ws) {
-                        let (_, out) = self.ws.swap_remove(i);
+                    if let Some((_, out)) = self.ws.take_if(|(id, _)| *id == ws) {
                         out.close();
                     }
                 }
@@ -184,7 +187,7 @@ impl State {
             if let Some(p) = self.polling.as_mut() {
                 p.parked = None;
             }
-            for (_, out) in self.ws.drain(..) {
+            if let Some((_, out)) = self.ws.take() {
                 out.close();
             }
             wake = true;
@@ -195,6 +198,15 @@ impl State {
         self.session.has_events()
     }
 
+    /// Records the outbox of WebSocket connection `ws`, which the core has
+    /// just accepted. The core accepts one only when it has no other (one
+    /// left over would be closed: its connection ends).
+    pub(crate) fn attach_ws(&mut self, ws: WsId, outbox: &Arc<WsOutbox>) {
+        if let Some((_, old)) = self.ws.replace((ws, outbox.clone())) {
+            old.close();
+        }
+    }
+
     /// Takes the parked GET, if any.
     fn parked_poll(&mut self) -> Option<ParkedPoll> {
         self.polling.as_mut()?.parked.take()
@@ -202,8 +214,8 @@ impl State {
 }
 
 impl EngineSocket {
-    pub(crate) fn new(session: Session, max_buffered: usize) -> Self {
-        let sid = session.sid_shared().clone();
+    /// `session`'s handle; `sid` is its id (the core does not keep it).
+    pub(crate) fn new(session: Session, sid: Arc<str>, max_buffered: usize) -> Self {
         EngineSocket {
             inner: Arc::new(SocketInner {
                 sid,
@@ -212,15 +224,15 @@ impl EngineSocket {
                     // on_open goes first: nothing is delivered before it.
                     delivering: true,
                     polling: None,
-                    ws: Vec::new(),
+                    ws: None,
                     armed: None,
-                    work: Vec::new(),
+                    work: Box::default(),
                     handed_off: false,
                     timer: None,
                 }),
                 closed: AtomicBool::new(false),
                 task: TaskWaker::default(),
-                max_buffered,
+                max_buffered: u32::try_from(max_buffered).unwrap_or(u32::MAX),
             }),
         }
     }
@@ -275,12 +287,9 @@ impl EngineSocket {
         // next poll, in the WebSocket outboxes) is bounded; past the
         // limit the session is closed (`forced close`), as a hub mailbox
         // overflow closes a WebSocket.
-        let queued = st.session.buffered_bytes()
-            + st.ws
-                .iter()
-                .map(|(_, out)| out.queued_bytes())
-                .sum::<usize>();
-        let overflow = queued > self.inner.max_buffered;
+        let queued =
+            st.session.buffered_bytes() + st.ws.as_ref().map_or(0, |(_, out)| out.queued_bytes());
+        let overflow = queued > self.inner.max_buffered as usize;
         if overflow {
             tracing::debug!(sid = %self.inner.sid, queued, "slow consumer: closing the session");
             st.session.close(now());
@@ -316,9 +325,10 @@ impl EngineSocket {
         {
             let mut st = self.inner.state.lock();
             if !self.inner.closed.load(Ordering::Acquire) {
-                // One or two per session: no spare room.
-                st.work.reserve_exact(1);
-                st.work.push(work);
+                let mut all = std::mem::take(&mut st.work).into_vec();
+                all.reserve_exact(1);
+                all.push(work);
+                st.work = all.into_boxed_slice();
                 drop(st);
                 // Its first poll (registering its wakers) on the task.
                 self.inner.task.notify_one();
@@ -337,17 +347,23 @@ impl EngineSocket {
     /// what is still pending. Its wakers set the session's wake-up flag
     /// (and wake the task running the session), which polls it again.
     pub(crate) fn poll_work(&self) {
-        let mut work = std::mem::take(&mut self.inner.state.lock().work);
+        let mut work = std::mem::take(&mut self.inner.state.lock().work).into_vec();
         if work.is_empty() {
             return;
         }
         let waker = self.waker();
         let mut cx = Context::from_waker(&waker);
+        let before = work.len();
         work.retain_mut(|w| w(&mut cx).is_pending());
+        if work.len() < before {
+            work.shrink_to_fit();
+        }
         let mut st = self.inner.state.lock();
         // Attached meanwhile: polled on the wake-up `attach` sent.
-        work.append(&mut st.work);
-        st.work = work;
+        if !st.work.is_empty() {
+            work.extend(std::mem::take(&mut st.work).into_vec());
+        }
+        st.work = work.into_boxed_slice();
     }
 
     /// Arms the session's timer for `deadline` (for a session run by its

@@ -868,7 +868,7 @@ async fn an_idle_session_task_stays_in_its_tokio_size_class() {
         s.eio.shared.config.engine.clone(),
         socket::now(),
     );
-    let socket = EngineSocket::new(session, 1024);
+    let socket = EngineSocket::new(session, "x".into(), 1024);
     let task = super::server::session_task(s.eio.shared.clone(), socket);
     let n = std::mem::size_of_val(&task);
     assert!(n <= 288, "the session task's future is {n} bytes");
@@ -960,11 +960,12 @@ fn an_outbox_fits_an_80_byte_block() {
 }
 
 #[test]
-fn a_session_fits_a_448_byte_block() {
+fn a_session_fits_a_384_byte_block() {
     // Every session's state is one `Arc` (16 bytes of counts): jemalloc's
-    // size classes around it are 384, 448, 512.
+    // size classes around it are 320, 384, 448 (the sid kept here, not
+    // in the core too; one WebSocket outbox, not a list; the limit a u32).
     let n = std::mem::size_of::<socket::SocketInner>() + 16;
-    assert!(n <= 448, "a session takes {n} bytes");
+    assert!(n <= 384, "a session takes {n} bytes");
 }
 
 #[tokio::test]

@@ -48,13 +48,12 @@ pub(crate) fn handshake<H: EngineHandler>(
         Err(resp) => return resp,
     };
     let sid = shared.sids_next();
-    let (session, ws) = Session::new_websocket(sid, shared.engine.clone(), now(), b64);
-    let socket = EngineSocket::new(session, shared.config.max_buffered_bytes);
+    let (session, ws) = Session::new_websocket(&sid, shared.engine.clone(), now(), b64);
+    let socket = EngineSocket::new(session, sid.into(), shared.config.max_buffered_bytes);
     let outbox = WsOutbox::new();
     {
         let mut st = socket.inner.state.lock();
-        st.ws.reserve_exact(1);
-        st.ws.push((ws, outbox.clone()));
+        st.attach_ws(ws, &outbox);
         st.flush(&socket.inner); // the open packet, into the outbox
     }
     spawn_connection(
@@ -89,8 +88,7 @@ pub(crate) fn upgrade<H: EngineHandler>(
         let mut st = socket.inner.state.lock();
         let ws = st.session.ws_open(now(), b64);
         if let Some(ws) = ws {
-            st.ws.reserve_exact(1);
-            st.ws.push((ws, outbox.clone()));
+            st.attach_ws(ws, &outbox);
         }
         st.flush(&socket.inner); // the upgrade timeout is a new deadline
         ws
