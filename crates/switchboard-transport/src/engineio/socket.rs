@@ -77,6 +77,24 @@ impl std::task::Wake for SocketInner {
     }
 }
 
+/// Two pieces of work as one: each polled until it is `Ready`; `Ready`
+/// when both are.
+fn both(a: SessionWork, b: SessionWork) -> SessionWork {
+    let (mut a, mut b) = (Some(a), Some(b));
+    Box::new(move |cx| {
+        for slot in [&mut a, &mut b] {
+            if slot.as_mut().is_some_and(|w| w(cx).is_ready()) {
+                *slot = None;
+            }
+        }
+        if a.is_none() && b.is_none() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+}
+
 /// The wake-up of the one task that runs a session (its session task, or
 /// the WebSocket connection's task of a session born on a WebSocket): a
 /// flag, so that a wake-up sent while that task runs is not lost, and the
@@ -132,9 +150,9 @@ pub(crate) struct State {
     /// The deadline the session task sleeps until.
     pub(crate) armed: Option<Instant>,
     /// Work attached by the application ([`EngineSocket::attach`]).
-    /// A boxed slice (one or two per session, attached once: 8 bytes less
-    /// than a `Vec` in every session).
-    pub(crate) work: Box<[SessionWork]>,
+    /// One piece, or several combined into one ([`both`]): most sessions
+    /// have one, and then no list is allocated.
+    pub(crate) work: Option<SessionWork>,
     /// The session, born on polling, upgraded: its WebSocket connection's
     /// task runs it from now on and its session task ends.
     pub(crate) handed_off: bool,
@@ -226,7 +244,7 @@ impl EngineSocket {
                     polling: None,
                     ws: None,
                     armed: None,
-                    work: Box::default(),
+                    work: None,
                     handed_off: false,
                     timer: None,
                 }),
@@ -325,10 +343,10 @@ impl EngineSocket {
         {
             let mut st = self.inner.state.lock();
             if !self.inner.closed.load(Ordering::Acquire) {
-                let mut all = std::mem::take(&mut st.work).into_vec();
-                all.reserve_exact(1);
-                all.push(work);
-                st.work = all.into_boxed_slice();
+                st.work = Some(match st.work.take() {
+                    Some(first) => both(first, work),
+                    None => work,
+                });
                 drop(st);
                 // Its first poll (registering its wakers) on the task.
                 self.inner.task.notify_one();
@@ -347,23 +365,19 @@ impl EngineSocket {
     /// what is still pending. Its wakers set the session's wake-up flag
     /// (and wake the task running the session), which polls it again.
     pub(crate) fn poll_work(&self) {
-        let mut work = std::mem::take(&mut self.inner.state.lock().work).into_vec();
-        if work.is_empty() {
+        let Some(mut work) = self.inner.state.lock().work.take() else {
             return;
-        }
+        };
         let waker = self.waker();
-        let mut cx = Context::from_waker(&waker);
-        let before = work.len();
-        work.retain_mut(|w| w(&mut cx).is_pending());
-        if work.len() < before {
-            work.shrink_to_fit();
+        if work(&mut Context::from_waker(&waker)).is_ready() {
+            return;
         }
         let mut st = self.inner.state.lock();
         // Attached meanwhile: polled on the wake-up `attach` sent.
-        if !st.work.is_empty() {
-            work.extend(std::mem::take(&mut st.work).into_vec());
-        }
-        st.work = work.into_boxed_slice();
+        st.work = Some(match st.work.take() {
+            Some(attached) => both(work, attached),
+            None => work,
+        });
     }
 
     /// Arms the session's timer for `deadline` (for a session run by its

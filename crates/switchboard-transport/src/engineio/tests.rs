@@ -928,6 +928,27 @@ async fn attached_work_runs_on_the_session_task_until_done_or_closed() {
     eventually(|| first.load(Ordering::SeqCst)).await;
     assert!(!socket.is_closed());
 
+    // Two at once (one slot, combined): each runs until it is done.
+    let (tx1, rx1) = tokio::sync::mpsc::unbounded_channel();
+    let (tx2, rx2) = tokio::sync::mpsc::unbounded_channel();
+    let (one, two) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    socket.attach(forwarder(socket.clone(), rx1, &one));
+    socket.attach(forwarder(socket.clone(), rx2, &two));
+    tx1.send("x").unwrap();
+    assert_eq!(get(s.addr, &sid).await.text(), "4x");
+    tx2.send("y").unwrap();
+    assert_eq!(get(s.addr, &sid).await.text(), "4y");
+    drop(tx1);
+    eventually(|| one.load(Ordering::SeqCst)).await;
+    tx2.send("z").unwrap();
+    assert_eq!(get(s.addr, &sid).await.text(), "4z");
+    assert!(!two.load(Ordering::SeqCst));
+    drop(tx2);
+    eventually(|| two.load(Ordering::SeqCst)).await;
+
     // Still pending when the session closes: dropped with it (it holds
     // the session: without that the session would never be freed).
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
