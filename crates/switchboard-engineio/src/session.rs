@@ -88,7 +88,7 @@ pub const UPGRADE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 pub const POLLING_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Identifies one WebSocket connection of a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WsId(u32);
 
 impl fmt::Display for WsId {

@@ -14,6 +14,30 @@ use tokio::io::AsyncWrite;
 /// Chunks handed to one vectored write.
 const MAX_IOSLICES: usize = 64;
 
+/// One write of `chunks` (non-empty), vectored when there are several and
+/// the socket takes that: the bytes written (a zero-length write is an
+/// error). The caller drops them (e.g. [`Writer::consume`]).
+pub fn poll_write_chunks<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    cx: &mut Context<'_>,
+    chunks: &[Bytes],
+) -> Poll<io::Result<usize>> {
+    let result = if chunks.len() == 1 || !io.is_write_vectored() {
+        Pin::new(&mut *io).poll_write(cx, &chunks[0])
+    } else {
+        let mut slices = [IoSlice::new(&[]); MAX_IOSLICES];
+        let n = chunks.len().min(MAX_IOSLICES);
+        for (s, b) in slices.iter_mut().zip(&chunks[..n]) {
+            *s = IoSlice::new(b);
+        }
+        Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n])
+    };
+    match ready!(result) {
+        Ok(0) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+        other => Poll::Ready(other),
+    }
+}
+
 /// Bytes produced for a socket but not yet accepted by it.
 #[derive(Default)]
 pub struct WriteQueue {
@@ -60,21 +84,7 @@ impl WriteQueue {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         while !self.chunks.is_empty() {
-            let result = if self.chunks.len() == 1 || !io.is_write_vectored() {
-                Pin::new(&mut *io).poll_write(cx, &self.chunks[0])
-            } else {
-                let mut slices = [IoSlice::new(&[]); MAX_IOSLICES];
-                let n = self.chunks.len().min(MAX_IOSLICES);
-                for (s, b) in slices.iter_mut().zip(&self.chunks[..n]) {
-                    *s = IoSlice::new(b);
-                }
-                Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n])
-            };
-            let mut n = match ready!(result) {
-                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => n,
-                Err(e) => return Poll::Ready(Err(e)),
-            };
+            let mut n = ready!(poll_write_chunks(io, cx, &self.chunks))?;
             let mut done = 0;
             while n > 0 {
                 let first = &mut self.chunks[done];

@@ -25,7 +25,7 @@ use super::socket::{now, EngineSocket, WsOutbox};
 use super::EngineHandler;
 use crate::buffer_pool::poll_read_pooled;
 use crate::registry::ConnectionGuard;
-use crate::write_queue::WriteQueue;
+use crate::write_queue::poll_write_chunks;
 
 /// Reads per poll before yielding to other tasks.
 const READS_PER_POLL: usize = 16;
@@ -231,21 +231,24 @@ fn spawn_connection<H: EngineHandler>(
 /// (`runs_session`: the
 /// session task's timers, deliveries, attached work and shutdown, so that
 /// such a session is one task). Every idle connection holds one: tokio
-/// rounds a task to 128 bytes plus its header, so this stays within 288
-/// bytes (a size test in `tests.rs`) — the messages read and those taken
-/// from the outbox live within one poll, the close timeout is the
-/// registry's deadline, and the session's timer is kept in the session.
+/// makes a task of its header and the future rounded up to 128 bytes, so
+/// this stays within 160 bytes, a 256-byte task (a size test in
+/// `tests.rs`) — the messages read and those taken from the outbox live
+/// within one poll, the output waits in the WebSocket core (boxed while
+/// there is some), the close timeout is the registry's deadline, and the
+/// session's timer is kept in the session.
 pub(super) struct WsDriver<IO, H: EngineHandler> {
     io: IO,
     conn: Connection,
     shared: Arc<Shared<H>>,
-    /// The session and this connection's id in it; `None` for a connection
-    /// refused by the core (closed at once).
-    link: Option<(EngineSocket, WsId)>,
+    /// The session; `None` for a connection refused by the core (closed at
+    /// once).
+    socket: Option<EngineSocket>,
+    /// This connection's id in the session (apart from the session: the
+    /// pair would take 16 bytes).
+    ws: WsId,
     outbox: Arc<WsOutbox>,
     guard: ConnectionGuard,
-    /// Bytes produced but not yet accepted by the socket, in order.
-    out: WriteQueue,
     /// Our close frame is out and the registry's deadline is the close
     /// timeout.
     close_armed: bool,
@@ -275,14 +278,18 @@ where
         outbox: Arc<WsOutbox>,
         guard: ConnectionGuard,
     ) -> Self {
+        let (socket, ws) = match link {
+            Some((socket, ws)) => (Some(socket), ws),
+            None => (None, WsId::default()),
+        };
         WsDriver {
             io,
             conn: Connection::new(Role::Server, config),
             shared,
-            link,
+            socket,
+            ws,
             outbox,
             guard,
-            out: WriteQueue::new(),
             close_armed: false,
             peer_closed: false,
             failed: false,
@@ -297,7 +304,7 @@ where
     /// This task runs the session from now on: its first turn is due.
     fn run_session(&mut self) {
         self.runs_session = true;
-        if let Some((socket, _)) = &self.link {
+        if let Some(socket) = &self.socket {
             socket.inner.task.notify_one();
         }
     }
@@ -310,7 +317,7 @@ where
     /// i.e. for every read. Before the outbox is read: what a turn
     /// produces goes out in this poll.
     fn poll_session(&mut self, cx: &mut Context<'_>) {
-        let Some((socket, _)) = &self.link else {
+        let Some(socket) = &self.socket else {
             return;
         };
         if !self.shutdown_seen && self.guard.poll_shutdown(cx) {
@@ -377,7 +384,7 @@ where
     }
 
     fn backlog(&mut self) -> usize {
-        self.out.len() + self.conn.writer().output_len()
+        self.conn.writer().output_len()
     }
 
     /// Reads what the socket has; messages go to `incoming`.
@@ -417,7 +424,7 @@ where
     /// empty.
     fn report(&mut self, incoming: &mut Vec<WsMessage>) {
         let gone = self.failed || self.peer_closed || self.io_done || self.conn.is_closed();
-        let Some((socket, ws)) = &self.link else {
+        let (Some(socket), ws) = (&self.socket, &self.ws) else {
             incoming.clear();
             return;
         };
@@ -491,15 +498,20 @@ where
         }
     }
 
-    /// Writes pending output. Ready when all was written or the socket is
-    /// gone.
+    /// Writes pending output, straight from the WebSocket core's (no
+    /// queue of the driver's own: 32 bytes in every idle connection).
+    /// Ready when all was written or the socket is gone.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.out.take_from(self.conn.writer());
-        if self.io_done {
-            return Poll::Ready(());
-        }
-        if ready!(self.out.poll_write_to(&mut self.io, cx)).is_err() {
-            self.io_done = true;
+        let w = self.conn.writer();
+        while !self.io_done {
+            let chunks = w.output_chunks();
+            if chunks.is_empty() {
+                break;
+            }
+            match ready!(poll_write_chunks(&mut self.io, cx, chunks)) {
+                Ok(n) => w.consume(n),
+                Err(_) => self.io_done = true,
+            }
         }
         Poll::Ready(())
     }
@@ -508,7 +520,7 @@ where
         self.io_done = true;
         self.report(&mut Vec::new());
         if self.runs_session {
-            if let Some((socket, _)) = &self.link {
+            if let Some(socket) = &self.socket {
                 // Telling the session its connection is gone closed it:
                 // everything was delivered (a delivery under way elsewhere
                 // finishes the queue itself).
