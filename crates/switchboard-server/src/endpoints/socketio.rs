@@ -139,24 +139,36 @@ struct HistoryArg {
     since: Option<u64>,
 }
 
-/// A connected socket's hub client and its subscribes awaiting their
-/// catch-up, kept in the socket's extensions for the event handlers, which
-/// are registered once for all sockets ([`register_events`]). Removed when
-/// the socket disconnects: the hub client goes (its topics are left), and
-/// with it the pump ([`pump`]).
+/// A connected socket's hub client, kept in the socket's extensions for
+/// the event handlers, which are registered once for all sockets
+/// ([`register_events`]). Removed when the socket disconnects: the hub
+/// client goes (its topics are left), and with it the pump ([`pump`]).
+/// Every connection keeps one: the client alone, a 128-byte block.
 #[derive(Clone)]
-struct HubLink(Arc<Link>);
-
-struct Link {
-    client: Client,
-    /// Subscribes answered later ([`Subscribed::pending`]): topic and ack.
-    pending: parking_lot::Mutex<Vec<(Arc<str>, Option<AckSender>)>>,
-}
+struct HubLink(Arc<Client>);
 
 impl std::ops::Deref for HubLink {
-    type Target = Link;
-    fn deref(&self) -> &Link {
+    type Target = Client;
+    fn deref(&self) -> &Client {
         &self.0
+    }
+}
+
+/// Subscribes answered later ([`Subscribed::pending`]): topic and ack. In
+/// the socket's extensions from its first such subscribe (most sockets
+/// never have one).
+#[derive(Clone, Default)]
+struct PendingSubscribes(Arc<parking_lot::Mutex<Vec<(Arc<str>, Option<AckSender>)>>>);
+
+impl PendingSubscribes {
+    /// The ack waiting for `topic`'s catch-up, if any.
+    fn take(&self, topic: &Arc<str>) -> Option<Option<AckSender>> {
+        let ack = super::envelope::take_pending(&self.0, topic);
+        let mut waiting = self.0.lock();
+        if waiting.is_empty() {
+            *waiting = Vec::new();
+        }
+        ack
     }
 }
 
@@ -175,10 +187,7 @@ fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
             }
         },
     };
-    let link = Arc::new(Link {
-        client: state.hub.connect(info),
-        pending: parking_lot::Mutex::default(),
-    });
+    let link = Arc::new(state.hub.connect(info));
     socket.attach(pump(&link, &socket));
     socket.extensions().insert(HubLink(link));
 }
@@ -200,10 +209,18 @@ fn register_events(state: &Arc<AppState>, ns: &Namespace) {
                     epoch,
                 } => (topic, since, epoch),
             };
-            let reply = match link.client.subscribe_at(&topic, since, epoch) {
+            let reply = match link.subscribe_at(&topic, since, epoch) {
                 Ok(sub) if sub.pending => {
-                    // Answered by the `CatchUp` delivery, before live messages.
-                    link.pending.lock().push((Arc::from(topic), ack));
+                    // Answered by the `CatchUp` delivery, before live
+                    // messages. A socket's events are handled one at a
+                    // time: no other subscribe inserts meanwhile.
+                    let pending = s.extensions().get::<PendingSubscribes>();
+                    let pending = pending.unwrap_or_else(|| {
+                        let p = PendingSubscribes::default();
+                        s.extensions().insert(p.clone());
+                        p
+                    });
+                    pending.0.lock().push((Arc::from(topic), ack));
                     return;
                 }
                 Ok(sub) => subscribed(&s, &topic, since, &sub),
@@ -219,7 +236,7 @@ fn register_events(state: &Arc<AppState>, ns: &Namespace) {
             let Some(link) = s.extensions().get::<HubLink>() else {
                 return;
             };
-            let was = link.client.unsubscribe(&topic);
+            let was = link.unsubscribe(&topic);
             ack_raw(
                 ack,
                 &format!(
@@ -240,7 +257,7 @@ fn register_events(state: &Arc<AppState>, ns: &Namespace) {
                 Value::Binary(b) => Payload::binary(b),
                 other => Payload::json_or_text(Bytes::from(other.to_json_string())),
             };
-            let reply = match link.client.publish(&arg.topic, payload) {
+            let reply = match link.publish(&arg.topic, payload) {
                 Ok(seq) => format!(
                     "{{\"ok\":true,\"topic\":{},\"seq\":{seq}}}",
                     json_str(&arg.topic)
@@ -346,7 +363,7 @@ fn ack_raw(ack: Option<AckSender>, json: &str) {
 /// the socket and the link weakly: neither is kept alive by it. Two weak
 /// handles and nothing else (every connection keeps it: a 16-byte block).
 fn pump(
-    link: &Arc<Link>,
+    link: &Arc<Client>,
     socket: &SocketRef,
 ) -> impl FnMut(&mut Context<'_>) -> Poll<()> + Send + 'static {
     let link = Arc::downgrade(link);
@@ -356,7 +373,7 @@ fn pump(
         let Some(hub_link) = link.upgrade() else {
             return Poll::Ready(());
         };
-        let mailbox = hub_link.client.mailbox();
+        let mailbox = hub_link.mailbox();
         // A bounded number of rounds per wake-up: a busy mailbox does not
         // starve the connection's other work.
         for _ in 0..16 {
@@ -381,8 +398,8 @@ fn pump(
                         let _ = socket.emit_encoded(Utf8Bytes::from(text));
                     }
                     Delivery::CatchUp(c) => {
-                        let Some(ack) = super::envelope::take_pending(&hub_link.pending, &c.topic)
-                        else {
+                        let pending = socket.extensions().get::<PendingSubscribes>();
+                        let Some(ack) = pending.and_then(|p| p.take(&c.topic)) else {
                             continue;
                         };
                         let reply = subscribed(&socket, &c.topic, Some(c.since), &c.subscribed);
