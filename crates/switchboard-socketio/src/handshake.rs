@@ -712,7 +712,8 @@ mod tests {
 
         let empty = HandshakeRequest::new("", no_headers());
         let h = empty.headers();
-        assert!(h.is_empty() && h.len() == 0 && h.iter().next().is_none());
+        assert!(h.is_empty() && h.iter().next().is_none());
+        assert_eq!(h.len(), 0);
         assert_eq!(empty.url(), "");
     }
 

@@ -158,7 +158,10 @@ impl std::ops::Deref for HubLink {
 /// the socket's extensions from its first such subscribe (most sockets
 /// never have one).
 #[derive(Clone, Default)]
-struct PendingSubscribes(Arc<parking_lot::Mutex<Vec<(Arc<str>, Option<AckSender>)>>>);
+struct PendingSubscribes(Arc<parking_lot::Mutex<Waiting>>);
+
+/// Topic and ack of each subscribe waiting for its catch-up.
+type Waiting = Vec<(Arc<str>, Option<AckSender>)>;
 
 impl PendingSubscribes {
     /// The ack waiting for `topic`'s catch-up, if any.
