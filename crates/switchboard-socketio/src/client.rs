@@ -118,7 +118,7 @@ fn auth_str<'a>(auth: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 pub(crate) struct Client {
-    pub(crate) conn: Arc<dyn EngineConn>,
+    pub(crate) conn: Box<dyn EngineConn>,
     io: Weak<IoInner>,
     req: HandshakeRequest,
     state: Mutex<State>,
@@ -143,7 +143,7 @@ impl State {
 
 impl Client {
     pub(crate) fn new(
-        conn: Arc<dyn EngineConn>,
+        conn: Box<dyn EngineConn>,
         io: &Arc<IoInner>,
         req: HandshakeRequest,
     ) -> Arc<Client> {

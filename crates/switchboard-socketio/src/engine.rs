@@ -61,6 +61,31 @@ pub trait EngineConn: Send + Sync + 'static {
     }
 }
 
+/// A shared connection is one too (tests keep a handle to theirs).
+impl<T: EngineConn + ?Sized> EngineConn for Arc<T> {
+    fn sid(&self) -> &str {
+        (**self).sid()
+    }
+    fn sid_shared(&self) -> Arc<str> {
+        (**self).sid_shared()
+    }
+    fn send(&self, message: Message) -> Result<(), Closed> {
+        (**self).send(message)
+    }
+    fn send_many(&self, messages: Vec<Message>) -> Result<(), Closed> {
+        (**self).send_many(messages)
+    }
+    fn send_prepared(&self, message: PreparedText) -> Result<(), Closed> {
+        (**self).send_prepared(message)
+    }
+    fn close(&self) {
+        (**self).close()
+    }
+    fn attach(&self, work: SessionWork) {
+        (**self).attach(work)
+    }
+}
+
 /// Work run for a session ([`EngineConn::attach`]).
 pub type SessionWork = Box<dyn FnMut(&mut Context<'_>) -> Poll<()> + Send>;
 
@@ -100,7 +125,9 @@ impl EngineConn for EngineSocket {
 /// `EngineIo::new(io.clone(), config, registry)`.
 impl EngineHandler for crate::SocketIo {
     fn on_open(&self, socket: EngineSocket, req: &http::request::Parts) {
-        self.engine_open(std::sync::Arc::new(socket), req);
+        // The handle is one pointer: an 8-byte box (an `Arc` around it
+        // would take 32).
+        self.engine_open(Box::new(socket), req);
     }
 
     fn on_message(&self, socket: &EngineSocket, message: Message) {

@@ -322,7 +322,7 @@ impl SocketIo {
     }
 
     /// A new Engine.IO session: starts the `connect_timeout`.
-    pub fn engine_open(&self, conn: Arc<dyn EngineConn>, req: &http::request::Parts) {
+    pub fn engine_open(&self, conn: Box<dyn EngineConn>, req: &http::request::Parts) {
         let sid = conn.sid_shared();
         let req = HandshakeRequest::from_parts(req, &self.0.config.handshake_headers);
         let client = Client::new(conn, &self.0, req);

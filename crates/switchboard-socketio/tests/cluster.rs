@@ -50,7 +50,7 @@ impl Peer {
             .unwrap()
             .into_parts()
             .0;
-        io.engine_open(conn.clone(), &parts);
+        io.engine_open(Box::new(conn.clone()), &parts);
         io.engine_message(&conn.sid, Message::Text("0".into()));
         let connect = texts(&conn.sent.lock().drain(..).collect::<Vec<_>>()).remove(0);
         let v = switchboard_socketio::Value::from_json_str(&connect[1..]).unwrap();

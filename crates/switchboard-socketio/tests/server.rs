@@ -63,7 +63,7 @@ impl Peer {
             sent: Mutex::default(),
             closed: AtomicBool::new(false),
         });
-        io.engine_open(conn.clone(), &parts_at(uri));
+        io.engine_open(Box::new(conn.clone()), &parts_at(uri));
         Peer {
             io: io.clone(),
             conn,
