@@ -18,8 +18,8 @@ use switchboard_socketio_proto::{from_value, Value};
 /// `auth` boxed only when the client sent one.
 #[derive(Debug, Clone)]
 pub struct Handshake {
-    /// The CONNECT payload; `None` for `{}` (most clients send none).
-    #[allow(clippy::box_collection)] // 8 bytes in every socket instead of 40
+    /// The CONNECT payload; `None` for `{}` (most clients send none): 8
+    /// bytes in every socket instead of 40.
     auth: Option<Box<Value>>,
     request: HandshakeRequest,
     /// [`issued`](Self::issued) (the time in 8 bytes, not 16).
