@@ -18,7 +18,9 @@ shift 2 || true
 PROTOS=("$@")
 ((${#PROTOS[@]})) || PROTOS=(ws ws-envelope sio sockjs-ws sockjs-xhr stomp)
 for proto in "${PROTOS[@]}"; do
-  port=$((20000 + RANDOM % 20000))
+  # Below the ephemeral range (32768+): a port a closed connection of the
+  # previous protocol still holds (TIME_WAIT) would refuse the listener.
+  port=$((20000 + RANDOM % 12000))
   # One shorter disconnect delay for SockJS xhr-streaming sessions, whose
   # connection closes before the session does.
   SWITCHBOARD_LOG=warn SWITCHBOARD_STOMP__TCP_LISTEN= SWITCHBOARD_SOCKJS__DISCONNECT_DELAY_MS=1000 \
