@@ -208,13 +208,11 @@ impl Decoder {
                     Some(i) if input[i] == 0 => {
                         // The limits first, as when the NUL arrives in a
                         // later chunk: the error must not depend on chunking.
-                        self.check_line_len(self.line.len() + i)?;
-                        self.count(i)?;
+                        self.take_line(i, i)?;
                         return Err(DecodeError::UnexpectedNul);
                     }
                     Some(i) => {
-                        self.check_line_len(self.line.len() + i)?;
-                        self.count(i + 1)?;
+                        self.take_line(i, i + 1)?;
                         self.line.extend_from_slice(&input[..i]);
                         *input = &input[i + 1..];
                         let mut line = std::mem::take(&mut self.line);
@@ -231,9 +229,7 @@ impl Decoder {
                         self.line = line;
                     }
                     None => {
-                        // One extra octet of slack for the CR of a CRLF.
-                        self.check_line_len(self.line.len() + input.len())?;
-                        self.count(input.len())?;
+                        self.take_line(input.len(), input.len())?;
                         self.line.extend_from_slice(input);
                         *input = &[];
                         return Ok(None);
@@ -258,15 +254,13 @@ impl Decoder {
                 }
                 State::Body(None) => match input.iter().position(|&b| b == 0) {
                     Some(i) => {
-                        self.check_body_len(self.body.len() + i)?;
-                        self.count(i + 1)?;
+                        self.take_body(i, i + 1)?;
                         self.body.extend_from_slice(&input[..i]);
                         *input = &input[i + 1..];
                         return self.finish().map(Some);
                     }
                     None => {
-                        self.check_body_len(self.body.len() + input.len())?;
-                        self.count(input.len())?;
+                        self.take_body(input.len(), input.len())?;
                         self.body.extend_from_slice(input);
                         *input = &[];
                         return Ok(None);
@@ -277,30 +271,65 @@ impl Decoder {
         }
     }
 
-    fn check_line_len(&self, len: usize) -> Result<(), DecodeError> {
-        if len > self.limits.max_header_length.saturating_add(1) {
-            return Err(DecodeError::HeaderLineTooLong {
-                limit: self.limits.max_header_length,
-            });
+    /// Takes `n` more octets of the current line, and `counted` more of
+    /// the frame (the line's and its terminator's). One extra octet of
+    /// slack for the CR of a CRLF.
+    fn take_line(&mut self, n: usize, counted: usize) -> Result<(), DecodeError> {
+        let room =
+            (self.limits.max_header_length.saturating_add(1)).saturating_sub(self.line.len());
+        let over = DecodeError::HeaderLineTooLong {
+            limit: self.limits.max_header_length,
+        };
+        self.take(n, room, over, counted)
+    }
+
+    /// Takes `n` more octets of a body read up to its NUL, and `counted`
+    /// more of the frame.
+    fn take_body(&mut self, n: usize, counted: usize) -> Result<(), DecodeError> {
+        let room = self.limits.max_body.saturating_sub(self.body.len());
+        let over = DecodeError::BodyTooLarge {
+            limit: self.limits.max_body,
+        };
+        self.take(n, room, over, counted)
+    }
+
+    /// `n` octets of a part with `room` left before `over`, and `counted`
+    /// octets of the frame, checked as if they arrived one at a time: the
+    /// limit crossed at the earlier octet is the error (the part's on the
+    /// same octet), so the error does not depend on how the input was
+    /// chunked (fuzzing, stomp_frames). Counts them when neither is.
+    fn take(
+        &mut self,
+        n: usize,
+        room: usize,
+        over: DecodeError,
+        counted: usize,
+    ) -> Result<(), DecodeError> {
+        let frame_room = self.limits.max_frame_size.saturating_sub(self.frame_len);
+        // The index of the octet crossing each limit.
+        let part_at = (n > room).then_some(room);
+        let frame_at = (counted > frame_room).then_some(frame_room);
+        match (part_at, frame_at) {
+            (Some(p), Some(f)) if f < p => Err(self.frame_too_large()),
+            (Some(_), _) => Err(over),
+            (None, Some(_)) => Err(self.frame_too_large()),
+            (None, None) => {
+                self.frame_len += counted;
+                Ok(())
+            }
         }
-        Ok(())
+    }
+
+    fn frame_too_large(&self) -> DecodeError {
+        DecodeError::FrameTooLarge {
+            limit: self.limits.max_frame_size,
+        }
     }
 
     fn check_body_len(&self, len: usize) -> Result<(), DecodeError> {
         if len > self.limits.max_body {
             return Err(DecodeError::BodyTooLarge {
                 limit: self.limits.max_body,
-            });
-        }
-        Ok(())
-    }
-
-    /// Adds `n` octets to the current frame's size.
-    fn count(&mut self, n: usize) -> Result<(), DecodeError> {
-        self.frame_len = self.frame_len.saturating_add(n);
-        if self.frame_len > self.limits.max_frame_size {
-            return Err(DecodeError::FrameTooLarge {
-                limit: self.limits.max_frame_size,
             });
         }
         Ok(())
@@ -702,6 +731,57 @@ mod tests {
         let expected = Err(DecodeError::FrameTooLarge { limit: 16 });
         assert_eq!(decode_with(Version::V1_2, limits, &[bytes]), expected);
         assert_eq!(decode_with(Version::V1_2, limits, &singles), expected);
+    }
+
+    /// Found by fuzzing (stomp_frames): a line over its limit and past the
+    /// frame limit gave the line's error when it came whole and the frame's
+    /// when it came in pieces (the frame limit crossed at an earlier
+    /// octet). Now the limit crossed first wins however it is chunked; the
+    /// same for a body read up to its NUL.
+    #[test]
+    fn the_limit_crossed_first_wins_however_chunked() {
+        let cases: [(Limits, &[u8], DecodeError); 3] = [
+            (
+                // Frame full at octet 13, the line at octet 17.
+                Limits {
+                    max_header_length: 10,
+                    max_frame_size: 12,
+                    ..Limits::default()
+                },
+                b"SEND\naaaaaaaaaaaaaaaaaaaaa\n",
+                DecodeError::FrameTooLarge { limit: 12 },
+            ),
+            (
+                // The line over first.
+                Limits {
+                    max_header_length: 4,
+                    max_frame_size: 12,
+                    ..Limits::default()
+                },
+                b"SEND\naaaaaaaaaaaaaaaaaaaaa\n",
+                DecodeError::HeaderLineTooLong { limit: 4 },
+            ),
+            (
+                // A body: the frame full before the body's own limit.
+                Limits {
+                    max_body: 10,
+                    max_frame_size: 14,
+                    ..Limits::default()
+                },
+                b"SEND\n\nbbbbbbbbbbbbbbbbbbbb\0",
+                DecodeError::FrameTooLarge { limit: 14 },
+            ),
+        ];
+        for (limits, bytes, error) in cases {
+            for size in [bytes.len(), 1, 2, 3, 7] {
+                let chunks: Vec<&[u8]> = bytes.chunks(size).collect();
+                assert_eq!(
+                    decode_with(Version::V1_2, limits, &chunks),
+                    Err(error.clone()),
+                    "chunks of {size}"
+                );
+            }
+        }
     }
 
     #[test]
