@@ -4,10 +4,11 @@
 //! Every driver flushes through this, so "everything produced between two
 //! flushes leaves in one write" is implemented once.
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use switchboard_websocket::connection::drop_written;
 use switchboard_websocket::Writer;
 use tokio::io::AsyncWrite;
 
@@ -84,21 +85,10 @@ impl WriteQueue {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         while !self.chunks.is_empty() {
-            let mut n = ready!(poll_write_chunks(io, cx, &self.chunks))?;
-            let mut done = 0;
-            while n > 0 {
-                let first = &mut self.chunks[done];
-                if n >= first.len() {
-                    n -= first.len();
-                    done += 1;
-                    self.front_partial = false;
-                } else {
-                    first.advance(n);
-                    self.front_partial = true;
-                    n = 0;
-                }
-            }
-            self.chunks.drain(..done);
+            let n = ready!(poll_write_chunks(io, cx, &self.chunks))?;
+            // A write (never empty) ending on a chunk's boundary leaves
+            // none written in part at the front.
+            self.front_partial = drop_written(&mut self.chunks, n);
         }
         // Free the chunk list of a connection going idle.
         self.chunks = Vec::new();
@@ -196,7 +186,7 @@ mod tests {
         );
         assert!(matches!(first, Poll::Ready(Ok(6))));
         q.chunks.remove(0);
-        q.chunks[0].advance(2);
+        bytes::Buf::advance(&mut q.chunks[0], 2);
         q.front_partial = true;
         q.discard_unstarted();
         assert_eq!(q.chunks, vec![Bytes::from_static(b"gh")]);

@@ -860,25 +860,14 @@ impl Writer {
 
     /// Drops the first `n` bytes of the output (written by the caller; see
     /// [`output_chunks`](Self::output_chunks)); frees it once all is gone.
-    pub fn consume(&mut self, mut n: usize) {
+    pub fn consume(&mut self, n: usize) {
         let Some(o) = self.out.as_mut() else {
             return;
         };
         o.seal();
         let len = u32::try_from(n).unwrap_or(u32::MAX);
         o.chunks_len = o.chunks_len.saturating_sub(len);
-        let mut done = 0;
-        while n > 0 && done < o.chunks.len() {
-            let first = &mut o.chunks[done];
-            if n >= first.len() {
-                n -= first.len();
-                done += 1;
-            } else {
-                bytes::Buf::advance(first, n);
-                n = 0;
-            }
-        }
-        o.chunks.drain(..done);
+        drop_written(&mut o.chunks, n);
         if o.chunks.is_empty() {
             self.out = None;
         }
@@ -951,6 +940,27 @@ impl Writer {
             apply_mask(&mut buf[start + n..], k);
         }
     }
+}
+
+/// Drops the first `n` bytes of `chunks` (written to a socket): whole
+/// chunks go, a chunk written in part is advanced. Returns whether the
+/// first chunk left was written in part.
+pub fn drop_written(chunks: &mut Vec<Bytes>, mut n: usize) -> bool {
+    let mut done = 0;
+    let mut partial = false;
+    while n > 0 && done < chunks.len() {
+        let first = &mut chunks[done];
+        if n >= first.len() {
+            n -= first.len();
+            done += 1;
+        } else {
+            bytes::Buf::advance(first, n);
+            partial = true;
+            n = 0;
+        }
+    }
+    chunks.drain(..done);
+    partial
 }
 
 /// Room for `n` more bytes in `buf` (at least a first allocation's worth).

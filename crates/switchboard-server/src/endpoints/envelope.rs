@@ -56,11 +56,16 @@ fn reply_subscribed(
 }
 
 /// Takes the value of the first request in `pending` keyed `key` (a
-/// request answered later: its reply `id`, or its ack).
+/// request answered later: its reply `id`, or its ack). The list gives its
+/// buffer back when it empties.
 pub(crate) fn take_pending<K: PartialEq, V>(pending: &Mutex<Vec<(K, V)>>, key: &K) -> Option<V> {
     let mut pending = pending.lock();
     let i = pending.iter().position(|(k, _)| k == key)?;
-    Some(pending.swap_remove(i).1)
+    let (_, v) = pending.swap_remove(i);
+    if pending.is_empty() {
+        *pending = Vec::new();
+    }
+    Some(v)
 }
 
 /// The answer to a `history` request.

@@ -163,18 +163,6 @@ struct PendingSubscribes(Arc<parking_lot::Mutex<Waiting>>);
 /// Topic and ack of each subscribe waiting for its catch-up.
 type Waiting = Vec<(Arc<str>, Option<AckSender>)>;
 
-impl PendingSubscribes {
-    /// The ack waiting for `topic`'s catch-up, if any.
-    fn take(&self, topic: &Arc<str>) -> Option<Option<AckSender>> {
-        let ack = super::envelope::take_pending(&self.0, topic);
-        let mut waiting = self.0.lock();
-        if waiting.is_empty() {
-            *waiting = Vec::new();
-        }
-        ack
-    }
-}
-
 fn on_connection(state: &Arc<AppState>, socket: SocketRef) {
     // Set by the middleware, taken (the hub client keeps it); a socket
     // recovered without middlewares (connection state recovery) is
@@ -402,7 +390,9 @@ fn pump(
                     }
                     Delivery::CatchUp(c) => {
                         let pending = socket.extensions().get::<PendingSubscribes>();
-                        let Some(ack) = pending.and_then(|p| p.take(&c.topic)) else {
+                        let Some(ack) =
+                            pending.and_then(|p| super::envelope::take_pending(&p.0, &c.topic))
+                        else {
                             continue;
                         };
                         let reply = subscribed(&socket, &c.topic, Some(c.since), &c.subscribed);
