@@ -5,16 +5,13 @@
 //! the `fanout` scenario (fanout.rs) with one `--sub-url` per node.
 
 use std::fmt::Write as _;
-use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::fanout::{WINDOW_CLOSE, WINDOW_OPEN};
 use crate::stats::Report;
 use crate::suite::{fmt_num, fmt_ratio, median, SuiteArgs};
-use crate::util::{cpu_seconds, load_average, rss_tree_bytes};
+use crate::util::load_average;
 
 /// How the nodes are laid out.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -419,67 +416,13 @@ fn run_one(
     cmd.args(["--rate", &load.rate(a).to_string()]);
     cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
     cmd.args(["--mark-window", "--json"]);
-    let mut lg = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("load generator: {e}"))?;
-    // its stderr goes on to ours, but for the window marks
-    let (tx, rx) = mpsc::channel::<bool>();
-    let stderr = lg.stderr.take().expect("piped");
-    let fwd = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line == WINDOW_OPEN || line == WINDOW_CLOSE {
-                let _ = tx.send(line == WINDOW_OPEN);
-            } else {
-                eprintln!("{line}");
-            }
-        }
-    });
     let node_pids: Vec<u32> = nodes.0.iter().map(Child::id).collect();
-    let redis_pid = redis.filter(|_| topo.redis()).map(|r| r.child.id());
-    let cpu_now = |pids: &[u32]| {
-        pids.iter()
-            .map(|&p| cpu_seconds(p).unwrap_or(0.0))
-            .sum::<f64>()
-    };
-    let redis_pids: Vec<u32> = redis_pid.into_iter().collect();
-    let (mut peak_rss, mut peak_redis_rss) = (0u64, 0u64);
-    let mut opened: Option<(Instant, f64, f64)> = None;
-    let mut cpu = (0.0, 0.0);
-    while lg.try_wait().map_err(|e| e.to_string())?.is_none() {
-        let rss: u64 = node_pids
-            .iter()
-            .map(|&p| rss_tree_bytes(p).unwrap_or(0))
-            .sum();
-        peak_rss = peak_rss.max(rss);
-        if let Some(p) = redis_pid {
-            peak_redis_rss = peak_redis_rss.max(rss_tree_bytes(p).unwrap_or(0));
-        }
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(true) => opened = Some((Instant::now(), cpu_now(&node_pids), cpu_now(&redis_pids))),
-            Ok(false) => {
-                if let Some((t0, n0, r0)) = opened {
-                    let secs = t0.elapsed().as_secs_f64();
-                    cpu = (
-                        (cpu_now(&node_pids) - n0) / secs,
-                        (cpu_now(&redis_pids) - r0) / secs,
-                    );
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-        }
-    }
-    let _ = fwd.join();
-    let out = lg
-        .wait_with_output()
-        .map_err(|e| format!("load generator: {e}"))?;
+    let redis_pids: Vec<u32> = redis
+        .filter(|_| topo.redis())
+        .map(|r| r.child.id())
+        .into_iter()
+        .collect();
+    let (out, seen) = crate::watch::run(&mut cmd, &[&node_pids, &redis_pids])?;
     drop(nodes);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
@@ -489,9 +432,9 @@ fn run_one(
         .ok_or_else(|| format!("load generator failed ({}): {}", out.status, stdout.trim()))?;
     let mut r =
         serde_json::from_str::<Report>(line).map_err(|e| format!("bad report {line}: {e}"))?;
-    r.server_rss = peak_rss;
-    r.redis_rss = peak_redis_rss;
-    (r.server_cpu, r.redis_cpu) = cpu;
+    r.server_rss = seen[0].peak_rss;
+    r.redis_rss = seen[1].peak_rss;
+    (r.server_cpu, r.redis_cpu) = (seen[0].cpu, seen[1].cpu);
     Ok(r)
 }
 

@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use crate::fanout::{WINDOW_CLOSE, WINDOW_OPEN};
 use crate::sio::{parse_ack, SioConn};
 use crate::sockjs::SockJsWs;
 use crate::stats::{new_hist, Latency, Report};
@@ -38,6 +39,10 @@ pub struct EchoArgs {
     /// speak plain TCP echo (same sizes): the ceiling reference
     #[arg(long)]
     pub raw_tcp: bool,
+    /// print `@window-open` and `@window-close` on stderr when the measured window
+    /// opens and closes (the suite samples the server's CPU time then)
+    #[arg(long, hide = true)]
+    pub mark_window: bool,
 }
 
 const WARMUP: u8 = 0;
@@ -156,9 +161,15 @@ fn run_proto(a: EchoArgs, proto: Proto) -> Result<Report, String> {
         let _ = start_tx.send(true);
         tokio::time::sleep(a.warmup).await;
         sh.phase.set(MEASURE);
+        if a.mark_window {
+            eprintln!("{WINDOW_OPEN}");
+        }
         let t0 = Instant::now();
         tokio::time::sleep(a.duration).await;
         sh.phase.set(STOP);
+        if a.mark_window {
+            eprintln!("{WINDOW_CLOSE}");
+        }
         let secs = t0.elapsed().as_secs_f64();
         let hist = sh.hist.borrow();
         Ok(Report {

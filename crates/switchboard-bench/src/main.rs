@@ -18,6 +18,7 @@ mod stomp;
 mod stomp_queue;
 mod suite;
 mod util;
+mod watch;
 mod ws;
 
 use clap::{Parser, Subcommand};

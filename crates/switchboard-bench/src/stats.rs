@@ -16,6 +16,10 @@ pub struct Latency {
     pub p99_us: f64,
     pub p999_us: f64,
     pub max_us: f64,
+    /// the mean (with a rate, Little's law gives the number in flight);
+    /// absent from reports written before it was added
+    #[serde(default)]
+    pub mean_us: f64,
 }
 
 impl Latency {
@@ -27,6 +31,7 @@ impl Latency {
             p99_us: us(h.value_at_quantile(0.99)),
             p999_us: us(h.value_at_quantile(0.999)),
             max_us: us(h.max()),
+            mean_us: h.mean() / 1000.0,
         }
     }
 }
@@ -84,10 +89,15 @@ pub struct Report {
     /// STOMP queue: MESSAGE frames with `redelivered:true`
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redelivered: u64,
-    /// suite (STOMP, slow): the server's peak VmRSS (with its children) during the run;
-    /// suite (cluster): the peak of the sum over the nodes
+    /// suite (every scenario but idle): the server's peak VmRSS (with its
+    /// children) during the run; suite (cluster): the peak of the sum over
+    /// the nodes
     #[serde(default, skip_serializing_if = "is_zero")]
     pub server_rss: u64,
+    /// suite (every scenario but idle): the server's VmRSS (with its
+    /// children) just before the load generator started
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub server_rss_start: u64,
     /// idle with `--cycles` (leak check): RSS after each opening and closing
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycles: Option<crate::idle::Cycles>,

@@ -722,25 +722,20 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                         }
                         cmd.arg("--json");
                         cmd.stderr(Stdio::inherit());
-                        // STOMP and the slow suite: the server's peak RSS (with its
-                        // children), sampled every 200 ms while the load generator runs
-                        let mut peak_rss = 0u64;
-                        let out = if srv.proto == Proto::Stomp || a.slow {
-                            let mut lg = cmd
-                                .stdout(Stdio::piped())
-                                .spawn()
-                                .map_err(|e| format!("load generator: {e}"))?;
-                            let server_pid = child.id();
-                            while lg.try_wait().map_err(|e| e.to_string())?.is_none() {
-                                let rss = crate::util::rss_tree_bytes(server_pid).unwrap_or(0);
-                                peak_rss = peak_rss.max(rss);
-                                std::thread::sleep(Duration::from_millis(200));
+                        // every scenario but idle (which reads RSS itself): the
+                        // server's RSS (with its children) before the load and at
+                        // its peak, and (echo, fan-out) its CPU over the window
+                        let mut seen = crate::watch::Seen::default();
+                        let out = if !sc.is_idle() {
+                            if sc != Scen::StompQueue {
+                                cmd.arg("--mark-window");
                             }
-                            lg.wait_with_output()
+                            let (out, s) = crate::watch::run(&mut cmd, &[&[child.id()]])?;
+                            seen = s[0];
+                            out
                         } else {
-                            cmd.output()
-                        }
-                        .map_err(|e| format!("load generator: {e}"))?;
+                            cmd.output().map_err(|e| format!("load generator: {e}"))?
+                        };
                         let stdout = String::from_utf8_lossy(&out.stdout);
                         let line = stdout
                             .lines()
@@ -751,7 +746,9 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                             })?;
                         let mut r = serde_json::from_str::<Report>(line)
                             .map_err(|e| format!("bad report {line}: {e}"))?;
-                        r.server_rss = peak_rss;
+                        r.server_rss = seen.peak_rss;
+                        r.server_rss_start = seen.start_rss;
+                        r.server_cpu = seen.cpu;
                         Ok(r)
                     })();
                     server.stop(&log_dir);
@@ -1500,12 +1497,15 @@ fn render(
                 );
             }
             _ if sc.is_fanout() => {
-                let _ = writeln!(md, "| server | deliveries/s | p50 µs | p99 µs | p99.9 µs | lost | errors | Switchboard ÷ server: deliveries/s | p99 |");
-                let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+                let _ = writeln!(md, "| server | deliveries/s | p50 µs | p99 µs | p99.9 µs | lost | errors | server RSS MiB: start → peak | server CPU µs / delivery | Switchboard ÷ server: deliveries/s | p99 |");
+                let _ = writeln!(
+                    md,
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                );
             }
             _ => {
-                let _ = writeln!(md, "| server | {unit} | p50 µs | p99 µs | p99.9 µs | errors | Switchboard ÷ server: {unit} | p99 |");
-                let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+                let _ = writeln!(md, "| server | {unit} | p50 µs | p99 µs | p99.9 µs | errors | server CPU µs / msg | Switchboard ÷ server: {unit} | p99 |");
+                let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             }
         }
         for (vi, srv) in servers.iter().enumerate() {
@@ -1590,6 +1590,26 @@ fn render(
                         }
                         let mib = m(&|r| r.server_rss as f64) / 1048576.0;
                         rss = format!(" {mib:.0} |");
+                    } else {
+                        // reports written before the suite sampled every scenario have none
+                        let runs = &results[si][vi];
+                        if sc.is_fanout() {
+                            rss = if runs.iter().any(|r| r.server_rss_start == 0) {
+                                " – |".to_string()
+                            } else {
+                                format!(
+                                    " {:.1} → {:.1} |",
+                                    m(&|r| r.server_rss_start as f64) / 1048576.0,
+                                    m(&|r| r.server_rss as f64) / 1048576.0
+                                )
+                            };
+                        }
+                        // the server's CPU time per message: cores ÷ rate
+                        rss += &if runs.iter().any(|r| r.server_cpu == 0.0 || r.rate == 0.0) {
+                            " – |".to_string()
+                        } else {
+                            format!(" {:.2} |", m(&|r| r.server_cpu / r.rate * 1e6))
+                        };
                     }
                     let _ = writeln!(
                         md,
@@ -1613,7 +1633,7 @@ fn render(
     }
     let _ = writeln!(
         md,
-        "Ratios are the median over the repetitions of Switchboard's figure divided by the server's figure in the same repetition (the tables' other columns are plain medians): above 1× is better for msgs/s and deliveries/s, below 1× is better for p99 latency and bytes per connection. `lost` is the median count of deliveries of the measured window's publications that had not arrived 3 s after the window (dropped, or still queued); latency covers only those that did arrive (median over the repetitions that had any), so a server far behind shows `–` or the latency of only its earliest window deliveries; `errors` sums the connections that failed or were closed over all repetitions."
+        "Ratios are the median over the repetitions of Switchboard's figure divided by the server's figure in the same repetition (the tables' other columns are plain medians): above 1× is better for msgs/s and deliveries/s, below 1× is better for p99 latency and bytes per connection. `lost` is the median count of deliveries of the measured window's publications that had not arrived 3 s after the window (dropped, or still queued); latency covers only those that did arrive (median over the repetitions that had any), so a server far behind shows `–` or the latency of only its earliest window deliveries; `errors` sums the connections that failed or were closed over all repetitions; `server RSS` (fan-out) is the VmRSS of the server's process tree just before the load generator started, and the highest VmRSS sampled every 200 ms while it ran (medians over the repetitions); `server CPU` is the CPU time (user + system) of the server's process tree over the measured window divided by the messages (echo) or deliveries (fan-out) of the window (median over the repetitions): at 1 µs a core does 1 M per second."
     );
     if scens.iter().any(|s| s.proto() == Proto::Stomp) {
         let _ = writeln!(
@@ -1622,4 +1642,55 @@ fn render(
         );
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws_server(name: &'static str, label: &'static str) -> Server {
+        Server {
+            name,
+            label,
+            argv: Vec::new(),
+            echo: "/",
+            sub: "/",
+            publ: "/",
+            tcp: false,
+            proto: Proto::WebSocket,
+            topic: None,
+        }
+    }
+
+    #[test]
+    fn fanout_tables_show_the_servers_rss_and_cpu_per_delivery() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: SuiteArgs,
+        }
+        let a = Cli::try_parse_from(["suite", "--reps", "1"]).unwrap().a;
+        let servers = [
+            ws_server("switchboard", "Switchboard"),
+            ws_server("fastwebsockets", "fastwebsockets"),
+        ];
+        let run = |start: u64, peak: u64| Report {
+            scenario: "fanout".into(),
+            rate: 1000.0,
+            rep: 1,
+            server_rss_start: start,
+            server_rss: peak,
+            server_cpu: if start > 0 { 0.25 } else { 0.0 },
+            ..Report::default()
+        };
+        const MIB: u64 = 1 << 20;
+        // fastwebsockets' report predates the sampling: no start figure
+        let results = vec![vec![vec![run(5 * MIB, 12 * MIB)], vec![run(0, 20 * MIB)]]];
+        let md = render(&a, &servers, &[Scen::Fanout], &results, Duration::ZERO);
+        assert!(md.contains("| server RSS MiB: start → peak |"), "{md}");
+        // a quarter of a core for 1,000 deliveries/s: 250 µs each
+        assert!(md.contains("| 0 | 5.0 → 12.0 | 250.00 | 1.00× |"), "{md}");
+        assert!(md.contains("| 0 | – | – | 1.00× |"), "{md}");
+    }
 }

@@ -134,17 +134,38 @@ fn status_bytes(pid: u32, key: &str) -> io::Result<u64> {
     Err(io::Error::other(format!("no {key}")))
 }
 
-/// Sum of VmRSS of a process and all its descendants (a server started through a
-/// wrapper such as `taskset` or `node` is measured whole).
-pub fn rss_tree_bytes(pid: u32) -> io::Result<u64> {
-    let mut total = rss_bytes(pid)?;
+/// A process and all its descendants (a server started through a wrapper
+/// such as `taskset`, `node` or a shell script is measured whole).
+fn process_tree(pid: u32, into: &mut Vec<u32>) {
+    into.push(pid);
     if let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
         for c in children
             .split_whitespace()
             .filter_map(|c| c.parse::<u32>().ok())
         {
-            total += rss_tree_bytes(c).unwrap_or(0);
+            process_tree(c, into);
         }
+    }
+}
+
+/// Sum of VmRSS of a process and all its descendants.
+pub fn rss_tree_bytes(pid: u32) -> io::Result<u64> {
+    let mut tree = Vec::new();
+    process_tree(pid, &mut tree);
+    let mut total = rss_bytes(pid)?;
+    for &p in &tree[1..] {
+        total += rss_bytes(p).unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// CPU time of a process and all its live descendants, in seconds.
+pub fn cpu_tree_seconds(pid: u32) -> io::Result<f64> {
+    let mut tree = Vec::new();
+    process_tree(pid, &mut tree);
+    let mut total = cpu_seconds(pid)?;
+    for &p in &tree[1..] {
+        total += cpu_seconds(p).unwrap_or(0.0);
     }
     Ok(total)
 }
