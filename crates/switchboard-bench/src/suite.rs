@@ -33,7 +33,7 @@ pub struct SuiteArgs {
     /// with --stomp)
     #[arg(long)]
     pub servers: Option<String>,
-    /// scenarios, comma-separated: echo16,echo1,fanout,fanout-light,idle (WebSocket; the
+    /// scenarios, comma-separated: echo16,echo16-4k,echo1,fanout,fanout-light,idle (WebSocket; the
     /// default) or sio-echo16,sio-echo1,sio-fanout,sio-fanout-light,sio-idle (Socket.IO;
     /// the default with --socketio) or sockjs-echo,sockjs-fanout-ws,sockjs-fanout-xhr,
     /// sockjs-fanout-ws-light,sockjs-fanout-xhr-light (SockJS; the default with --sockjs)
@@ -195,7 +195,7 @@ impl SuiteArgs {
             }
             None if self.stomp => "stomp-fanout,stomp-fanout-light,stomp-queue",
             None if self.slow => crate::slow::SCENARIOS,
-            None => "echo16,echo1,fanout,fanout-light,idle",
+            None => "echo16,echo16-4k,echo1,fanout,fanout-light,idle",
         }
     }
 }
@@ -203,6 +203,8 @@ impl SuiteArgs {
 #[derive(Clone, Copy, PartialEq)]
 enum Scen {
     Echo16,
+    /// the same with 4 KiB messages
+    Echo16Large,
     Echo1,
     Fanout,
     /// fan-out at a tenth of the rate: a load every server sustains
@@ -233,6 +235,7 @@ impl Scen {
     fn parse(s: &str) -> Result<Scen, String> {
         Ok(match s {
             "echo16" => Scen::Echo16,
+            "echo16-4k" => Scen::Echo16Large,
             "echo1" => Scen::Echo1,
             "fanout" => Scen::Fanout,
             "fanout-light" => Scen::FanoutLight,
@@ -256,6 +259,7 @@ impl Scen {
     fn key(self) -> &'static str {
         match self {
             Scen::Echo16 => "echo16",
+            Scen::Echo16Large => "echo16-4k",
             Scen::Echo1 => "echo1",
             Scen::Fanout => "fanout",
             Scen::FanoutLight => "fanout-light",
@@ -584,7 +588,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
         for (si, &sc) in scens.iter().enumerate() {
             for (vi, srv) in servers.iter().enumerate() {
                 if srv.proto != sc.proto()
-                    || (srv.tcp && !matches!(sc, Scen::Echo16 | Scen::Echo1))
+                    || (srv.tcp && !matches!(sc, Scen::Echo16 | Scen::Echo16Large | Scen::Echo1))
                     || (srv.topic.is_some() && matches!(sc, Scen::SioEcho16 | Scen::SioEcho1))
                 {
                     continue;
@@ -623,9 +627,10 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                         cmd.args(["-c", &a.client_cpu]).arg(&exe);
                         let url = |p: &str| format!("ws://{addr}{p}");
                         match sc {
-                            Scen::Echo16 | Scen::Echo1 => {
-                                let in_flight = if sc == Scen::Echo16 { 16 } else { 1 };
-                                echo_args(&mut cmd, "echo", &url(srv.echo), &a, in_flight);
+                            Scen::Echo16 | Scen::Echo16Large | Scen::Echo1 => {
+                                let in_flight = if sc == Scen::Echo1 { 1 } else { 16 };
+                                let size = if sc == Scen::Echo16Large { 4096 } else { 32 };
+                                echo_args(&mut cmd, "echo", &url(srv.echo), &a, in_flight, size);
                                 if srv.tcp {
                                     cmd.arg("--raw-tcp");
                                 }
@@ -637,7 +642,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                             }
                             Scen::SioEcho16 | Scen::SioEcho1 => {
                                 let in_flight = if sc == Scen::SioEcho16 { 16 } else { 1 };
-                                echo_args(&mut cmd, "sio-echo", &url(srv.echo), &a, in_flight);
+                                echo_args(&mut cmd, "sio-echo", &url(srv.echo), &a, in_flight, 32);
                             }
                             Scen::SioFanout | Scen::SioFanoutLight => {
                                 let urls = (url(srv.sub), url(srv.publ));
@@ -655,7 +660,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                                 }
                             }
                             Scen::SockJsEcho => {
-                                echo_args(&mut cmd, "sockjs-echo", &url(srv.echo), &a, 16);
+                                echo_args(&mut cmd, "sockjs-echo", &url(srv.echo), &a, 16, 32);
                             }
                             Scen::SockJsFanoutWs
                             | Scen::SockJsFanoutXhr
@@ -818,9 +823,21 @@ fn fanout_rate(a: &SuiteArgs, light: bool) -> u64 {
 
 /// `SUBCOMMAND --url URL --connections N --size 32 --in-flight K
 /// --duration D --warmup W`: every echo scenario's load generator.
-fn echo_args(cmd: &mut Command, subcommand: &str, url: &str, a: &SuiteArgs, in_flight: u32) {
+fn echo_args(
+    cmd: &mut Command,
+    subcommand: &str,
+    url: &str,
+    a: &SuiteArgs,
+    in_flight: u32,
+    size: usize,
+) {
     cmd.args([subcommand, "--url", url]);
-    cmd.args(["--connections", &a.connections.to_string(), "--size", "32"]);
+    cmd.args([
+        "--connections",
+        &a.connections.to_string(),
+        "--size",
+        &size.to_string(),
+    ]);
     cmd.args(["--in-flight", &in_flight.to_string()]);
     cmd.args(["--duration", &a.duration, "--warmup", &a.warmup]);
 }
@@ -1385,6 +1402,10 @@ fn render(
         let title = match sc {
             Scen::Echo16 => format!(
                 "Echo: {} connections, 32 B text, 16 in flight per connection",
+                a.connections
+            ),
+            Scen::Echo16Large => format!(
+                "Echo: {} connections, 4 KiB text, 16 in flight per connection",
                 a.connections
             ),
             Scen::Echo1 => format!(
