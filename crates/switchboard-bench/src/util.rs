@@ -148,26 +148,29 @@ fn process_tree(pid: u32, into: &mut Vec<u32>) {
     }
 }
 
-/// Sum of VmRSS of a process and all its descendants.
-pub fn rss_tree_bytes(pid: u32) -> io::Result<u64> {
+/// `f` of a process plus `f` of each of its live descendants (one that ends
+/// before it is read counts for nothing).
+fn over_tree<T: std::ops::Add<Output = T> + Default>(
+    pid: u32,
+    f: impl Fn(u32) -> io::Result<T>,
+) -> io::Result<T> {
     let mut tree = Vec::new();
     process_tree(pid, &mut tree);
-    let mut total = rss_bytes(pid)?;
+    let mut total = f(pid)?;
     for &p in &tree[1..] {
-        total += rss_bytes(p).unwrap_or(0);
+        total = total + f(p).unwrap_or_default();
     }
     Ok(total)
 }
 
+/// Sum of VmRSS of a process and all its descendants.
+pub fn rss_tree_bytes(pid: u32) -> io::Result<u64> {
+    over_tree(pid, rss_bytes)
+}
+
 /// CPU time of a process and all its live descendants, in seconds.
 pub fn cpu_tree_seconds(pid: u32) -> io::Result<f64> {
-    let mut tree = Vec::new();
-    process_tree(pid, &mut tree);
-    let mut total = cpu_seconds(pid)?;
-    for &p in &tree[1..] {
-        total += cpu_seconds(p).unwrap_or(0.0);
-    }
-    Ok(total)
+    over_tree(pid, cpu_seconds)
 }
 
 /// CPU time (user + system) a process has used so far, in seconds, from

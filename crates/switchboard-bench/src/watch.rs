@@ -66,22 +66,22 @@ pub fn run(cmd: &mut Command, groups: &[&[u32]]) -> Result<(Output, Vec<Seen>), 
         }
     });
     let mut opened: Option<(Instant, Vec<f64>)> = None;
+    let mut mark = |open: bool, seen: &mut [Seen]| {
+        if open {
+            opened = Some((Instant::now(), groups.iter().map(|g| cpu_now(g)).collect()));
+        } else if let Some((t0, cpu0)) = opened.take() {
+            let secs = t0.elapsed().as_secs_f64();
+            for ((s, g), c0) in seen.iter_mut().zip(groups).zip(cpu0) {
+                s.cpu = (cpu_now(g) - c0) / secs;
+            }
+        }
+    };
     while lg.try_wait().map_err(|e| e.to_string())?.is_none() {
         for (s, g) in seen.iter_mut().zip(groups) {
             s.peak_rss = s.peak_rss.max(rss_now(g));
         }
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(true) => {
-                opened = Some((Instant::now(), groups.iter().map(|g| cpu_now(g)).collect()))
-            }
-            Ok(false) => {
-                if let Some((t0, cpu0)) = opened.take() {
-                    let secs = t0.elapsed().as_secs_f64();
-                    for ((s, g), c0) in seen.iter_mut().zip(groups).zip(cpu0) {
-                        s.cpu = (cpu_now(g) - c0) / secs;
-                    }
-                }
-            }
+            Ok(open) => mark(open, &mut seen),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             // stderr closed: the load generator is ending
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -90,6 +90,11 @@ pub fn run(cmd: &mut Command, groups: &[&[u32]]) -> Result<(Output, Vec<Seen>), 
         }
     }
     let _ = fwd.join();
+    // a mark read after the load generator's exit was seen (a window that
+    // closed just before it exits)
+    while let Ok(open) = rx.try_recv() {
+        mark(open, &mut seen);
+    }
     let out = lg
         .wait_with_output()
         .map_err(|e| format!("load generator: {e}"))?;
