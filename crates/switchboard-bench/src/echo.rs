@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::fanout::{WINDOW_CLOSE, WINDOW_OPEN};
 use crate::sio::{parse_ack, SioConn};
 use crate::sockjs::SockJsWs;
-use crate::stats::{new_hist, Latency, Report};
+use crate::stats::{new_hist, Latency, Report, Timeline};
 use crate::util::{now_ns, parse_url, Target};
 use crate::ws::{tcp_connect, WsConn};
 
@@ -55,6 +55,7 @@ struct Shared {
     errors: Cell<u64>,
     ready: Cell<usize>,
     hist: RefCell<Histogram<u64>>,
+    timeline: Timeline,
 }
 
 impl Shared {
@@ -67,6 +68,7 @@ impl Shared {
                 h.saturating_record(now.saturating_sub(sent).max(1));
             }
             self.count.set(self.count.get() + n as u64);
+            self.timeline.add(now, n as u64);
         } else {
             for _ in 0..n {
                 fifo.pop_front();
@@ -133,6 +135,7 @@ fn run_proto(a: EchoArgs, proto: Proto) -> Result<Report, String> {
             errors: Cell::new(0),
             ready: Cell::new(0),
             hist: RefCell::new(new_hist()),
+            timeline: Timeline::default(),
         });
         let (start_tx, start_rx) = watch::channel(false);
         for _ in 0..a.connections {
@@ -160,6 +163,7 @@ fn run_proto(a: EchoArgs, proto: Proto) -> Result<Report, String> {
         }
         let _ = start_tx.send(true);
         tokio::time::sleep(a.warmup).await;
+        sh.timeline.start(now_ns());
         sh.phase.set(MEASURE);
         if a.mark_window {
             eprintln!("{WINDOW_OPEN}");
@@ -187,6 +191,7 @@ fn run_proto(a: EchoArgs, proto: Proto) -> Result<Report, String> {
             errors: sh.errors.get(),
             connections: sh.ready.get() as u64,
             seconds: secs,
+            timeline: sh.timeline.rates(),
             ..Default::default()
         })
     })

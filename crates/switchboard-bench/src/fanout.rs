@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use crate::sio::SioConn;
 use crate::sockjs::{xhr_send, SockJsWs, StreamState, XhrStream};
 use crate::stalled::{StalledRun, SubConn};
-use crate::stats::{new_hist, Latency, NodeSplit, Report};
+use crate::stats::{new_hist, Latency, NodeSplit, Report, Timeline};
 use crate::stomp::{StompConn, StompOpts};
 use crate::util::{find, now_ns, parse_url, Target};
 use crate::ws::WsConn;
@@ -84,6 +84,8 @@ struct Shared {
     delivered: Cell<u64>,
     /// deliveries received while the window was open
     received_in_window: Cell<u64>,
+    /// the same per 100 ms
+    timeline: Timeline,
     published: Cell<u64>,
     errors: Cell<u64>,
     ready: Cell<usize>,
@@ -113,6 +115,13 @@ impl Shared {
     fn ready(&self, g: usize) {
         self.ready.set(self.ready.get() + 1);
         self.ready_by[g].set(self.ready_by[g].get() + 1);
+    }
+
+    /// `n` deliveries received at `now` while the window is open
+    fn received(&self, now: u64, n: u64) {
+        self.received_in_window
+            .set(self.received_in_window.get() + n);
+        self.timeline.add(now, n);
     }
 
     /// `n` deliveries of window publications to subscribers of group `g`
@@ -377,6 +386,7 @@ fn run_proto(
             win_end: Cell::new(u64::MAX),
             delivered: Cell::new(0),
             received_in_window: Cell::new(0),
+            timeline: Timeline::default(),
             published: Cell::new(0),
             errors: Cell::new(0),
             ready: Cell::new(0),
@@ -503,6 +513,7 @@ fn run_proto(
         };
         tokio::time::sleep(a.warmup).await;
         sh.win_start.set(now_ns());
+        sh.timeline.start(sh.win_start.get());
         sh.phase.set(MEASURE);
         if a.mark_window {
             eprintln!("{WINDOW_OPEN}");
@@ -597,6 +608,7 @@ fn run_proto(
             errors: sh.errors.get(),
             connections: subs as u64,
             seconds: secs,
+            timeline: sh.timeline.rates(),
             ..extra
         })
     })
@@ -647,7 +659,7 @@ async fn subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semaphore>) {
         };
         sh.delivered(g, in_win);
         if phase == MEASURE {
-            sh.received_in_window.set(sh.received_in_window.get() + n);
+            sh.received(now, n);
         }
         if let Err(e) = c.flush().await {
             return sh.error(&e.to_string());
@@ -784,7 +796,7 @@ async fn sio_subscriber(
         };
         sh.delivered(g, in_win);
         if phase == MEASURE {
-            sh.received_in_window.set(sh.received_in_window.get() + n);
+            sh.received(now, n);
         }
         if let Err(e) = c.flush().await {
             return sh.error(&e.to_string());
@@ -871,7 +883,7 @@ async fn stomp_subscriber(
         sh.gaps.set(sh.gaps.get() + gaps);
         sh.dups.set(sh.dups.get() + dups);
         if phase == MEASURE {
-            sh.received_in_window.set(sh.received_in_window.get() + n);
+            sh.received(now, n);
         }
         if let Some(e) = &c.failure {
             return sh.error(e);
@@ -954,7 +966,7 @@ async fn sockjs_ws_subscriber(t: Target, g: usize, sh: Rc<Shared>, sem: Rc<Semap
         };
         sh.delivered(g, in_win);
         if phase == MEASURE {
-            sh.received_in_window.set(sh.received_in_window.get() + n);
+            sh.received(now, n);
         }
         if let Err(e) = c.flush().await {
             return sh.error(&e.to_string());
@@ -1031,7 +1043,7 @@ async fn sockjs_xhr_subscriber(
         };
         sh.delivered(g, in_win);
         if phase == MEASURE {
-            sh.received_in_window.set(sh.received_in_window.get() + n);
+            sh.received(now, n);
         }
         match state {
             Ok(StreamState::Open) => {}

@@ -8,6 +8,7 @@ mod cluster;
 mod echo;
 mod fanout;
 mod idle;
+mod plot;
 mod sio;
 mod slow;
 mod sockdiag;
@@ -131,6 +132,11 @@ enum Cmd {
         #[command(flatten)]
         args: suite::SuiteArgs,
     },
+    /// SVG charts from a suite's raw reports: latency percentiles and throughput over the window
+    Plot {
+        #[command(flatten)]
+        args: plot::PlotArgs,
+    },
 }
 
 fn main() {
@@ -158,6 +164,13 @@ fn main() {
         Cmd::StompQueue { args, json } => (stomp_queue::run(args), json),
         Cmd::Suite { args } => {
             if let Err(e) = suite::run(args) {
+                eprintln!("switchboard-bench: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Cmd::Plot { args } => {
+            if let Err(e) = plot::run(args) {
                 eprintln!("switchboard-bench: {e}");
                 std::process::exit(1);
             }

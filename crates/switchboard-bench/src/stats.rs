@@ -1,5 +1,7 @@
 //! Latency histograms and the result record every scenario prints.
 
+use std::cell::{Cell, RefCell};
+
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +35,45 @@ impl Latency {
             max_us: us(h.max()),
             mean_us: h.mean() / 1000.0,
         }
+    }
+}
+
+/// Messages counted per [`Timeline::BUCKET_MS`] of the measured window:
+/// throughput over time, for the plots.
+#[derive(Default)]
+pub struct Timeline {
+    start_ns: Cell<u64>,
+    counts: RefCell<Vec<u64>>,
+}
+
+impl Timeline {
+    pub const BUCKET_MS: u64 = 100;
+
+    /// The window opens at `now_ns` (the clock of `util::now_ns`).
+    pub fn start(&self, now_ns: u64) {
+        self.start_ns.set(now_ns);
+    }
+
+    /// `n` messages at `now_ns` (in the window).
+    #[inline]
+    pub fn add(&self, now_ns: u64, n: u64) {
+        let i =
+            (now_ns.saturating_sub(self.start_ns.get()) / (Self::BUCKET_MS * 1_000_000)) as usize;
+        let mut c = self.counts.borrow_mut();
+        if c.len() <= i {
+            c.resize(i + 1, 0);
+        }
+        c[i] += n;
+    }
+
+    /// Messages per second in each bucket, the last (partial) one dropped.
+    pub fn rates(&self) -> Vec<f64> {
+        let c = self.counts.borrow();
+        let per_s = 1000.0 / Self::BUCKET_MS as f64;
+        c[..c.len().saturating_sub(1)]
+            .iter()
+            .map(|&n| n as f64 * per_s)
+            .collect()
     }
 }
 
@@ -126,6 +167,10 @@ pub struct Report {
     /// fan-out with `--stalled N`: what became of each
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stalled_fates: Vec<crate::stalled::StalledFate>,
+    /// echo, fan-out: messages (deliveries) per second in each 100 ms of the
+    /// measured window
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<f64>,
 }
 
 /// Fan-out over several servers: one group of subscribers (those on the
