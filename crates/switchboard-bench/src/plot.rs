@@ -97,18 +97,10 @@ pub fn run(a: PlotArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The median of the positive, finite values; None when there are none.
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite() && *x > 0.0);
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    (!v.is_empty()).then(|| crate::suite::median(v))
 }
 
 /// p50, p99, p99.9 and max of each server (ms, medians over the repetitions
@@ -413,7 +405,10 @@ mod tests {
         let thr = throughput_chart("fanout", &series).unwrap();
         assert_eq!(thr.matches("<polyline").count(), 2);
         // 1 M/s at most: the axis goes to 1.5 M in steps of 0.3 M
-        assert!(thr.contains(">1.5 M</text>") && thr.contains(">900 k</text>"), "{thr}");
+        assert!(
+            thr.contains(">1.5 M</text>") && thr.contains(">900 k</text>"),
+            "{thr}"
+        );
         assert!(latency_chart(
             "x",
             &[Series {

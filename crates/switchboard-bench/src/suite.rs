@@ -1593,7 +1593,7 @@ fn render(
                     };
                     // the columns between p99.9 and errors, and after errors
                     let mut lost = String::new();
-                    let mut rss = String::new();
+                    let mut after = String::new();
                     let mut col = |f: &dyn Fn(&Report) -> f64| {
                         let _ = write!(lost, " {} |", fmt_num(m(f)));
                     };
@@ -1610,12 +1610,12 @@ fn render(
                             col(&|r| r.redelivered as f64);
                         }
                         let mib = m(&|r| r.server_rss as f64) / 1048576.0;
-                        rss = format!(" {mib:.0} |");
+                        after = format!(" {mib:.0} |");
                     } else {
                         // reports written before the suite sampled every scenario have none
                         let runs = &results[si][vi];
                         if sc.is_fanout() {
-                            rss = if runs.iter().any(|r| r.server_rss_start == 0) {
+                            after = if runs.iter().any(|r| r.server_rss_start == 0) {
                                 " – |".to_string()
                             } else {
                                 format!(
@@ -1626,7 +1626,7 @@ fn render(
                             };
                         }
                         // the server's CPU time per message: cores ÷ rate
-                        rss += &if runs.iter().any(|r| r.server_cpu == 0.0 || r.rate == 0.0) {
+                        after += &if runs.iter().any(|r| r.server_cpu == 0.0 || r.rate == 0.0) {
                             " – |".to_string()
                         } else {
                             format!(" {:.2} |", m(&|r| r.server_cpu / r.rate * 1e6))
@@ -1634,7 +1634,7 @@ fn render(
                     }
                     let _ = writeln!(
                         md,
-                        "| {} | {} | {} | {} | {} |{lost} {errors} |{rss} {} | {} |",
+                        "| {} | {} | {} | {} | {} |{lost} {errors} |{after} {} | {} |",
                         srv.label,
                         fmt_num(rate),
                         lat(ml(&|r| r.latency.p50_us)),
