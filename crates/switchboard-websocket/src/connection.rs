@@ -11,6 +11,7 @@ use crate::deflate::{Compressor, Decompressor, DeflateParams};
 use crate::error::{Error, ProtocolError};
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::mask::{apply_mask, apply_mask_offset};
+use crate::output_pool::{self, reserve};
 use crate::rng::FastRng;
 use crate::utf8::Utf8Validator;
 
@@ -619,9 +620,6 @@ struct Deflate {
     no_context_takeover: bool,
 }
 
-/// First allocation size of the output buffer.
-const MIN_OUTPUT_ALLOC: usize = 1024;
-
 /// Send half: frames queued for output.
 ///
 /// Small frames are encoded into one contiguous buffer; shared prepared
@@ -959,16 +957,10 @@ pub fn drop_written(chunks: &mut Vec<Bytes>, mut n: usize) -> bool {
             n = 0;
         }
     }
-    chunks.drain(..done);
-    partial
-}
-
-/// Room for `n` more bytes in `buf` (at least a first allocation's worth).
-#[inline]
-fn reserve(buf: &mut BytesMut, n: usize) {
-    if buf.capacity() - buf.len() < n {
-        buf.reserve(n.max(MIN_OUTPUT_ALLOC));
+    for chunk in chunks.drain(..done) {
+        output_pool::recycle(chunk);
     }
+    partial
 }
 
 impl Output {
@@ -1189,6 +1181,39 @@ mod tests {
         );
         assert!(!c.writer().has_output());
         assert_eq!(c.buffer_capacity(), 0);
+    }
+
+    #[test]
+    fn written_large_output_is_reused_by_the_next_one() {
+        let mut c = server();
+        // Ten 4 KiB frames: output that outgrows the small sizes.
+        let payload = [b'x'; 4096];
+        for _ in 0..10 {
+            c.writer().send_text(std::str::from_utf8(&payload).unwrap());
+        }
+        let mut out = Vec::new();
+        c.writer().take_output(&mut out);
+        assert_eq!(out.len(), 1);
+        let len = out[0].len();
+        assert_eq!(len, 10 * (4 + 4096));
+        let kept = output_pool::kept();
+        // Written in two parts, as a socket might.
+        assert!(drop_written(&mut out, 1000));
+        assert!(!drop_written(&mut out, len - 1000));
+        assert!(out.is_empty());
+        assert_eq!(c.buffer_capacity(), 0, "nothing held between flushes");
+        assert_eq!(output_pool::kept(), kept + 1, "the written buffer is kept");
+
+        c.writer().send_text(std::str::from_utf8(&payload).unwrap());
+        c.writer().send_text(std::str::from_utf8(&payload).unwrap());
+        assert_eq!(
+            output_pool::kept(),
+            kept,
+            "and taken by the next large output"
+        );
+        c.writer().take_output(&mut out);
+        assert_eq!(out.concat()[..4], *b"\x81\x7e\x10\x00");
+        assert_eq!(out.concat().len(), 2 * (4 + 4096));
     }
 
     #[test]

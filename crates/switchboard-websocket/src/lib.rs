@@ -62,6 +62,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+mod output_pool;
 mod rng;
 pub mod utf8;
 
