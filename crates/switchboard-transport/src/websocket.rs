@@ -153,8 +153,10 @@ where
     }
 
     /// Reads and processes what the socket has, until it would block, the
-    /// backlog is high or the per-poll budget is spent.
-    fn poll_read_side(&mut self, cx: &mut Context<'_>) {
+    /// backlog is high or the per-poll budget is spent. `now_ms`: this
+    /// poll's time ([`ConnectionGuard::millis`]), the peer's last sign of life
+    /// if something is read.
+    fn poll_read_side(&mut self, cx: &mut Context<'_>, now_ms: u32) {
         for _ in 0..READS_PER_POLL {
             if self.io_done || self.conn.is_closed() || self.backlogged() {
                 return;
@@ -178,7 +180,7 @@ where
                 }
                 Poll::Ready(Ok(_)) => {
                     if !self.close_armed {
-                        self.mark = self.guard.millis(Instant::now());
+                        self.mark = now_ms;
                     }
                     self.ping_sent = false;
                 }
@@ -257,11 +259,10 @@ where
 
     /// Heartbeat and close timers. Returns true when the connection must be
     /// dropped now. The wake-up comes from the registry's shared ticker: reads
-    /// only move `mark`, and a wake-up re-computes the real deadline.
-    fn poll_timers(&mut self) -> bool {
+    /// only move `mark`, and a wake-up re-computes the real deadline. `now`
+    /// is this poll's time (the clock is read once per poll).
+    fn poll_timers(&mut self, now: Instant, now_ms: u32) -> bool {
         loop {
-            let now = Instant::now();
-            let now_ms = self.guard.millis(now);
             let wait = if self.conn.close_sent() {
                 if !self.close_armed {
                     self.close_armed = true;
@@ -318,14 +319,16 @@ where
                     .writer()
                     .close(CloseCode::GOING_AWAY, "server shutting down");
             }
-            this.poll_read_side(cx);
+            let now = Instant::now();
+            let now_ms = this.guard.millis(now);
+            this.poll_read_side(cx, now_ms);
             if !this.conn.close_sent() {
                 let backlogged = this.backlogged();
                 this.handler
                     .poll_sources(cx, this.conn.writer(), backlogged);
             }
             this.poll_mailbox(cx);
-            let drop_now = this.poll_timers();
+            let drop_now = this.poll_timers(now, now_ms);
             let flushed = this.poll_flush(cx).is_ready();
             if this.io_done || drop_now || (this.conn.is_closed() && flushed) {
                 if !this.io_done && flushed {
