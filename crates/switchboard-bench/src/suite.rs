@@ -25,8 +25,9 @@ pub struct SuiteArgs {
     /// the Node ws peer script (the Node socket.io peer is `peer-socketio.mjs` beside it)
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/node/peer-ws.mjs"))]
     pub node_peer: PathBuf,
-    /// servers, comma-separated: switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo
-    /// (WebSocket; the default) or sio-switchboard,sio-node,sio-socketioxide (Socket.IO;
+    /// servers, comma-separated, run in this order: switchboard,tcp-echo,node-ws,tungstenite,
+    /// fastwebsockets (WebSocket; the default: the TCP echo right after Switchboard, so that
+    /// the ratio closest to 1× is taken from two runs seconds apart) or sio-switchboard,sio-node,sio-socketioxide (Socket.IO;
     /// the default with --socketio; also sio-hub: `switchboard serve`, its fan-out through
     /// a hub topic instead of a room, no echo) or sockjs-switchboard,sockjs-node (SockJS; the
     /// default with --sockjs) or stomp-switchboard,stomp-rabbitmq (STOMP; the default
@@ -183,7 +184,7 @@ impl SuiteArgs {
             None if self.sockjs => "sockjs-switchboard,sockjs-node",
             None if self.stomp => "stomp-switchboard,stomp-rabbitmq",
             None if self.slow => crate::slow::SERVERS,
-            None => "switchboard,node-ws,tungstenite,fastwebsockets,tcp-echo",
+            None => "switchboard,tcp-echo,node-ws,tungstenite,fastwebsockets",
         }
     }
     fn scenarios(&self) -> &str {
