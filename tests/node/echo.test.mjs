@@ -70,3 +70,29 @@ test('client close 1000 with a reason is answered with 1000', async () => {
   const closed = await c.waitClose(5000);
   assert.equal(closed.code, 1000);
 });
+
+test('16 connections pipelining 64 B to 32 KiB messages each get their own bytes back', async () => {
+  // Output over 4 KiB moves into buffers the server keeps per thread and
+  // hands from one connection's output to the next: a buffer reused too
+  // early, or output lost in the move, would show here. Small and large
+  // messages mix so that outputs grow past 4 KiB with frames already in them.
+  const conns = await Promise.all(Array.from({ length: 16 }, () => echoClient()));
+  const perConn = 60;
+  const sent = conns.map(() => []);
+  conns.forEach((c, ci) => {
+    for (let i = 0; i < perConn; i++) {
+      const size = 64 + ((ci * 7919 + i * 104729) % (32 * 1024));
+      const payload = randomBytes(size);
+      sent[ci].push(payload);
+      c.ws.send(payload, { binary: true });
+    }
+  });
+  await Promise.all(conns.map(async (c, ci) => {
+    const got = await c.take(perConn, () => true, 20000, `echoes of connection ${ci}`);
+    got.forEach((m, i) => {
+      assert.equal(m.isBinary, true);
+      assert.ok(Buffer.compare(m.data, sent[ci][i]) === 0,
+        `connection ${ci}, message #${i} (${sent[ci][i].length} bytes) came back altered`);
+    });
+  }));
+});
