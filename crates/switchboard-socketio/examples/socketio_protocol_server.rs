@@ -26,6 +26,7 @@
 //! `listening on 127.0.0.1:PORT` when ready.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -45,13 +46,18 @@ use tokio::net::TcpListener;
 struct Echo;
 
 impl EngineHandler for Echo {
-    fn on_open(&self, _socket: EngineSocket, _req: &http::request::Parts) {}
+    /// Nothing kept per session.
+    type Session = ();
 
-    fn on_message(&self, socket: &EngineSocket, message: Message) {
+    fn on_open(&self, _socket: EngineSocket, _req: &http::request::Parts) -> Arc<()> {
+        Arc::new(())
+    }
+
+    fn on_message(&self, _: &Arc<()>, socket: &EngineSocket, message: Message) {
         let _ = socket.send(message);
     }
 
-    fn on_close(&self, _socket: &EngineSocket, _reason: CloseReason) {}
+    fn on_close(&self, _: &Arc<()>, _socket: &EngineSocket, _reason: CloseReason) {}
 }
 
 fn engine_config() -> EngineIoConfig {

@@ -1,6 +1,7 @@
 //! One Engine.IO session (Node's `Client`): decodes packets, connects
 //! namespaces, routes packets to sockets, and closes everything together.
 
+use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -117,7 +118,10 @@ fn auth_str<'a>(auth: &'a Value, key: &str) -> Option<&'a str> {
     }
 }
 
-pub(crate) struct Client {
+/// One Engine.IO session's Socket.IO connection: its decoder and its
+/// sockets (one per namespace joined). Opaque: [`SocketIo::engine_open`](crate::SocketIo::engine_open)
+/// makes one and the transport keeps it with the session.
+pub struct Client {
     pub(crate) conn: Box<dyn EngineConn>,
     io: Weak<IoInner>,
     req: HandshakeRequest,
@@ -138,6 +142,14 @@ impl State {
     /// The socket of namespace `nsp`.
     fn socket(&self, nsp: &str) -> Option<&SocketRef> {
         self.sockets.iter().find(|s| s.ns() == nsp)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("sid", &self.conn.sid())
+            .finish_non_exhaustive()
     }
 }
 
@@ -497,7 +509,7 @@ impl Client {
             std::mem::take(&mut st.sockets)
         };
         if let Some(io) = self.io.upgrade() {
-            io.remove_client(self.conn.sid());
+            io.remove_client();
         }
         for s in sockets {
             s.close(reason);

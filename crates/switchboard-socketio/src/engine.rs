@@ -29,11 +29,6 @@ impl std::error::Error for Closed {}
 pub trait EngineConn: Send + Sync + 'static {
     /// The Engine.IO session id.
     fn sid(&self) -> &str;
-    /// The same, shared: the layer keys its table of connections by it (by
-    /// default a copy).
-    fn sid_shared(&self) -> Arc<str> {
-        Arc::from(self.sid())
-    }
     /// Queues one message.
     fn send(&self, message: Message) -> Result<(), Closed>;
     /// Queues several messages back to back (a binary packet: its text part
@@ -66,9 +61,6 @@ impl<T: EngineConn + ?Sized> EngineConn for Arc<T> {
     fn sid(&self) -> &str {
         (**self).sid()
     }
-    fn sid_shared(&self) -> Arc<str> {
-        (**self).sid_shared()
-    }
     fn send(&self, message: Message) -> Result<(), Closed> {
         (**self).send(message)
     }
@@ -96,10 +88,6 @@ impl EngineConn for EngineSocket {
         EngineSocket::sid(self)
     }
 
-    fn sid_shared(&self) -> Arc<str> {
-        EngineSocket::sid_shared(self).clone()
-    }
-
     fn send(&self, message: Message) -> Result<(), Closed> {
         EngineSocket::send(self, message).map_err(|_| Closed)
     }
@@ -122,19 +110,22 @@ impl EngineConn for EngineSocket {
 }
 
 /// Mount a [`SocketIo`](crate::SocketIo) on the tokio Engine.IO transport:
-/// `EngineIo::new(io.clone(), config, registry)`.
+/// `EngineIo::new(io.clone(), config, registry)`. Each session keeps its
+/// [`Client`](crate::Client), so a message reaches it without a lookup.
 impl EngineHandler for crate::SocketIo {
-    fn on_open(&self, socket: EngineSocket, req: &http::request::Parts) {
+    type Session = crate::Client;
+
+    fn on_open(&self, socket: EngineSocket, req: &http::request::Parts) -> Arc<crate::Client> {
         // The handle is one pointer: an 8-byte box (an `Arc` around it
         // would take 32).
-        self.engine_open(Box::new(socket), req);
+        self.engine_open(Box::new(socket), req)
     }
 
-    fn on_message(&self, socket: &EngineSocket, message: Message) {
-        self.engine_message(EngineSocket::sid(socket), message);
+    fn on_message(&self, client: &Arc<crate::Client>, _socket: &EngineSocket, message: Message) {
+        self.engine_message(client, message);
     }
 
-    fn on_close(&self, socket: &EngineSocket, reason: CloseReason) {
-        self.engine_close(EngineSocket::sid(socket), reason);
+    fn on_close(&self, client: &Arc<crate::Client>, _socket: &EngineSocket, reason: CloseReason) {
+        self.engine_close(client, reason);
     }
 }

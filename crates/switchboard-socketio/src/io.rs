@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use switchboard_transport::Shrink;
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -84,8 +84,9 @@ pub(crate) struct IoInner {
     pub(crate) config: Config,
     nsps: RwLock<HashMap<String, Namespace>>,
     dynamic: RwLock<Vec<(Predicate, Arc<Hooks>)>>,
-    /// Keyed by the transport's own copy of the sid.
-    clients: RwLock<HashMap<Arc<str>, Arc<Client>>>,
+    /// How many clients are open. The transport keeps each one with its
+    /// session (no table here: it would cost ~43 bytes per connection).
+    clients: AtomicUsize,
     sids: Mutex<SidGenerator>,
 }
 
@@ -94,10 +95,9 @@ impl IoInner {
         self.sids.lock().next_sid()
     }
 
-    pub(crate) fn remove_client(&self, sid: &str) {
-        let mut clients = self.clients.write();
-        clients.remove(sid);
-        clients.shrink_when_sparse();
+    /// A client shut down (once per client).
+    pub(crate) fn remove_client(&self) {
+        self.clients.fetch_sub(1, Ordering::AcqRel);
     }
 
     fn of(&self, name: &str, hooks: Option<Arc<Hooks>>) -> Namespace {
@@ -147,7 +147,7 @@ impl fmt::Debug for SocketIo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SocketIo")
             .field("namespaces", &self.0.nsps.read().len())
-            .field("connections", &self.0.clients.read().len())
+            .field("connections", &self.connection_count())
             .finish()
     }
 }
@@ -178,7 +178,7 @@ impl SocketIo {
             config,
             nsps: RwLock::default(),
             dynamic: RwLock::default(),
-            clients: RwLock::default(),
+            clients: AtomicUsize::new(0),
             sids: Mutex::new(SidGenerator::new()),
         }));
         io.of("/");
@@ -309,41 +309,49 @@ impl SocketIo {
 
     /// How many Engine.IO sessions are attached.
     pub fn connection_count(&self) -> usize {
-        self.0.clients.read().len()
+        self.0.clients.load(Ordering::Acquire)
     }
 
-    /// Disconnects every socket (reason `server shutting down`) and closes
-    /// every Engine.IO session.
+    /// Disconnects every socket of every namespace (reason `server
+    /// shutting down`) and closes their Engine.IO sessions. A session that
+    /// has not joined a namespace yet is the transport's to close (its
+    /// shutdown closes every session; `connect_timeout` closes it too).
     pub fn close(&self) {
-        let clients: Vec<_> = self.0.clients.read().values().cloned().collect();
+        let nsps: Vec<Namespace> = self.0.nsps.read().values().cloned().collect();
+        let mut clients: Vec<Arc<Client>> = Vec::new();
+        for ns in nsps {
+            for s in ns.sockets() {
+                if !clients.iter().any(|c| Arc::ptr_eq(c, &s.client)) {
+                    clients.push(s.client.clone());
+                }
+            }
+        }
         for c in clients {
             c.shutdown(DisconnectReason::ServerShuttingDown, true);
         }
     }
 
-    /// A new Engine.IO session: starts the `connect_timeout`.
-    pub fn engine_open(&self, conn: Box<dyn EngineConn>, req: &http::request::Parts) {
-        let sid = conn.sid_shared();
+    /// A new Engine.IO session: starts the `connect_timeout`. Returns its
+    /// client, which the transport keeps with the session and gives back
+    /// with the session's messages and close.
+    pub fn engine_open(
+        &self,
+        conn: Box<dyn EngineConn>,
+        req: &http::request::Parts,
+    ) -> Arc<Client> {
         let req = HandshakeRequest::from_parts(req, &self.0.config.handshake_headers);
-        let client = Client::new(conn, &self.0, req);
-        self.0.clients.write().insert(sid, client);
+        self.0.clients.fetch_add(1, Ordering::AcqRel);
+        Client::new(conn, &self.0, req)
     }
 
-    /// A message of session `sid`.
-    pub fn engine_message(&self, sid: &str, message: Message) {
-        let client = self.0.clients.read().get(sid).cloned();
-        match client {
-            Some(c) => c.on_message(message),
-            None => tracing::debug!(sid, "message for an unknown session"),
-        }
+    /// A message of `client`'s session.
+    pub fn engine_message(&self, client: &Arc<Client>, message: Message) {
+        client.on_message(message);
     }
 
-    /// Session `sid` closed: its sockets disconnect with `reason`.
-    pub fn engine_close(&self, sid: &str, reason: CloseReason) {
-        let client = self.0.clients.read().get(sid).cloned();
-        if let Some(c) = client {
-            c.shutdown(reason.into(), false);
-        }
+    /// `client`'s session closed: its sockets disconnect with `reason`.
+    pub fn engine_close(&self, client: &Arc<Client>, reason: CloseReason) {
+        client.shutdown(reason.into(), false);
     }
 }
 

@@ -127,6 +127,7 @@ mod splice;
 
 pub use adapter::{Adapter, BroadcastOptions, IntoRooms, LocalAdapter, Room};
 pub use broadcast::{BroadcastAckFuture, BroadcastOperator};
+pub use client::Client;
 pub use cluster::{
     AckSink, BroadcastFlags, Cluster, ClusterFuture, ClusterRecovery, EncodedPacket, LocalAcks,
     RecordedEvent, RemoteSocket, RestoredSession, SessionState, SocketData, SocketInfo,

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use switchboard_socketio::{
-    AckError, AckSink, BroadcastFlags, BroadcastOptions, Closed, Cluster, ClusterFuture, Config,
-    EncodedPacket, EngineConn, Message, RecoveryConfig, Room, SocketInfo, SocketIo, WeakSocketIo,
+    AckError, AckSink, BroadcastFlags, BroadcastOptions, Client, Closed, Cluster, ClusterFuture,
+    Config, EncodedPacket, EngineConn, Message, RecoveryConfig, Room, SocketInfo, SocketIo,
+    WeakSocketIo,
 };
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -35,6 +36,7 @@ impl EngineConn for FakeConn {
 struct Peer {
     io: SocketIo,
     conn: Arc<FakeConn>,
+    client: Arc<Client>,
     sid: String,
 }
 
@@ -50,14 +52,15 @@ impl Peer {
             .unwrap()
             .into_parts()
             .0;
-        io.engine_open(Box::new(conn.clone()), &parts);
-        io.engine_message(&conn.sid, Message::Text("0".into()));
+        let client = io.engine_open(Box::new(conn.clone()), &parts);
+        io.engine_message(&client, Message::Text("0".into()));
         let connect = texts(&conn.sent.lock().drain(..).collect::<Vec<_>>()).remove(0);
         let v = switchboard_socketio::Value::from_json_str(&connect[1..]).unwrap();
         let sid = v.get("sid").unwrap().as_str().unwrap().to_owned();
         Peer {
             io: io.clone(),
             conn,
+            client,
             sid,
         }
     }
@@ -72,7 +75,7 @@ impl Peer {
 
     fn answer(&self, text: &str) {
         self.io
-            .engine_message(&self.conn.sid, Message::Text(text.into()));
+            .engine_message(&self.client, Message::Text(text.into()));
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::Deserialize;
 use switchboard_socketio::{
-    AckError, AckSender, CloseReason, Closed, ConnectError, DisconnectReason, EmitError,
+    AckError, AckSender, Client, CloseReason, Closed, ConnectError, DisconnectReason, EmitError,
     EngineConn, Message, SocketIo, SocketRef, Value,
 };
 
@@ -40,6 +40,8 @@ impl EngineConn for FakeConn {
 struct Peer {
     io: SocketIo,
     conn: Arc<FakeConn>,
+    /// What the transport keeps with the session.
+    client: Arc<Client>,
 }
 
 fn parts_at(uri: &str) -> http::request::Parts {
@@ -63,21 +65,22 @@ impl Peer {
             sent: Mutex::default(),
             closed: AtomicBool::new(false),
         });
-        io.engine_open(Box::new(conn.clone()), &parts_at(uri));
+        let client = io.engine_open(Box::new(conn.clone()), &parts_at(uri));
         Peer {
             io: io.clone(),
             conn,
+            client,
         }
     }
 
     fn text(&self, t: &str) {
         self.io
-            .engine_message(&self.conn.sid, Message::Text(t.into()));
+            .engine_message(&self.client, Message::Text(t.into()));
     }
 
     fn binary(&self, b: &'static [u8]) {
         self.io
-            .engine_message(&self.conn.sid, Message::Binary(Bytes::from_static(b)));
+            .engine_message(&self.client, Message::Binary(Bytes::from_static(b)));
     }
 
     /// What was sent since the last call: text as is, binary as `<bin:...>`.
@@ -523,7 +526,7 @@ fn disconnect_reasons() {
 
     p.connect("/");
     p.connect("/x");
-    io.engine_close(&p.conn.sid, CloseReason::PingTimeout);
+    io.engine_close(&p.client, CloseReason::PingTimeout);
     assert_eq!(
         *seen.lock(),
         ["client namespace disconnect", "ping timeout"]
@@ -550,15 +553,39 @@ fn disconnect_reasons() {
     assert_eq!(seen.lock().last().unwrap(), "server namespace disconnect");
     assert_eq!(seen_x.lock().last().unwrap(), "server namespace disconnect");
     // The transport reports the close later: ignored.
-    io.engine_close(&p.conn.sid, CloseReason::ForcedClose);
+    io.engine_close(&p.client, CloseReason::ForcedClose);
     assert_eq!(seen.lock().len(), 4);
 
     let p = Peer::open(&io);
     p.connect("/");
-    io.engine_close(&p.conn.sid, CloseReason::TransportClose);
+    io.engine_close(&p.client, CloseReason::TransportClose);
     assert_eq!(seen.lock().last().unwrap(), "transport close");
     // Messages after the close go nowhere.
     p.text(r#"2["x"]"#);
+}
+
+#[test]
+fn close_disconnects_every_socket_and_closes_their_sessions() {
+    let io = SocketIo::new();
+    let seen = reason_recorder(&io, "/");
+    let seen_x = reason_recorder(&io, "/x");
+    let both = Peer::open(&io);
+    both.connect("/");
+    both.connect("/x");
+    let one = Peer::open(&io);
+    one.connect("/x");
+    let none = Peer::open(&io);
+    assert_eq!(io.connection_count(), 3);
+
+    io.close();
+    assert_eq!(*seen.lock(), ["server shutting down"]);
+    assert_eq!(*seen_x.lock(), ["server shutting down"; 2]);
+    assert!(both.closed() && one.closed());
+    // No namespace joined: the transport's shutdown closes that session.
+    assert!(!none.closed());
+    assert_eq!(io.connection_count(), 1);
+    io.engine_close(&none.client, CloseReason::ForcedClose);
+    assert_eq!(io.connection_count(), 0);
 }
 
 #[test]
@@ -714,7 +741,7 @@ fn connection_state_recovery_restores_id_rooms_data_and_missed_events() {
     assert_eq!(a.take(), [r#"2["news",1,"1"]"#]);
 
     // The transport drops; events go on meanwhile.
-    io.engine_close(&a.conn.sid, CloseReason::TransportClose);
+    io.engine_close(&a.client, CloseReason::TransportClose);
     io.emit("news", 2).unwrap();
     io.to("red").emit("news", 3).unwrap();
     io.to("blue").emit("news", 4).unwrap();

@@ -52,6 +52,8 @@ pub use server::EngineIo;
 pub use socket::{EngineSocket, SessionWork, SocketClosed};
 pub use switchboard_engineio::{CloseReason, Config as EngineConfig, Message, TransportKind};
 
+use std::sync::Arc;
+
 /// What the layer above (Socket.IO) does with Engine.IO sessions.
 ///
 /// Callbacks run on the runtime's worker threads, outside every session
@@ -59,11 +61,16 @@ pub use switchboard_engineio::{CloseReason, Config as EngineConfig, Message, Tra
 /// (`on_open`, then `on_message`s, then `on_close` exactly once). They must
 /// not block; calling back into [`EngineSocket`] from them is fine.
 pub trait EngineHandler: Send + Sync + 'static {
+    /// What the handler keeps for each session (Socket.IO: its client),
+    /// given back with every event of that session: the session holds it,
+    /// so the handler needs no table of its own to find it.
+    type Session: Send + Sync + 'static;
     /// A session opened; `req` is the handshake request (headers, URI with
-    /// query) for auth/cookies.
-    fn on_open(&self, socket: EngineSocket, req: &http::request::Parts);
+    /// query) for auth/cookies. Returns the handler's state for it.
+    fn on_open(&self, socket: EngineSocket, req: &http::request::Parts) -> Arc<Self::Session>;
     /// A message from the client (text or binary), in order.
-    fn on_message(&self, socket: &EngineSocket, message: Message);
+    fn on_message(&self, session: &Arc<Self::Session>, socket: &EngineSocket, message: Message);
     /// The session ended (exactly once per session), with Node's reason.
-    fn on_close(&self, socket: &EngineSocket, reason: CloseReason);
+    /// The session drops its handle on `session` afterwards.
+    fn on_close(&self, session: &Arc<Self::Session>, socket: &EngineSocket, reason: CloseReason);
 }

@@ -265,7 +265,8 @@ pub(crate) fn open_session<H: EngineHandler>(
     if run_task {
         tokio::spawn(session_task(shared.clone(), socket.clone()));
     }
-    shared.handler.on_open(socket.clone(), parts);
+    let state = shared.handler.on_open(socket.clone(), parts);
+    socket.inner.state.lock().handler = Some(state);
     deliver_loop(shared, &socket);
 }
 
@@ -294,6 +295,8 @@ impl Drop for Delivering<'_> {
 /// Delivers events until the queue is empty; the caller set `delivering`.
 fn deliver_loop<H: EngineHandler>(shared: &Shared<H>, socket: &EngineSocket) {
     let panic_guard = Delivering(socket);
+    // The handler's state for this session, taken once per loop.
+    let mut state: Option<Arc<H::Session>> = None;
     loop {
         let batch = {
             let mut st = socket.inner.state.lock();
@@ -308,14 +311,26 @@ fn deliver_loop<H: EngineHandler>(shared: &Shared<H>, socket: &EngineSocket) {
                 }
                 return;
             }
+            if state.is_none() {
+                state = st.handler.clone().and_then(|h| h.downcast().ok());
+            }
             st.session.take_events()
+        };
+        // Set before anything is delivered (`open_session`).
+        let Some(state) = state.as_ref() else {
+            tracing::error!(
+                sid = socket.sid(),
+                "events for a session without handler state"
+            );
+            continue;
         };
         for event in batch {
             match event {
-                Event::Message(m) => shared.handler.on_message(socket, m),
+                Event::Message(m) => shared.handler.on_message(state, socket, m),
                 Event::Closed(reason) => {
                     shared.sessions.remove(socket);
-                    shared.handler.on_close(socket, reason);
+                    shared.handler.on_close(state, socket, reason);
+                    socket.inner.state.lock().handler = None;
                 }
             }
         }
@@ -337,8 +352,9 @@ pub(crate) fn session_turn<H: EngineHandler>(
             st.session.handle_timeout(now());
             st.flush(&socket.inner);
         }
-        st.armed = st.session.poll_timeout();
-        st.armed
+        let deadline = st.session.poll_timeout();
+        st.arm(deadline);
+        deadline
     };
     deliver(shared, socket);
     socket.poll_work();
@@ -373,7 +389,7 @@ pub(super) async fn session_task<H: EngineHandler>(shared: Arc<Shared<H>>, socke
                 // session's wake-up in place of this task's, and to take
                 // a turn (the flag this task may have taken).
                 socket.inner.task.notify_one();
-                if let Some((_, out)) = &st.ws {
+                if let Some(out) = &st.ws {
                     out.wake();
                 }
                 return;

@@ -2,6 +2,7 @@
 //! lock, parked GET, WebSocket outboxes, undelivered events) and the
 //! application's handle to it.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -95,6 +96,34 @@ fn both(a: SessionWork, b: SessionWork) -> SessionWork {
     })
 }
 
+/// An optional deadline in 8 bytes (an `Option<Instant>` takes 16):
+/// signed nanoseconds from a process-wide origin (the first instant
+/// stored), `i64::MAX` for none. Exact within ±292 years of the origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Deadline(i64);
+
+impl Deadline {
+    pub(crate) const NONE: Deadline = Deadline(i64::MAX);
+
+    pub(crate) fn new(at: Option<Instant>) -> Self {
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let Some(at) = at else {
+            return Deadline::NONE;
+        };
+        let origin = *ORIGIN.get_or_init(|| at);
+        let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX - 1);
+        match at.checked_duration_since(origin) {
+            Some(after) => Deadline(nanos(after)),
+            None => Deadline(-nanos(origin.duration_since(at))),
+        }
+    }
+
+    /// Whether `t` comes before this deadline (always, when there is none).
+    pub(crate) fn is_after(self, t: Instant) -> bool {
+        self == Deadline::NONE || Deadline::new(Some(t)).0 < self.0
+    }
+}
+
 /// The wake-up of the one task that runs a session (its session task, or
 /// the WebSocket connection's task of a session born on a WebSocket): a
 /// flag, so that a wake-up sent while that task runs is not lost, and the
@@ -144,11 +173,17 @@ pub(crate) struct State {
     /// Someone is delivering events (outside the lock).
     pub(crate) delivering: bool,
     pub(crate) polling: Option<Box<Polling>>,
-    /// The outbox of this session's WebSocket connection: the core has one
-    /// at a time (it refuses another while one is open or upgrading).
-    pub(crate) ws: Option<(WsId, Arc<WsOutbox>)>,
-    /// The deadline the session task sleeps until.
-    pub(crate) armed: Option<Instant>,
+    /// The outbox of this session's WebSocket connection (`ws_id`): the
+    /// core has one at a time (it refuses another while one is open or
+    /// upgrading). Two fields, not an `Option` of a pair: the id packs
+    /// beside the flags.
+    pub(crate) ws: Option<Arc<WsOutbox>>,
+    ws_id: WsId,
+    /// The deadline the session task sleeps until ([`Deadline`]).
+    armed: Deadline,
+    /// The handler's state for this session ([`EngineHandler::Session`](super::EngineHandler::Session)),
+    /// from its `on_open` until its `on_close`.
+    pub(crate) handler: Option<Arc<dyn Any + Send + Sync>>,
     /// Work attached by the application ([`EngineSocket::attach`]).
     /// One piece, or several combined into one ([`both`]): most sessions
     /// have one, and then no list is allocated.
@@ -176,12 +211,12 @@ impl State {
                     None => tracing::debug!(sid = %inner.sid, "poll response without a parked GET"),
                 },
                 Transmit::Ws { ws, message } => {
-                    if let Some((_, out)) = self.ws.as_ref().filter(|(id, _)| *id == ws) {
+                    if let Some(out) = self.ws.as_ref().filter(|_| self.ws_id == ws) {
                         out.push(message);
                     }
                 }
                 Transmit::WsClose(ws) => {
-                    if let Some((_, out)) = self.ws.take_if(|(id, _)| *id == ws) {
+                    if let Some(out) = self.ws.take_if(|_| self.ws_id == ws) {
                         out.close();
                     }
                 }
@@ -194,18 +229,14 @@ impl State {
         // connection.
         self.session.release_idle_buffers();
         let timeout = self.session.poll_timeout();
-        let mut wake = match (timeout, self.armed) {
-            (Some(t), Some(a)) => t < a,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
+        let mut wake = timeout.is_some_and(|t| self.armed.is_after(t));
         if self.session.is_closed() && !inner.closed.swap(true, Ordering::AcqRel) {
             // A GET still parked (the core answers it with `1` on every
             // close path, so this is a safety net) completes with `1`.
             if let Some(p) = self.polling.as_mut() {
                 p.parked = None;
             }
-            if let Some((_, out)) = self.ws.take() {
+            if let Some(out) = self.ws.take() {
                 out.close();
             }
             wake = true;
@@ -220,9 +251,15 @@ impl State {
     /// just accepted. The core accepts one only when it has no other (one
     /// left over would be closed: its connection ends).
     pub(crate) fn attach_ws(&mut self, ws: WsId, outbox: &Arc<WsOutbox>) {
-        if let Some((_, old)) = self.ws.replace((ws, outbox.clone())) {
+        self.ws_id = ws;
+        if let Some(old) = self.ws.replace(outbox.clone()) {
             old.close();
         }
+    }
+
+    /// Records the deadline the session task now sleeps until.
+    pub(crate) fn arm(&mut self, deadline: Option<Instant>) {
+        self.armed = Deadline::new(deadline);
     }
 
     /// Takes the parked GET, if any.
@@ -243,7 +280,9 @@ impl EngineSocket {
                     delivering: true,
                     polling: None,
                     ws: None,
-                    armed: None,
+                    ws_id: WsId::default(),
+                    armed: Deadline::NONE,
+                    handler: None,
                     work: None,
                     handed_off: false,
                     timer: None,
@@ -306,7 +345,7 @@ impl EngineSocket {
         // limit the session is closed (`forced close`), as a hub mailbox
         // overflow closes a WebSocket.
         let queued =
-            st.session.buffered_bytes() + st.ws.as_ref().map_or(0, |(_, out)| out.queued_bytes());
+            st.session.buffered_bytes() + st.ws.as_ref().map_or(0, |out| out.queued_bytes());
         let overflow = queued > self.inner.max_buffered as usize;
         if overflow {
             tracing::debug!(sid = %self.inner.sid, queued, "slow consumer: closing the session");

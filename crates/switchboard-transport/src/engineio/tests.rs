@@ -27,6 +27,8 @@ struct Log {
     opened: Vec<EngineSocket>,
     closed: Vec<(String, CloseReason)>,
     messages: Vec<Message>,
+    /// The handler's state of each session, as the session holds it.
+    states: Vec<std::sync::Weak<String>>,
 }
 
 /// Echoes every message back; records opens, closes and messages.
@@ -35,13 +37,22 @@ struct Echo {
     log: Arc<Mutex<Log>>,
 }
 
+/// Its state for a session is the session's id, which every event checks:
+/// the state given back is the session's own.
 impl EngineHandler for Echo {
-    fn on_open(&self, socket: EngineSocket, req: &http::request::Parts) {
+    type Session = String;
+
+    fn on_open(&self, socket: EngineSocket, req: &http::request::Parts) -> Arc<String> {
         assert!(req.uri.query().unwrap_or("").contains("EIO=4"));
-        self.log.lock().opened.push(socket);
+        let sid = Arc::new(socket.sid().to_owned());
+        let mut log = self.log.lock();
+        log.opened.push(socket);
+        log.states.push(Arc::downgrade(&sid));
+        sid
     }
 
-    fn on_message(&self, socket: &EngineSocket, message: Message) {
+    fn on_message(&self, sid: &Arc<String>, socket: &EngineSocket, message: Message) {
+        assert_eq!(**sid, socket.sid());
         self.log.lock().messages.push(message.clone());
         if let Message::Text(t) = &message {
             if t.as_str() == "many" {
@@ -57,7 +68,8 @@ impl EngineHandler for Echo {
         let _ = socket.send(message);
     }
 
-    fn on_close(&self, socket: &EngineSocket, reason: CloseReason) {
+    fn on_close(&self, sid: &Arc<String>, socket: &EngineSocket, reason: CloseReason) {
+        assert_eq!(**sid, socket.sid());
         assert!(socket.is_closed());
         self.log
             .lock()
@@ -584,6 +596,10 @@ async fn websocket_only_session() {
     assert_eq!(s.log().opened[0].transport(), TransportKind::WebSocket);
     ws.send("4hi").await;
     assert_eq!(ws.recv_text().await, "4hi");
+    assert!(
+        s.log().states[0].upgrade().is_some(),
+        "the session holds the handler's state"
+    );
 
     // A server close: the WebSocket closes, on_close says forced close.
     ws.send("4close me").await;
@@ -591,6 +607,9 @@ async fn websocket_only_session() {
     eventually(|| !s.closes_of(&sid).is_empty()).await;
     assert_eq!(s.closes_of(&sid), vec![CloseReason::ForcedClose]);
     assert_eq!(s.eio.session_count(), 0);
+    // After on_close the session lets go of it (the test still holds the
+    // session's handle).
+    eventually(|| s.log().states[0].upgrade().is_none()).await;
     assert!(s.log().opened[0]
         .send(Message::Text("late".into()))
         .is_err());
@@ -1154,4 +1173,23 @@ async fn an_upgraded_session_is_handed_to_its_websocket_task() {
     eventually(|| dropped.load(Ordering::SeqCst)).await;
     drop(ws);
     eventually(|| s.registry.live() == 0 && s.eio.session_count() == 0).await;
+}
+
+#[test]
+fn deadlines_in_8_bytes_compare_as_the_instants_do() {
+    use socket::Deadline;
+    assert_eq!(std::mem::size_of::<Deadline>(), 8);
+    // Whatever instant became the origin (tests share it), on either side.
+    let base = std::time::Instant::now();
+    for t in [base, base + Duration::from_secs(3600)] {
+        let d = Deadline::new(Some(t));
+        assert!(d.is_after(t - Duration::from_nanos(1)));
+        assert!(!d.is_after(t));
+        assert!(!d.is_after(t + Duration::from_nanos(1)));
+        let earlier = Deadline::new(Some(t - Duration::from_millis(5)));
+        assert!(earlier.is_after(t - Duration::from_millis(6)));
+        assert!(!earlier.is_after(t));
+    }
+    assert_eq!(Deadline::new(None), Deadline::NONE);
+    assert!(Deadline::NONE.is_after(base + Duration::from_secs(86_400 * 365)));
 }
