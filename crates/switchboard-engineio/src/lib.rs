@@ -68,6 +68,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+mod deadline;
 pub mod error;
 pub mod open;
 pub mod packet;
@@ -78,6 +79,7 @@ pub mod transport;
 mod utf8_bytes;
 
 pub use config::Config;
+pub use deadline::Deadline;
 pub use error::{EngineError, ErrorCode};
 pub use open::{sid_from_bytes, OpenPacket, SidGenerator};
 pub use packet::{DecodeError, Message, Packet, PacketType, PreparedText, WsMessage};

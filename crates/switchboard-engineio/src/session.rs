@@ -64,6 +64,7 @@ use bytes::Bytes;
 use http::Method;
 
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::error::EngineError;
 use crate::open::OpenPacket;
 use crate::packet::{DecodeError, Message, Packet, PreparedText, WsMessage};
@@ -244,16 +245,16 @@ pub struct Session {
     upgrade: Option<Box<Upgrade>>,
     upgraded: bool,
     write_buffer: Vec<Packet>,
-    /// Payload bytes in `write_buffer`.
-    buffered: usize,
+    /// Payload bytes in `write_buffer`, saturating at 4 GiB (a `u32`, as
+    /// the timers are 8-byte [`Deadline`]s: every idle session holds
+    /// this state).
+    buffered: u32,
     close_after_drain: bool,
-    next_ping: Option<Instant>,
-    ping_deadline: Option<Instant>,
-    polling_close_deadline: Option<Instant>,
+    next_ping: Deadline,
+    ping_deadline: Deadline,
+    polling_close_deadline: Deadline,
     events: VecDeque<Event>,
     transmits: VecDeque<Transmit>,
-    /// `Some` while inside `poll_request`: the response produced for it.
-    immediate: Option<Option<Bytes>>,
     next_ws_id: u32,
     now: Instant,
 }
@@ -304,12 +305,11 @@ impl Session {
             write_buffer: Vec::new(),
             buffered: 0,
             close_after_drain: false,
-            next_ping: None,
-            ping_deadline: None,
-            polling_close_deadline: None,
+            next_ping: Deadline::NONE,
+            ping_deadline: Deadline::NONE,
+            polling_close_deadline: Deadline::NONE,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
-            immediate: None,
             next_ws_id: 0,
             now,
         }
@@ -453,25 +453,25 @@ impl Session {
                 }
             }
         };
-        consider(self.next_ping, Timer::Ping);
-        consider(self.ping_deadline, Timer::PingTimeout);
+        consider(self.next_ping.get(), Timer::Ping);
+        consider(self.ping_deadline.get(), Timer::PingTimeout);
         if let Some(u) = &self.upgrade {
             consider(Some(u.deadline), Timer::UpgradeTimeout);
             consider(u.check_at, Timer::UpgradeCheck);
         }
-        consider(self.polling_close_deadline, Timer::PollingClose);
+        consider(self.polling_close_deadline.get(), Timer::PollingClose);
         next
     }
 
     fn fire(&mut self, at: Instant, timer: Timer) {
         match timer {
             Timer::Ping => {
-                self.next_ping = None;
+                self.next_ping = Deadline::NONE;
                 self.send_packet(Packet::Ping(Utf8Bytes::default()));
-                self.ping_deadline = Some(self.now + self.config.ping_timeout);
+                self.ping_deadline = Deadline::new(Some(self.now + self.config.ping_timeout));
             }
             Timer::PingTimeout => {
-                self.ping_deadline = None;
+                self.ping_deadline = Deadline::NONE;
                 self.on_close(CloseReason::PingTimeout);
             }
             Timer::UpgradeTimeout => {
@@ -489,7 +489,7 @@ impl Session {
                 }
             }
             Timer::PollingClose => {
-                self.polling_close_deadline = None;
+                self.polling_close_deadline = Deadline::NONE;
                 if let Active::Polling(p) = &mut self.active {
                     if let Some(after) = p.should_close.take() {
                         p.state = TransportState::Closed;
@@ -513,7 +513,7 @@ impl Session {
     /// transport (waiting for the next polling GET, or for the end of an
     /// upgrade): what a slow-consumer policy looks at.
     pub fn buffered_bytes(&self) -> usize {
-        self.buffered
+        self.buffered as usize
     }
 
     /// [`Session::send_message`] with a message encoded once for many
@@ -576,16 +576,20 @@ impl Session {
             return Err(EngineError::request_overlap());
         }
         polling.parked = true;
-        self.immediate = Some(None);
+        // What the transports have not taken yet (they take everything
+        // after each input): an answer to this GET comes after it.
+        let before = self.transmits.len();
         self.flush();
         if let Active::Polling(p) = &self.active {
             if p.parked && p.should_close.is_some() {
                 self.polling_send(vec![Packet::Noop]);
             }
         }
-        Ok(match self.immediate.take().flatten() {
-            Some(body) => PollOutcome::Respond(body),
-            None => PollOutcome::Park,
+        let answer = (before..self.transmits.len())
+            .find(|&i| matches!(self.transmits[i], Transmit::PollResponse(_)));
+        Ok(match answer.and_then(|i| self.transmits.remove(i)) {
+            Some(Transmit::PollResponse(body)) => PollOutcome::Respond(body),
+            _ => PollOutcome::Park,
         })
     }
 
@@ -726,18 +730,20 @@ impl Session {
     fn on_open(&mut self, sid: &str) {
         let open = OpenPacket::new(sid, self.transport(), &self.config).to_json();
         self.send_packet(Packet::Open(open.into()));
-        self.next_ping = Some(self.now + self.config.ping_interval);
+        self.next_ping = Deadline::new(Some(self.now + self.config.ping_interval));
     }
 
     /// `Socket.sendPacket`.
     fn send_packet(&mut self, packet: Packet) {
         if self.state == ReadyState::Open {
-            self.buffered += match &packet {
+            let bytes = match &packet {
                 Packet::Message(Message::Text(t)) => t.len() + 1,
                 Packet::Message(Message::Binary(b)) => b.len() + 1,
                 Packet::Prepared(p) => p.packet().len(),
                 _ => 1,
             };
+            let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+            self.buffered = self.buffered.saturating_add(bytes);
             self.write_buffer.push(packet);
             self.flush();
         }
@@ -782,16 +788,11 @@ impl Session {
         if after.is_some() {
             packets.push(Packet::Close);
             p.state = TransportState::Closed;
-            self.polling_close_deadline = None;
+            self.polling_close_deadline = Deadline::NONE;
         }
         let body = encode_payload(&packets);
-        match &mut self.immediate {
-            Some(slot) => {
-                debug_assert!(slot.is_none());
-                *slot = Some(body);
-            }
-            None => self.transmits.push_back(Transmit::PollResponse(body)),
-        }
+        // Inside `poll_request`, which takes it back out as its answer.
+        self.transmits.push_back(Transmit::PollResponse(body));
         if let Some(after) = after {
             self.run_after_close(after);
         }
@@ -835,7 +836,8 @@ impl Session {
                     self.run_after_close(after);
                 } else {
                     p.should_close = Some(after);
-                    self.polling_close_deadline = Some(self.now + POLLING_CLOSE_TIMEOUT);
+                    self.polling_close_deadline =
+                        Deadline::new(Some(self.now + POLLING_CLOSE_TIMEOUT));
                 }
             }
         }
@@ -860,14 +862,14 @@ impl Session {
             return;
         }
         self.state = ReadyState::Closed;
-        self.next_ping = None;
-        self.ping_deadline = None;
+        self.next_ping = Deadline::NONE;
+        self.ping_deadline = Deadline::NONE;
         self.write_buffer.clear();
         self.buffered = 0;
         self.close_after_drain = false;
         // clearTransport
         self.close_active(AfterClose::Nothing);
-        self.polling_close_deadline = None;
+        self.polling_close_deadline = Deadline::NONE;
         if let Some(upgrade) = self.upgrade.take() {
             self.close_ws(upgrade.ws);
         }
@@ -884,8 +886,8 @@ impl Session {
             // "invalid heartbeat direction"
             Ok(Packet::Ping(_)) => self.on_close(CloseReason::TransportError),
             Ok(Packet::Pong(_)) => {
-                self.ping_deadline = None;
-                self.next_ping = Some(self.now + self.config.ping_interval);
+                self.ping_deadline = Deadline::NONE;
+                self.next_ping = Deadline::new(Some(self.now + self.config.ping_interval));
             }
             Ok(Packet::Message(message)) => self.events.push_back(Event::Message(message)),
             Ok(Packet::Prepared(p)) => self
@@ -923,9 +925,9 @@ impl Session {
         }
         self.upgraded = true;
         // clearTransport: closes the old transport, cancels the ping timeout.
-        self.ping_deadline = None;
+        self.ping_deadline = Deadline::NONE;
         self.close_active(AfterClose::Nothing);
-        self.polling_close_deadline = None;
+        self.polling_close_deadline = Deadline::NONE;
         self.active = Active::Ws(upgrade.ws);
         self.flush();
         if self.state == ReadyState::Closing {

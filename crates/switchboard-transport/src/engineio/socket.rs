@@ -15,7 +15,9 @@ use std::time::Instant;
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use switchboard_engineio::{PreparedText, ReadyState, Session, Transmit, WsId, WsMessage};
+use switchboard_engineio::{
+    Deadline, PreparedText, ReadyState, Session, Transmit, WsId, WsMessage,
+};
 use tokio::sync::oneshot;
 
 use super::{Message, TransportKind};
@@ -94,34 +96,6 @@ fn both(a: SessionWork, b: SessionWork) -> SessionWork {
             Poll::Pending
         }
     })
-}
-
-/// An optional deadline in 8 bytes (an `Option<Instant>` takes 16):
-/// signed nanoseconds from a process-wide origin (the first instant
-/// stored), `i64::MAX` for none. Exact within ±292 years of the origin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Deadline(i64);
-
-impl Deadline {
-    pub(crate) const NONE: Deadline = Deadline(i64::MAX);
-
-    pub(crate) fn new(at: Option<Instant>) -> Self {
-        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        let Some(at) = at else {
-            return Deadline::NONE;
-        };
-        let origin = *ORIGIN.get_or_init(|| at);
-        let nanos = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX - 1);
-        match at.checked_duration_since(origin) {
-            Some(after) => Deadline(nanos(after)),
-            None => Deadline(-nanos(origin.duration_since(at))),
-        }
-    }
-
-    /// Whether `t` comes before this deadline (always, when there is none).
-    pub(crate) fn is_after(self, t: Instant) -> bool {
-        self == Deadline::NONE || Deadline::new(Some(t)).0 < self.0
-    }
 }
 
 /// The wake-up of the one task that runs a session (its session task, or
