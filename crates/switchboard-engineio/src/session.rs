@@ -245,9 +245,9 @@ pub struct Session {
     upgrade: Option<Box<Upgrade>>,
     upgraded: bool,
     write_buffer: Vec<Packet>,
-    /// Payload bytes in `write_buffer`, saturating at 4 GiB (a `u32`, as
-    /// the timers are 8-byte [`Deadline`]s: every idle session holds
-    /// this state).
+    /// Payload bytes in `write_buffer`, saturating at 4 GiB: a `u32`, and
+    /// the timers 8-byte [`Deadline`]s, because every idle session holds
+    /// this state.
     buffered: u32,
     close_after_drain: bool,
     next_ping: Deadline,
@@ -576,8 +576,9 @@ impl Session {
             return Err(EngineError::request_overlap());
         }
         polling.parked = true;
-        // What the transports have not taken yet (they take everything
-        // after each input): an answer to this GET comes after it.
+        // The transmits so far (the transports take them all after every
+        // input, so usually none): an answer to this GET is pushed after
+        // them, and taken back out below to be returned.
         let before = self.transmits.len();
         self.flush();
         if let Active::Polling(p) = &self.active {
