@@ -318,14 +318,14 @@ impl SocketIo {
     /// shutdown closes every session; `connect_timeout` closes it too).
     pub fn close(&self) {
         let nsps: Vec<Namespace> = self.0.nsps.read().values().cloned().collect();
-        let mut clients: Vec<Arc<Client>> = Vec::new();
-        for ns in nsps {
-            for s in ns.sockets() {
-                if !clients.iter().any(|c| Arc::ptr_eq(c, &s.client)) {
-                    clients.push(s.client.clone());
-                }
-            }
-        }
+        let mut clients: Vec<Arc<Client>> = nsps
+            .iter()
+            .flat_map(|ns| ns.sockets())
+            .map(|s| s.client.clone())
+            .collect();
+        // A client with sockets in several namespaces once.
+        clients.sort_unstable_by_key(Arc::as_ptr);
+        clients.dedup_by(|a, b| Arc::ptr_eq(a, b));
         for c in clients {
             c.shutdown(DisconnectReason::ServerShuttingDown, true);
         }
