@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod endpoints;
+pub mod http1;
 pub mod memory;
 pub mod metrics;
 pub mod nodes;

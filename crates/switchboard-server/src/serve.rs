@@ -5,15 +5,14 @@
 //! the socket type.
 
 use crate::app::Switchboard;
+use crate::http1::serve_connection;
 use crate::tls::TlsAcceptor;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioTimer;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_transport::{ConnectionGuard, Shutdown};
-use tokio::io::{AsyncRead, AsyncWrite};
+use switchboard_transport::Shutdown;
 use tokio::net::TcpListener;
 
 /// How long live connections get to close after the stop signal.
@@ -101,8 +100,6 @@ pub async fn accept_loop_tls(
     accept_loop_with(listener, router, Some(tls), shutdown, signal).await;
 }
 
-type Service = TowerToHyperService<axum::Router>;
-
 async fn accept_loop_with(
     listener: TcpListener,
     router: axum::Router,
@@ -110,11 +107,10 @@ async fn accept_loop_with(
     shutdown: &Shutdown,
     signal: impl Future<Output = ()>,
 ) {
-    let service = TowerToHyperService::new(router);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(crate::http1::HEADER_READ_TIMEOUT)
         .keep_alive(true);
     let builder = Arc::new(builder);
     tokio::pin!(signal);
@@ -136,13 +132,16 @@ async fn accept_loop_with(
                     // The upgrade paths recognise a plain `TcpStream` and
                     // drive it directly: hand it to hyper as it is.
                     None => {
-                        tokio::spawn(serve_connection(builder.clone(), stream, service.clone(), guard));
+                        let (builder, router) = (builder.clone(), router.clone());
+                        tokio::spawn(async move {
+                            serve_connection(&builder, stream, router, guard).await;
+                        });
                     }
                     Some(acceptor) => {
-                        let (acceptor, builder, service) = (acceptor.clone(), builder.clone(), service.clone());
+                        let (acceptor, builder, router) = (acceptor.clone(), builder.clone(), router.clone());
                         tokio::spawn(async move {
                             if let Some(stream) = crate::tls::handshake_http(&acceptor, stream, &guard).await {
-                                serve_connection(builder, stream, service, guard).await;
+                                serve_connection(&builder, stream, router, guard).await;
                             }
                         });
                     }
@@ -150,43 +149,6 @@ async fn accept_loop_with(
             }
             () = &mut signal => break,
         }
-    }
-}
-
-/// One HTTP/1.1 connection (with upgrades) over `io` until it ends; on
-/// shutdown the exchange in progress finishes, then it closes.
-async fn serve_connection<IO>(
-    builder: Arc<http1::Builder>,
-    io: IO,
-    service: Service,
-    guard: ConnectionGuard,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // Made here and pinned where it is made: a connection made outside
-    // and moved in would take two slots of this future's state, ~600
-    // bytes each (the task of every HTTP connection was 1,344 bytes,
-    // now 792).
-    let mut conn = std::pin::pin!(builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades());
-    let stop = std::future::poll_fn(|cx| {
-        if guard.poll_shutdown(cx) {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    });
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = stop => {
-            // Finish the exchange in progress, then close.
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "http connection ended with an error");
     }
 }
 
@@ -216,24 +178,20 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn an_http_connection_task_holds_one_connection() {
+    async fn an_http_connection_task_is_small() {
         // The state of every HTTP connection's task (an idle keep-alive
-        // connection, an open SockJS stream, a parked Engine.IO poll):
-        // hyper's connection once (~600 bytes), not once captured and once
-        // pinned (1,344 bytes before).
+        // connection, an open SockJS stream): no hyper connection in it
+        // (~600 bytes, boxed for the exchanges that use one) and no
+        // request or router future (boxed while they run). 792 bytes when
+        // hyper served every connection, 1,344 before that.
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let registry = Shutdown::new();
-        let builder = Arc::new(http1::Builder::new());
-        let task = serve_connection(
-            builder,
-            stream,
-            Service::new(axum::Router::new()),
-            registry.register(),
-        );
+        let builder = http1::Builder::new();
+        let task = serve_connection(&builder, stream, axum::Router::new(), registry.register());
         let n = std::mem::size_of_val(&task);
-        assert!(n <= 800, "an HTTP connection's task takes {n} bytes");
+        assert!(n <= 512, "an HTTP connection's task takes {n} bytes");
     }
 }

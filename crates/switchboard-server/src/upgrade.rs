@@ -11,7 +11,6 @@ use hyper_util::rt::TokioIo;
 use switchboard_transport::{drive, WsHandler};
 use switchboard_websocket::handshake::server::{accept, ServerOptions};
 use switchboard_websocket::{Config as WsConfig, Connection, Role};
-use tokio::net::TcpStream;
 
 /// Answers `req` with an HTTP error or a 101, and on success runs `make_handler`'s
 /// handler on the upgraded connection in a task of its own.
@@ -60,9 +59,8 @@ pub fn upgrade_with<H: WsHandler>(
         // Served by our accept loop, the socket is a plain TcpStream: drive it
         // directly (no boxed I/O object, no rewind buffer). Behind another
         // server (a Rust app's own `axum::serve`), drive whatever it is.
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => {
-                let (io, read_buf) = (parts.io, parts.read_buf);
+        match switchboard_transport::upgraded_tcp(upgraded) {
+            Ok((io, read_buf)) => {
                 if !read_buf.is_empty() {
                     // Frames the client sent right behind its handshake.
                     let mut early = read_buf.to_vec();
@@ -70,13 +68,7 @@ pub fn upgrade_with<H: WsHandler>(
                 }
                 // Even empty, it pins hyper's whole read buffer: let it go now.
                 drop(read_buf);
-                spawn_driver(drive(
-                    io.into_inner(),
-                    conn,
-                    handler,
-                    driver_config,
-                    &shutdown,
-                ));
+                spawn_driver(drive(io, conn, handler, driver_config, &shutdown));
             }
             Err(upgraded) => spawn_driver(drive(
                 TokioIo::new(upgraded),
@@ -121,6 +113,8 @@ pub fn refused(refusal: &crate::auth::Refusal) -> Response {
             );
             r
         }
-        crate::auth::Refusal::BadName(_) => text_response(StatusCode::BAD_REQUEST, refusal.reason()),
+        crate::auth::Refusal::BadName(_) => {
+            text_response(StatusCode::BAD_REQUEST, refusal.reason())
+        }
     }
 }

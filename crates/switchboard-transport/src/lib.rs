@@ -4,6 +4,7 @@
 
 pub mod buffer_pool;
 pub mod engineio;
+pub mod prefixed;
 pub mod registry;
 pub mod sockjs;
 pub use switchboard_hub::tables;
@@ -13,6 +14,7 @@ pub mod write_queue;
 pub use engineio::{
     Cors, EngineHandler, EngineIo, EngineIoConfig, EngineSocket, RequestFilter, SocketClosed,
 };
+pub use prefixed::{upgraded_tcp, Prefixed};
 pub use registry::{ConnectionGuard, Registry, Shutdown};
 pub use sockjs::{SockJs, SockJsConn, SockJsHandler};
 pub use switchboard_hub::Shrink;

@@ -179,11 +179,9 @@ fn spawn_connection<H: EngineHandler>(
         let guard = shared.registry.register();
         // Served by a plain accept loop the socket is a TcpStream: drive it
         // directly. Otherwise drive whatever hyper gives.
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => {
-                let (io, read_buf) = (parts.io, parts.read_buf);
-                let mut driver =
-                    WsDriver::new(io.into_inner(), config, shared, link, outbox, guard);
+        match crate::upgraded_tcp(upgraded) {
+            Ok((io, read_buf)) => {
+                let mut driver = WsDriver::new(io, config, shared, link, outbox, guard);
                 if runs_session {
                     driver.run_session();
                 }

@@ -27,7 +27,6 @@ use switchboard_sockjs::{
 use switchboard_websocket::handshake::accept;
 use switchboard_websocket::{CloseCode, Config as WsConfig, Connection, Event, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
 use super::conn::{now, SockJsConn, State};
 use super::server::{deliver, open_session, Shared};
@@ -139,10 +138,9 @@ fn spawn_connection<H: SockJsHandler>(
             }
         };
         let guard = link.shared.registry.register();
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => {
-                let (io, read_buf) = (parts.io, parts.read_buf);
-                let mut driver = WsDriver::new(io.into_inner(), config, link, raw, first, guard);
+        match crate::upgraded_tcp(upgraded) {
+            Ok((io, read_buf)) => {
+                let mut driver = WsDriver::new(io, config, link, raw, first, guard);
                 if !read_buf.is_empty() {
                     // Frames the client sent right behind its handshake:
                     // to the session now (the driver keeps no list of
