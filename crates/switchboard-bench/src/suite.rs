@@ -30,7 +30,8 @@ pub struct SuiteArgs {
     /// the ratio closest to 1× is taken from two runs seconds apart) or sio-switchboard,sio-node,sio-socketioxide (Socket.IO;
     /// the default with --socketio; also sio-hub: `switchboard serve`, its fan-out through
     /// a hub topic instead of a room, no echo) or sockjs-switchboard,sockjs-node (SockJS; the
-    /// default with --sockjs) or stomp-switchboard,stomp-rabbitmq (STOMP; the default
+    /// default with --sockjs; also sockjs-switchboard-loop: the same app served by the
+    /// `switchboard` binary's HTTP/1.1 loop) or stomp-switchboard,stomp-rabbitmq (STOMP; the default
     /// with --stomp)
     #[arg(long)]
     pub servers: Option<String>,
@@ -479,6 +480,21 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 name: "sockjs-switchboard",
                 label: "Switchboard",
                 argv: vec![s(bin_dir.join("sockjs-switchboard")), "--listen".into()],
+                echo: "/bench",
+                sub: "/bench",
+                publ: "/bench",
+                tcp: false,
+                proto: Proto::SockJs,
+                topic: None,
+            },
+            "sockjs-switchboard-loop" => Server {
+                name: "sockjs-switchboard-loop",
+                label: "Switchboard (own HTTP loop)",
+                argv: vec![
+                    s(bin_dir.join("sockjs-switchboard")),
+                    "--switchboard-loop".into(),
+                    "--listen".into(),
+                ],
                 echo: "/bench",
                 sub: "/bench",
                 publ: "/bench",

@@ -12,7 +12,11 @@
 //!   (encoded for SockJS once, the same bytes queued on each session; the
 //!   publisher is not in the set unless it joined).
 //!
-//! Usage: `sockjs-switchboard [--listen] HOST:PORT` (default 127.0.0.1:9014);
+//! Served by hyper's connection, as an application would; with
+//! `--switchboard-loop`, by the `switchboard` binary's HTTP/1.1 loop
+//! (`switchboard_server::http1`, which writes streaming responses itself).
+//!
+//! Usage: `sockjs-switchboard [--switchboard-loop] [--listen] HOST:PORT` (default 127.0.0.1:9014);
 //! prints "sockjs-switchboard ready on ADDR" once listening.
 //! `SWITCHBOARD_SOCKJS__HTTP_MESSAGE_CACHE_SIZE` in the environment sets
 //! `http_message_cache_size` as it does for `switchboard serve`.
@@ -81,9 +85,10 @@ fn config() -> SockJsConfig {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    let own_loop = std::env::args().any(|a| a == "--switchboard-loop");
     let listen = std::env::args()
         .skip(1)
-        .find(|a| a != "--listen")
+        .find(|a| !a.starts_with("--"))
         .unwrap_or_else(|| "127.0.0.1:9014".into());
     let sockjs = SockJs::new(Bench::default(), config(), Registry::new());
 
@@ -92,6 +97,9 @@ async fn main() -> std::io::Result<()> {
 
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).keep_alive(true);
+    if own_loop {
+        return switchboard_loop(listener, sockjs, builder).await;
+    }
     loop {
         let (stream, _peer) = match listener.accept().await {
             Ok(a) => a,
@@ -132,6 +140,42 @@ async fn main() -> std::io::Result<()> {
 
 /// The request with `/bench` cut from its path (query kept), or `Err` for
 /// another path.
+/// The accept loop of `--switchboard-loop`.
+async fn switchboard_loop(
+    listener: TcpListener,
+    sockjs: SockJs<Bench>,
+    builder: http1::Builder,
+) -> std::io::Result<()> {
+    use axum::response::IntoResponse;
+    let service = tower::service_fn(move |req: http::Request<axum::body::Body>| {
+        let sockjs = sockjs.clone();
+        async move {
+            Ok::<_, Infallible>(match strip_prefix(req) {
+                Ok(req) => sockjs.handle(req).await.into_response(),
+                Err(()) => (http::StatusCode::NOT_FOUND, "not found\n").into_response(),
+            })
+        }
+    });
+    let router = axum::Router::new().fallback_service(service);
+    let builder = std::sync::Arc::new(builder);
+    let shutdown = switchboard_transport::Shutdown::new();
+    loop {
+        let (stream, _peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (builder, router, guard) = (builder.clone(), router.clone(), shutdown.register());
+        tokio::spawn(async move {
+            switchboard_server::http1::serve_connection(&builder, stream, router, guard).await;
+        });
+    }
+}
+
 fn strip_prefix<B>(mut req: http::Request<B>) -> Result<http::Request<B>, ()> {
     let pq = req
         .uri()
