@@ -7,11 +7,12 @@
 //!   taken frame by frame. An open stream then holds no HTTP buffer while
 //!   it waits; hyper keeps an 8 KiB read and an 8 KiB write buffer for
 //!   every connection it serves and has no setting below that.
-//! * any other bodiless keep-alive request gets one exchange on a hyper
-//!   connection that sees that request's bytes only, and gives the socket
-//!   back once its response is written (so that a stream can follow a
-//!   `GET /info` on the same connection, as it does in browsers);
-//! * everything else (a request body, an upgrade, `Expect`, HTTP/1.0,
+//! * any other keep-alive request without a body or with a
+//!   `Content-Length` one gets one exchange on a hyper connection that sees
+//!   that request's bytes and no more, and gives the socket back once its
+//!   response is written (so that a stream can follow a `GET /info` or an
+//!   `xhr_send` on the same connection, as it does in browsers);
+//! * everything else (a chunked body, an upgrade, `Expect`, HTTP/1.0,
 //!   `Connection: close`, a head this parser refuses) goes to hyper for the
 //!   rest of the connection, with the bytes read so far in front
 //!   ([`Prefixed`]); hyper answers what is malformed.
@@ -86,12 +87,15 @@ pub async fn serve_connection<IO>(
                     Err(e) => return tracing::debug!(error = %e, "http stream ended"),
                 }
             }
-            Next::Exchange { head_len } => {
+            Next::Exchange { head_len, body_len } => {
                 // hyper gets this request's bytes and no more: what the
                 // client sends next stays here (see `OneRequest`).
-                let request = stash.split_to(head_len).freeze();
+                let have = (stash.len() - head_len) as u64;
+                let take = head_len + body_len.min(have) as usize;
+                let request = stash.split_to(take).freeze();
                 let io_in = OneRequest {
                     request,
+                    body_left: body_len.saturating_sub(have),
                     io,
                     ahead: std::mem::take(&mut stash),
                 };
@@ -124,6 +128,8 @@ enum Next {
     },
     Exchange {
         head_len: usize,
+        /// Its `Content-Length` (0 without one).
+        body_len: u64,
     },
     Hyper,
 }
@@ -208,10 +214,15 @@ fn classify(stash: &[u8]) -> Option<Next> {
     };
     let mut keep_alive = true;
     let mut plain = method != "CONNECT";
+    let mut body_len: Option<u64> = None;
     for h in parsed.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            plain &= is_zero(h.value);
+            // One length, digits only; anything else is hyper's to refuse.
+            match (body_len, content_length(h.value)) {
+                (None, Some(n)) => body_len = Some(n),
+                _ => plain = false,
+            }
         } else if name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("upgrade")
             || name.eq_ignore_ascii_case("expect")
@@ -225,7 +236,8 @@ fn classify(stash: &[u8]) -> Option<Next> {
     if !plain {
         return Some(Next::Hyper);
     }
-    if (method == "GET" || method == "POST") && is_stream_path(target) {
+    let body_len = body_len.unwrap_or(0);
+    if body_len == 0 && (method == "GET" || method == "POST") && is_stream_path(target) {
         return Some(match request(method, target, parsed.headers) {
             Some(req) => Next::Stream {
                 req: Box::new(req),
@@ -236,16 +248,19 @@ fn classify(stash: &[u8]) -> Option<Next> {
         });
     }
     Some(if keep_alive {
-        Next::Exchange { head_len }
+        Next::Exchange { head_len, body_len }
     } else {
         Next::Hyper
     })
 }
 
-/// `Content-Length: 0`.
-fn is_zero(value: &[u8]) -> bool {
+/// A `Content-Length` value: digits only (no sign, no list).
+fn content_length(value: &[u8]) -> Option<u64> {
     let v = value.trim_ascii();
-    !v.is_empty() && v.iter().all(|&b| b == b'0')
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
 }
 
 /// Whether the comma-separated header value lists `token`.
@@ -461,8 +476,8 @@ fn put_data(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
 
 /// One request on a hyper connection over `io`; once its response is
 /// written, the socket and the bytes read past it. None: the connection
-/// ends (hyper failed or closed it, served a second, pipelined request and
-/// may have promised to close, or shutdown came).
+/// ends (hyper failed or closed it, the body was not read to its end, or
+/// shutdown came).
 async fn exchange<IO>(
     builder: &http1::Builder,
     io: OneRequest<IO>,
@@ -507,21 +522,23 @@ where
     let parts = conn.into_parts();
     let OneRequest {
         request: rest,
+        body_left,
         mut io,
         ahead,
     } = parts.io.into_inner();
+    // A body not read to its end (the handler answered without it, and
+    // hyper gave up draining it) leaves the connection unusable.
     let reusable = state.requests.load(Ordering::Acquire) == 1
         && !state.close.load(Ordering::Acquire)
-        && !stopping;
+        && !stopping
+        && body_left == 0
+        && rest.is_empty()
+        && parts.read_buf.is_empty();
     if !reusable {
         let _ = io.shutdown().await;
         return None;
     }
-    // Both empty unless hyper stopped early; then they come first.
-    let mut stash = BytesMut::from(&parts.read_buf[..]);
-    stash.extend_from_slice(&rest);
-    stash.extend_from_slice(&ahead);
-    Some((io, stash))
+    Some((io, ahead))
 }
 
 /// The socket as hyper sees it during an [`exchange`]: one request's bytes,
@@ -530,7 +547,11 @@ where
 /// the end of the stream and errors still reach hyper, so that it notices
 /// a client gone during a long poll as before.
 struct OneRequest<IO> {
+    /// The head and the part of the body read with it.
     request: bytes::Bytes,
+    /// Body bytes still to come from the socket, read straight into
+    /// hyper's buffer.
+    body_left: u64,
     io: IO,
     ahead: BytesMut,
 }
@@ -549,6 +570,16 @@ impl<IO: AsyncRead + Unpin> AsyncRead for OneRequest<IO> {
             if this.request.is_empty() {
                 this.request = bytes::Bytes::new();
             }
+            return Poll::Ready(Ok(()));
+        }
+        if this.body_left > 0 {
+            let mut tmp = [MaybeUninit::<u8>::uninit(); 8192];
+            let room = buf.remaining().min(tmp.len());
+            let room = room.min(usize::try_from(this.body_left).unwrap_or(usize::MAX));
+            let mut part = ReadBuf::uninit(&mut tmp[..room]);
+            ready!(Pin::new(&mut this.io).poll_read(cx, &mut part))?;
+            buf.put_slice(part.filled());
+            this.body_left -= part.filled().len() as u64;
             return Poll::Ready(Ok(()));
         }
         while this.ahead.len() < MAX_AHEAD {
@@ -763,10 +794,28 @@ mod tests {
     }
 
     #[test]
+    fn requests_with_a_length_get_one_hyper_exchange() {
+        assert_eq!(
+            kind("POST /s/1/a/xhr_send HTTP/1.1\r\nContent-Length: 5\r\n\r\n"),
+            "exchange"
+        );
+        assert_eq!(
+            kind("POST /socket.io/?EIO=4 HTTP/1.1\r\nContent-Length: 17\r\n\r\n"),
+            "exchange"
+        );
+        // A stream's path with a body is not a stream here.
+        assert_eq!(
+            kind("POST /s/1/a/xhr_streaming HTTP/1.1\r\nContent-Length: 1\r\n\r\n"),
+            "exchange"
+        );
+    }
+
+    #[test]
     fn everything_else_goes_to_hyper() {
         for head in [
-            "POST /s/1/a/xhr_send HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
-            "POST /s/1/a/xhr_streaming HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+            "POST /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            "POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            "POST /x HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
             "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             "GET /s/1/a/eventsource HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
@@ -794,9 +843,11 @@ mod tests {
     fn tokens_and_lengths() {
         assert!(has_token(b"keep-alive, Close", "close"));
         assert!(!has_token(b"closed", "close"));
-        assert!(is_zero(b" 0 "));
-        assert!(is_zero(b"00"));
-        assert!(!is_zero(b""));
-        assert!(!is_zero(b"01"));
+        assert_eq!(content_length(b" 0 "), Some(0));
+        assert_eq!(content_length(b"017"), Some(17));
+        assert_eq!(content_length(b""), None);
+        assert_eq!(content_length(b"+5"), None);
+        assert_eq!(content_length(b"5, 5"), None);
+        assert_eq!(content_length(b"99999999999999999999"), None);
     }
 }

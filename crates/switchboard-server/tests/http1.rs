@@ -137,6 +137,58 @@ async fn streams_and_other_requests_share_one_connection() {
 }
 
 #[tokio::test]
+async fn a_stream_after_a_request_with_a_body() {
+    let server = Server::start(&[]);
+    // Session b1 is opened (and kept) by a polling request elsewhere.
+    let mut p = TcpStream::connect(server.addr).await.unwrap();
+    p.write_all(b"POST /sockjs/echo/000/b1/xhr HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut pbuf = Vec::new();
+    let r = response(&mut p, &mut pbuf).await;
+    assert!(r.ends_with("o\n"), "{r}");
+
+    // On one connection: an xhr_send whose body arrives in two writes, then
+    // the stream, as a browser reusing its connection sends them.
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = Vec::new();
+    s.write_all(
+        b"POST /sockjs/echo/000/b1/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n[\"he",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(b"llo\"]").await.unwrap();
+    let r = response(&mut s, &mut buf).await;
+    assert!(r.starts_with("HTTP/1.1 204"), "{r}");
+    s.write_all(
+        b"POST /sockjs/echo/000/b1/xhr_streaming HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The echo queued while no receiver was attached comes on the stream.
+    read_until(&mut s, &mut buf, "b\r\na[\"hello\"]\n\r\n").await;
+    assert!(!contains(&buf, "connection: close"));
+}
+
+#[tokio::test]
+async fn a_body_left_unread_ends_the_connection_after_the_answer() {
+    let server = Server::start(&[]);
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    // 404 without reading a body that is still being sent.
+    s.write_all(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n0123")
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut all))
+        .await
+        .expect("the connection stays open")
+        .unwrap();
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+}
+
+#[tokio::test]
 async fn event_source_and_htmlfile_streams() {
     let server = Server::start(&[]);
     let mut s = TcpStream::connect(server.addr).await.unwrap();
