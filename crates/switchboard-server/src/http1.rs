@@ -20,7 +20,6 @@
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -36,8 +35,8 @@ use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use switchboard_transport::{ConnectionGuard, Prefixed};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use switchboard_transport::{poll_read_into, ConnectionGuard, OneRequestParts, Prefixed};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tower::ServiceExt;
 
@@ -46,7 +45,8 @@ use tower::ServiceExt;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A longer head goes to hyper, which answers 431 past its own limit.
 const MAX_HEAD: usize = 64 * 1024;
-/// Bytes of a next request read while a stream is open; reading stops there.
+/// Bytes of a next request read while a stream is open; reading stops there
+/// (as it does in an exchange, `Prefixed::one_request`).
 const MAX_AHEAD: usize = 64 * 1024;
 /// Response bytes gathered from ready frames before they are written.
 const MAX_WRITE: usize = 64 * 1024;
@@ -89,16 +89,16 @@ pub async fn serve_connection<IO>(
             }
             Next::Exchange { head_len, body_len } => {
                 // hyper gets this request's bytes and no more: what the
-                // client sends next stays here (see `OneRequest`).
+                // client sends next stays here (`Prefixed::one_request`).
                 let have = (stash.len() - head_len) as u64;
                 let take = head_len + body_len.min(have) as usize;
                 let request = stash.split_to(take).freeze();
-                let io_in = OneRequest {
+                let io_in = Prefixed::one_request(
                     request,
-                    body_left: body_len.saturating_sub(have),
+                    body_len.saturating_sub(have),
+                    std::mem::take(&mut stash),
                     io,
-                    ahead: std::mem::take(&mut stash),
-                };
+                );
                 // Boxed: a hyper connection is ~600 bytes, held only for
                 // the exchange, not in every connection's task.
                 match Box::pin(exchange(builder, io_in, &router, &guard)).await {
@@ -184,20 +184,6 @@ where
             Err(()) => return None,
         }
     }
-}
-
-/// Reads what the socket has into `stash` through a buffer on the stack,
-/// so that a connection waiting for bytes holds none.
-fn poll_read_into<IO: AsyncRead + Unpin>(
-    io: &mut IO,
-    stash: &mut BytesMut,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<usize>> {
-    let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
-    let mut rb = ReadBuf::uninit(&mut buf);
-    ready!(Pin::new(io).poll_read(cx, &mut rb))?;
-    stash.extend_from_slice(rb.filled());
-    Poll::Ready(Ok(rb.filled().len()))
 }
 
 /// None: the head is not complete yet.
@@ -480,7 +466,7 @@ fn put_data(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
 /// shutdown came).
 async fn exchange<IO>(
     builder: &http1::Builder,
-    io: OneRequest<IO>,
+    io: Prefixed<IO>,
     router: &axum::Router,
     guard: &ConnectionGuard,
 ) -> Option<(IO, BytesMut)>
@@ -520,110 +506,25 @@ where
         return None;
     }
     let parts = conn.into_parts();
-    let OneRequest {
-        request: rest,
-        body_left,
+    let OneRequestParts {
         mut io,
+        unread,
+        body_left,
         ahead,
-    } = parts.io.into_inner();
+    } = parts.io.into_inner().into_one_request_parts();
     // A body not read to its end (the handler answered without it, and
     // hyper gave up draining it) leaves the connection unusable.
     let reusable = state.requests.load(Ordering::Acquire) == 1
         && !state.close.load(Ordering::Acquire)
         && !stopping
         && body_left == 0
-        && rest.is_empty()
+        && unread.is_empty()
         && parts.read_buf.is_empty();
     if !reusable {
         let _ = io.shutdown().await;
         return None;
     }
     Some((io, ahead))
-}
-
-/// The socket as hyper sees it during an [`exchange`]: one request's bytes,
-/// then nothing. What the socket gives after them is kept in `ahead`
-/// (until `MAX_AHEAD`), so hyper cannot start on the next request itself;
-/// the end of the stream and errors still reach hyper, so that it notices
-/// a client gone during a long poll as before.
-struct OneRequest<IO> {
-    /// The head and the part of the body read with it.
-    request: bytes::Bytes,
-    /// Body bytes still to come from the socket, read straight into
-    /// hyper's buffer.
-    body_left: u64,
-    io: IO,
-    ahead: BytesMut,
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for OneRequest<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.request.is_empty() {
-            let n = this.request.len().min(buf.remaining());
-            buf.put_slice(&this.request[..n]);
-            this.request.advance(n);
-            if this.request.is_empty() {
-                this.request = bytes::Bytes::new();
-            }
-            return Poll::Ready(Ok(()));
-        }
-        if this.body_left > 0 {
-            let mut tmp = [MaybeUninit::<u8>::uninit(); 8192];
-            let room = buf.remaining().min(tmp.len());
-            let room = room.min(usize::try_from(this.body_left).unwrap_or(usize::MAX));
-            let mut part = ReadBuf::uninit(&mut tmp[..room]);
-            ready!(Pin::new(&mut this.io).poll_read(cx, &mut part))?;
-            buf.put_slice(part.filled());
-            this.body_left -= part.filled().len() as u64;
-            return Poll::Ready(Ok(()));
-        }
-        while this.ahead.len() < MAX_AHEAD {
-            match ready!(poll_read_into(&mut this.io, &mut this.ahead, cx)) {
-                // The end of the stream: hyper's to see.
-                Ok(0) => return Poll::Ready(Ok(())),
-                Ok(_) => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-        // Full: nothing more is read until the exchange ends (which the
-        // exchange's own wake-ups see to).
-        Poll::Pending
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for OneRequest<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
 }
 
 struct ExchangeState {

@@ -14,7 +14,7 @@ pub mod write_queue;
 pub use engineio::{
     Cors, EngineHandler, EngineIo, EngineIoConfig, EngineSocket, RequestFilter, SocketClosed,
 };
-pub use prefixed::{upgraded_tcp, Prefixed};
+pub use prefixed::{poll_read_into, upgraded_tcp, OneRequestParts, Prefixed};
 pub use registry::{ConnectionGuard, Registry, Shutdown};
 pub use sockjs::{SockJs, SockJsConn, SockJsHandler};
 pub use switchboard_hub::Shrink;

@@ -101,15 +101,7 @@ async fn main() -> std::io::Result<()> {
         return switchboard_loop(listener, sockjs, builder).await;
     }
     loop {
-        let (stream, _peer) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let stream = accept(&listener).await;
         let sockjs = sockjs.clone();
         let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let sockjs = sockjs.clone();
@@ -160,19 +152,28 @@ async fn switchboard_loop(
     let builder = std::sync::Arc::new(builder);
     let shutdown = switchboard_transport::Shutdown::new();
     loop {
-        let (stream, _peer) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let stream = accept(&listener).await;
         let (builder, router, guard) = (builder.clone(), router.clone(), shutdown.register());
         tokio::spawn(async move {
             switchboard_server::http1::serve_connection(&builder, stream, router, guard).await;
         });
+    }
+}
+
+/// The next connection, with Nagle off (on an accept error, such as too
+/// many open files, it waits 50 ms and tries again).
+async fn accept(listener: &TcpListener) -> tokio::net::TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                return stream;
+            }
+            Err(e) => {
+                eprintln!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 
