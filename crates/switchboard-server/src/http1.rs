@@ -147,14 +147,18 @@ where
 {
     let deadline = tokio::time::sleep(HEADER_READ_TIMEOUT);
     tokio::pin!(deadline);
+    // The stash up to here holds no blank line: a head sent in many small
+    // pieces is parsed once it can be complete, not once per piece.
+    let mut scanned: usize = 0;
     loop {
-        if !stash.is_empty() {
+        if ends_a_head(&stash[scanned.saturating_sub(3)..]) {
             if let Some(next) = classify(stash) {
                 return Some(next);
             }
-            if stash.len() > MAX_HEAD {
-                return Some(Next::Hyper);
-            }
+        }
+        scanned = stash.len();
+        if stash.len() > MAX_HEAD {
+            return Some(Next::Hyper);
         }
         let timed_out = poll_fn(|cx| {
             if guard.poll_shutdown(cx) {
@@ -184,6 +188,12 @@ where
             Err(()) => return None,
         }
     }
+}
+
+/// Whether `bytes` hold the blank line that ends a request head (`\n\n`
+/// or `\n\r\n`; httparse takes both).
+fn ends_a_head(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// None: the head is not complete yet.
@@ -738,6 +748,16 @@ mod tests {
             "partial"
         );
         assert_eq!(kind("GET /s/1/a/even"), "partial");
+    }
+
+    #[test]
+    fn a_head_ends_at_its_blank_line() {
+        assert!(ends_a_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(ends_a_head(b"GET / HTTP/1.1\nHost: x\n\n"));
+        assert!(ends_a_head(b"\n\r\n"));
+        assert!(!ends_a_head(b"GET / HTTP/1.1\r\nHost: x\r\n"));
+        assert!(!ends_a_head(b"\r\n"));
+        assert!(!ends_a_head(b""));
     }
 
     #[test]

@@ -353,6 +353,25 @@ async fn a_websocket_upgrade_behind_an_earlier_request() {
 }
 
 #[tokio::test]
+async fn a_head_sent_byte_by_byte() {
+    let server = Server::start(&[]);
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut buf = Vec::new();
+    for head in [
+        "GET /sockjs/echo/info HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /sockjs/close/000/t1/xhr_streaming HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        for b in head.as_bytes() {
+            s.write_all(std::slice::from_ref(b)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let r = response(&mut s, &mut buf).await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+}
+
+#[tokio::test]
 async fn connection_close_and_http_1_0_end_the_connection() {
     let server = Server::start(&[]);
     for req in [
