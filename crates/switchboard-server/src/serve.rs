@@ -2,7 +2,8 @@
 //! stop accepting, finish HTTP exchanges, send every WebSocket a close 1001 and
 //! wait (bounded) for the connections to end. Plain TCP or TLS
 //! ([`serve_tls`], [`accept_loop_tls`]): one connection path, generic over
-//! the socket type.
+//! the socket type; each connection is served by `http1::serve_connection`
+//! (streaming responses written there, the rest by hyper).
 
 use crate::app::Switchboard;
 use crate::http1::serve_connection;
