@@ -17,19 +17,27 @@ use switchboard_server::memory::Allocator;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's settings, read at its start (`_RJEM_MALLOC_CONF` in the
-/// environment still overrides them): one background thread purges unused
-/// dirty pages after 1 s (default 10 s, and only when the allocator is
-/// called) and hands them straight back to the OS (no "muzzy" stage).
-/// 8 KiB blocks (hyper's read and write buffers, two per HTTP connection)
-/// come eight to a 64 KiB slab instead of one to a slab of their own:
-/// jemalloc keeps bookkeeping for every slab it ever made, so after 19,000
-/// xhr-streaming connections that came to 7.5 MiB, now 1.6 MiB
-/// (docs/benchmarks.md, "Allocator").
+/// environment still overrides them); docs/benchmarks.md, "Allocator" and
+/// "What a crowd leaves behind in jemalloc":
+/// - one background thread purges unused dirty pages after 1 s (default
+///   10 s, and only when the allocator is called) and hands them straight
+///   back to the OS (no "muzzy" stage);
+/// - slabs of 16 KiB for every size up to 4 KiB (jemalloc's default is the
+///   smallest whole number of pages), and 8 KiB blocks (hyper's read and
+///   write buffers) eight to a 64 KiB slab instead of one to a slab of
+///   their own. jemalloc keeps a descriptor for every slab it ever made, so
+///   a crowd of connections leaves bookkeeping behind in proportion to the
+///   slabs it needed: after 19,000 SockJS xhr-streaming sessions, 0.36 MiB
+///   instead of 0.67;
+/// - thread caches of at most 32 blocks per small size (default 200) and 4
+///   per large size (default 20): an idle worker keeps what its cache held
+///   when the crowd left (0.15 MiB instead of 0.45 after that crowd).
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[used]
 #[export_name = "_rjem_malloc_conf"]
-static MALLOC_CONF: &[u8; 109] = b"background_thread:true,max_background_threads:1,\
-    dirty_decay_ms:1000,muzzy_decay_ms:0,slab_sizes:8192-8192:16\0";
+static MALLOC_CONF: &[u8; 167] = b"background_thread:true,max_background_threads:1,\
+    dirty_decay_ms:1000,muzzy_decay_ms:0,slab_sizes:1-4096:4|8192-8192:16,\
+    tcache_nslots_small_max:32,tcache_nslots_large:4\0";
 
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 const ALLOCATOR: Allocator = Allocator::Jemalloc;
