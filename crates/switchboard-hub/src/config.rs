@@ -28,6 +28,14 @@ pub struct HubConfig {
     /// Publications kept per topic for `since` recovery and
     /// [`Hub::history`](crate::Hub::history). Default 100; 0 disables history.
     pub history_size: usize,
+    /// Whether a topic keeps history (decided when the topic is created):
+    /// `false` for topics whose publications no one will ask for again,
+    /// such as a server's own periodic reports. Those would otherwise stay
+    /// in memory [`history_size`](Self::history_size) at a time, each
+    /// allocated whenever it was published, which after a crowd of
+    /// connections means scattered among the crowd's freed memory.
+    /// Default: every topic does.
+    pub keeps_history: fn(&str) -> bool,
     /// Maximum deliveries queued in one connection's mailbox before the
     /// connection is marked as a slow consumer. Default 1024.
     pub mailbox_max_messages: usize,
@@ -55,6 +63,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             history_size: 100,
+            keeps_history: |_| true,
             mailbox_max_messages: 1024,
             mailbox_max_bytes: 4 * 1024 * 1024,
             shards: 64,
@@ -80,6 +89,7 @@ impl fmt::Debug for HubConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HubConfig")
             .field("history_size", &self.history_size)
+            .field("keeps_history", &"<fn>")
             .field("mailbox_max_messages", &self.mailbox_max_messages)
             .field("mailbox_max_bytes", &self.mailbox_max_bytes)
             .field("shards", &self.shards)

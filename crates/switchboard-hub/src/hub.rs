@@ -620,9 +620,14 @@ impl HubInner {
         // client's `since` from an earlier incarnation of the topic (evicted,
         // or before a restart) is not taken for this one's.
         let epoch = if self.sequenced { 0 } else { self.new_epoch() };
+        let history_size = if (self.config.keeps_history)(name) {
+            self.config.history_size
+        } else {
+            0
+        };
         let t = Arc::new(Topic::new(
             Arc::from(name),
-            self.config.history_size,
+            history_size,
             !self.sequenced,
             epoch,
         ));

@@ -239,6 +239,36 @@ fn subscribe_since_has_no_gap_and_no_duplicate_while_publishing() {
 }
 
 #[test]
+fn topics_without_history_number_and_deliver_but_keep_nothing() {
+    let hub = Hub::new(HubConfig {
+        history_size: 5,
+        keeps_history: |topic| !topic.starts_with('$'),
+        ..cfg()
+    });
+    let c = hub.connect(ClientInfo::new("sub", "websocket"));
+    c.subscribe("$reports", None).unwrap();
+    for i in 1..=3 {
+        assert_eq!(
+            hub.publish("$reports", Payload::text(format!("r{i}")), None),
+            Ok(i)
+        );
+        hub.publish("chat", Payload::text(format!("m{i}")), None)
+            .unwrap();
+    }
+    assert_eq!(seqs(&messages(&drain(&c))), vec![1, 2, 3]);
+    let r = hub.history("$reports", 0);
+    assert!(r.messages.is_empty() && !r.complete);
+    let late = hub.connect(ClientInfo::new("late", "websocket"));
+    let s = late.subscribe("$reports", Some(1)).unwrap();
+    assert!(!s.recovered && s.replay.is_empty());
+    assert_eq!(s.last_seq, 3);
+    // Other topics of the same hub keep theirs.
+    let r = hub.history("chat", 0);
+    assert!(r.complete);
+    assert_eq!(seqs(&r.messages), vec![1, 2, 3]);
+}
+
+#[test]
 fn history_eviction_reports_unrecovered() {
     let hub = Hub::new(HubConfig {
         history_size: 5,

@@ -71,6 +71,9 @@ impl Switchboard {
     pub fn new(config: Config) -> Self {
         let mut hub_config = switchboard_hub::HubConfig {
             history_size: config.hub.history_size,
+            // The server's own topics (crate::nodes): the latest report and
+            // each command matter when published, never later.
+            keeps_history: crate::nodes::client_topic,
             mailbox_max_messages: config.hub.mailbox_max_messages,
             mailbox_max_bytes: config.hub.mailbox_max_bytes,
             ..Default::default()
@@ -127,9 +130,8 @@ impl Switchboard {
             ping_timeout: std::time::Duration::from_secs(config.websocket.ping_timeout_secs),
             ..DriverConfig::default()
         });
-        let auth = Arc::new(
-            Authenticator::new(&config.auth).unwrap_or_else(|e| panic!("[auth]: {e}")),
-        );
+        let auth =
+            Arc::new(Authenticator::new(&config.auth).unwrap_or_else(|e| panic!("[auth]: {e}")));
         let stomp = config.stomp.enabled.then(|| {
             let rules = &config.permissions;
             endpoints::stomp::broker(&hub, &config.stomp, rules, &auth, redis.as_deref())
@@ -144,7 +146,10 @@ impl Switchboard {
         };
         let node_id = match &redis {
             Some(bp) => format!("{:016x}", bp.node_id()),
-            None => format!("{:016x}", std::collections::hash_map::RandomState::new().hash_one(now_ms())),
+            None => format!(
+                "{:016x}",
+                std::collections::hash_map::RandomState::new().hash_one(now_ms())
+            ),
         };
         Switchboard {
             state: Arc::new(AppState {

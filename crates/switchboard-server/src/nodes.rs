@@ -166,3 +166,21 @@ fn command(state: &AppState, json: &[u8]) {
         tracing::info!(%user, connections = n, from = %c.origin, "disconnected by another node's API call");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_hub::Payload;
+
+    #[tokio::test]
+    async fn node_reports_are_delivered_but_not_kept_in_history() {
+        let sb = crate::Switchboard::new(crate::Config::default());
+        let hub = sb.hub();
+        for topic in [NODES_TOPIC, CONTROL_TOPIC] {
+            hub.publish(topic, Payload::text("{}"), None).unwrap();
+            assert!(hub.history(topic, 0).messages.is_empty(), "{topic}");
+        }
+        hub.publish("chat", Payload::text("hi"), None).unwrap();
+        assert_eq!(hub.history("chat", 0).messages.len(), 1);
+    }
+}
