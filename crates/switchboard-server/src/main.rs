@@ -11,14 +11,14 @@ use switchboard_server::memory::Allocator;
 
 /// jemalloc (the `jemalloc` feature, on by default): less memory per idle
 /// connection than glibc's malloc, and no growth over repeated crowds
-/// (docs/benchmarks.md, "Allocator").
+/// (docs/benchmarks.md, "Default allocator: jemalloc").
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's settings, read at its start (`_RJEM_MALLOC_CONF` in the
-/// environment still overrides them); docs/benchmarks.md, "Allocator" and
-/// "What a crowd leaves behind in jemalloc":
+/// environment still overrides them); docs/benchmarks.md, "Default
+/// allocator: jemalloc" and "What a crowd leaves behind":
 /// - one background thread purges unused dirty pages after 1 s (default
 ///   10 s, and only when the allocator is called) and hands them straight
 ///   back to the OS (no "muzzy" stage);
