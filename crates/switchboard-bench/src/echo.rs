@@ -17,7 +17,7 @@ use crate::sio::{parse_ack, SioConn};
 use crate::sockjs::SockJsWs;
 use crate::stats::{new_hist, Latency, Report, Timeline};
 use crate::util::{now_ns, parse_url, Target};
-use crate::ws::{tcp_connect, WsConn};
+use crate::ws::{masked_text_frames, tcp_connect, FrameCounter, FrameStop, WsConn};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct EchoArgs {
@@ -204,51 +204,55 @@ async fn ws_conn(
     inf: usize,
     mut start: watch::Receiver<bool>,
 ) {
-    let payload = "x".repeat(size);
-    let mut c = match WsConn::connect(&t, None).await {
+    let c = match WsConn::connect(&t, None).await {
         Ok(c) => c,
         Err(e) => return sh.error(&e.to_string()),
     };
+    let (mut s, early) = c.into_parts();
+    // A fixed key per connection, never zero (a server could skip the XOR).
+    let key = ((now_ns() as u32).wrapping_mul(0x9e37_79b9) | 0x0101_0101).to_le_bytes();
+    let frame_len = masked_text_frames(&vec![b'x'; size], key, 1).len();
+    let out = masked_text_frames(&vec![b'x'; size], key, inf);
+    let mut frames = FrameCounter::new(size);
     sh.ready.set(sh.ready.get() + 1);
     let _ = start.wait_for(|v| *v).await;
     let mut fifo: VecDeque<u64> = VecDeque::with_capacity(inf + 1);
     let now = now_ns();
-    for _ in 0..inf {
-        c.send_text(&payload);
-        fifo.push_back(now);
-    }
-    if let Err(e) = c.flush().await {
+    fifo.extend(std::iter::repeat_n(now, inf));
+    if let Err(e) = s.write_all(&out).await {
         return sh.error(&e.to_string());
     }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = early.len();
+    buf[..got].copy_from_slice(&early);
     loop {
-        match c.read().await {
-            Ok(0) => return sh.error("closed by server"),
-            Err(e) => return sh.error(&e.to_string()),
-            Ok(_) => {}
+        if got == 0 {
+            got = match s.read(&mut buf).await {
+                Ok(0) => return sh.error("closed by server"),
+                Err(e) => return sh.error(&e.to_string()),
+                Ok(n) => n,
+            };
         }
         if sh.phase.get() == STOP {
             return;
         }
         let now = now_ns();
-        let mut n = 0usize;
-        let mut bad = 0usize;
-        let alive = c.process(|p| {
-            n += 1;
-            bad += (p.len() != size) as usize;
-        });
-        if bad > 0 {
-            return sh.error("echoed payload of the wrong size");
+        let n = match frames.feed(&buf[..got]) {
+            Ok(n) => n,
+            Err(FrameStop::Closed) => return sh.error("closed by server"),
+            Err(FrameStop::Bad(what)) => return sh.error(what),
+        };
+        got = 0;
+        if n == 0 {
+            continue;
+        }
+        if n > fifo.len() {
+            return sh.error("more replies than messages sent");
         }
         sh.completed(&mut fifo, n, now);
-        for _ in 0..n {
-            c.send_text(&payload);
-            fifo.push_back(now);
-        }
-        if let Err(e) = c.flush().await {
+        fifo.extend(std::iter::repeat_n(now, n));
+        if let Err(e) = s.write_all(&out[..n * frame_len]).await {
             return sh.error(&e.to_string());
-        }
-        if !alive {
-            return sh.error("closed by server");
         }
     }
 }

@@ -191,3 +191,168 @@ impl WsConn {
         !closed
     }
 }
+
+impl WsConn {
+    /// The socket and any bytes read past the handshake, for a connection
+    /// that goes on with [`masked_text_frames`] and [`FrameCounter`].
+    pub fn into_parts(self) -> (TcpStream, BytesMut) {
+        (self.stream, self.rbuf)
+    }
+}
+
+/// `count` copies of one masked text frame carrying `payload`, masked with
+/// `key` (the echo sends the same message again and again: it builds the
+/// bytes once and writes slices of them, as the raw TCP echo client does, so
+/// that the load generator does no per-message work the TCP client skips).
+/// The key is fixed per connection; the server cannot tell, and unmasks it
+/// as any other.
+pub fn masked_text_frames(payload: &[u8], key: [u8; 4], count: usize) -> Vec<u8> {
+    let mut frame = vec![0x81u8];
+    match payload.len() {
+        n @ 0..=125 => frame.push(0x80 | n as u8),
+        n @ 126..=0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame.repeat(count)
+}
+
+/// Counts the complete data frames in a stream of server frames, however the
+/// reads split them, without looking at their payloads: every data frame
+/// must be a whole (FIN) text or binary message of `size` bytes; pings and
+/// pongs are skipped; a close ends it.
+pub struct FrameCounter {
+    size: u64,
+    /// Payload bytes of the current frame still to skip.
+    skip: u64,
+    /// A header split by a read.
+    head: [u8; 10],
+    head_len: usize,
+}
+
+/// What [`FrameCounter::feed`] found wrong, or the close.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameStop {
+    Closed,
+    Bad(&'static str),
+}
+
+impl FrameCounter {
+    pub fn new(size: usize) -> Self {
+        FrameCounter {
+            size: size as u64,
+            skip: 0,
+            head: [0; 10],
+            head_len: 0,
+        }
+    }
+
+    /// The data frames `buf` completes.
+    pub fn feed(&mut self, mut buf: &[u8]) -> Result<usize, FrameStop> {
+        let mut messages = 0;
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(buf.len() as u64);
+                self.skip -= n;
+                buf = &buf[n as usize..];
+            }
+            if buf.is_empty() {
+                return Ok(messages);
+            }
+            // The header: 2 bytes, then 0, 2 or 8 of length.
+            let need = |h: &[u8]| match h.get(1).map(|b| b & 0x7f) {
+                None => 2,
+                Some(126) => 4,
+                Some(127) => 10,
+                Some(_) => 2,
+            };
+            while self.head_len < need(&self.head[..self.head_len]) {
+                let Some((&b, rest)) = buf.split_first() else {
+                    return Ok(messages);
+                };
+                self.head[self.head_len] = b;
+                self.head_len += 1;
+                buf = rest;
+            }
+            let h = &self.head[..self.head_len];
+            if h[1] & 0x80 != 0 {
+                return Err(FrameStop::Bad("masked frame from the server"));
+            }
+            let len = match h[1] & 0x7f {
+                126 => u64::from(u16::from_be_bytes([h[2], h[3]])),
+                127 => u64::from_be_bytes(h[2..10].try_into().unwrap()),
+                n => u64::from(n),
+            };
+            match h[0] {
+                0x81 | 0x82 if len == self.size => messages += 1,
+                0x81 | 0x82 => return Err(FrameStop::Bad("echoed payload of the wrong size")),
+                0x89 | 0x8a => {}
+                0x88 => return Err(FrameStop::Closed),
+                _ => return Err(FrameStop::Bad("fragmented or unknown frame")),
+            }
+            self.head_len = 0;
+            self.skip = len;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Server frames as the core writes them, fed whole and one byte at a time.
+    #[test]
+    fn counts_whole_frames_across_any_split() {
+        let mut server = Connection::new(Role::Server, Config::default());
+        let mut stream = Vec::new();
+        for size in [32usize, 4096, 70_000] {
+            let text = "y".repeat(size);
+            server.writer().ping(b"p");
+            server.writer().send_text(&text);
+            server.writer().send_text(&text);
+            let mut out = Vec::new();
+            server.writer().take_output(&mut out);
+            let all: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
+            assert_eq!(FrameCounter::new(size).feed(&all), Ok(2));
+            let mut c = FrameCounter::new(size);
+            let by_byte: usize = all.chunks(1).map(|b| c.feed(b).unwrap()).sum();
+            assert_eq!(by_byte, 2);
+            stream = all;
+        }
+        assert_eq!(
+            FrameCounter::new(32).feed(&stream),
+            Err(FrameStop::Bad("echoed payload of the wrong size"))
+        );
+        server.writer().close(switchboard_websocket::CloseCode::NORMAL, "");
+        let mut out = Vec::new();
+        server.writer().take_output(&mut out);
+        assert_eq!(FrameCounter::new(32).feed(&out[0]), Err(FrameStop::Closed));
+    }
+
+    /// The prebuilt frames are what the server core reads as text messages.
+    #[test]
+    fn prebuilt_frames_unmask_to_the_payload() {
+        for size in [32usize, 200, 70_000] {
+            let payload = "z".repeat(size);
+            let mut frames = masked_text_frames(payload.as_bytes(), [1, 2, 3, 0xfe], 3);
+            let mut server = Connection::new(Role::Server, Config::default());
+            let mut got = Vec::new();
+            server
+                .receive(&mut frames[..], |ev, _| {
+                    if let Event::Text(s) = ev {
+                        got.push(s.len());
+                        assert!(s.bytes().all(|b| b == b'z'));
+                    }
+                })
+                .unwrap();
+            assert_eq!(got, vec![size; 3]);
+        }
+    }
+}
