@@ -26,8 +26,9 @@ pub struct SuiteArgs {
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/node/peer-ws.mjs"))]
     pub node_peer: PathBuf,
     /// servers, comma-separated, run in this order: switchboard,tcp-echo,node-ws,tungstenite,
-    /// fastwebsockets (WebSocket; the default: the TCP echo right after Switchboard, so that
-    /// the ratio closest to 1× is taken from two runs seconds apart) or sio-switchboard,sio-node,sio-socketioxide (Socket.IO;
+    /// tungstenite-send,fastwebsockets (WebSocket; the default: the TCP echo right after
+    /// Switchboard, so that the ratio closest to 1× is taken from two runs seconds apart;
+    /// tungstenite echoes with `forward`, tungstenite-send with a `send` per message) or sio-switchboard,sio-node,sio-socketioxide (Socket.IO;
     /// the default with --socketio; also sio-hub: `switchboard serve`, its fan-out through
     /// a hub topic instead of a room, no echo) or sockjs-switchboard,sockjs-node (SockJS; the
     /// default with --sockjs; also sockjs-switchboard-loop: the same app served by the
@@ -162,6 +163,8 @@ struct Server {
     sub: &'static str,
     publ: &'static str,
     tcp: bool,
+    /// runs the echo scenarios only (the TCP echo; a peer's second echo)
+    echo_only: bool,
     /// the protocol it serves (it runs that protocol's scenarios only)
     proto: Proto,
     /// Socket.IO fan-out through this hub topic (`sio-fanout --topic`)
@@ -185,7 +188,7 @@ impl SuiteArgs {
             None if self.sockjs => "sockjs-switchboard,sockjs-node",
             None if self.stomp => "stomp-switchboard,stomp-rabbitmq",
             None if self.slow => crate::slow::SERVERS,
-            None => "switchboard,tcp-echo,node-ws,tungstenite,fastwebsockets",
+            None => "switchboard,tcp-echo,node-ws,tungstenite,tungstenite-send,fastwebsockets",
         }
     }
     fn scenarios(&self) -> &str {
@@ -352,6 +355,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/ws/topic/bench",
                 publ: "/ws/topic/bench",
                 tcp: false,
+                echo_only: false,
                 proto: Proto::WebSocket,
                 topic: None,
             },
@@ -376,6 +380,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     sub: "/fanout",
                     publ: "/publish",
                     tcp: false,
+                    echo_only: false,
                     proto: Proto::WebSocket,
                     topic: None,
                 }
@@ -388,6 +393,19 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/fanout",
                 publ: "/publish",
                 tcp: false,
+                echo_only: false,
+                proto: Proto::WebSocket,
+                topic: None,
+            },
+            "tungstenite-send" => Server {
+                name: "tungstenite-send",
+                label: "tokio-tungstenite, send per message",
+                argv: vec![s(bin_dir.join("peer-tungstenite")), "--listen".into()],
+                echo: "/echo-send",
+                sub: "/fanout",
+                publ: "/publish",
+                tcp: false,
+                echo_only: true,
                 proto: Proto::WebSocket,
                 topic: None,
             },
@@ -399,6 +417,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/fanout",
                 publ: "/publish",
                 tcp: false,
+                echo_only: false,
                 proto: Proto::WebSocket,
                 topic: None,
             },
@@ -410,6 +429,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "",
                 publ: "",
                 tcp: true,
+                echo_only: true,
                 proto: Proto::WebSocket,
                 topic: None,
             },
@@ -421,6 +441,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/socket.io/",
                 publ: "/socket.io/",
                 tcp: false,
+                echo_only: false,
                 proto: Proto::SocketIo,
                 topic: None,
             },
@@ -433,6 +454,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/socket.io/",
                 publ: "/socket.io/",
                 tcp: false,
+                echo_only: false,
                 proto: Proto::SocketIo,
                 topic: Some("bench"),
             },
@@ -461,6 +483,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     sub: "/socket.io/",
                     publ: "/socket.io/",
                     tcp: false,
+                    echo_only: false,
                     proto: Proto::SocketIo,
                     topic: None,
                 }
@@ -473,6 +496,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/socket.io/",
                 publ: "/socket.io/",
                 tcp: false,
+                echo_only: false,
                 proto: Proto::SocketIo,
                 topic: None,
             },
@@ -484,6 +508,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/bench",
                 publ: "/bench",
                 tcp: false,
+                echo_only: false,
                 proto: Proto::SockJs,
                 topic: None,
             },
@@ -499,6 +524,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/bench",
                 publ: "/bench",
                 tcp: false,
+                echo_only: false,
                 proto: Proto::SockJs,
                 topic: None,
             },
@@ -527,6 +553,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     sub: "/bench",
                     publ: "/bench",
                     tcp: false,
+                    echo_only: false,
                     proto: Proto::SockJs,
                     topic: None,
                 }
@@ -540,6 +567,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                 sub: "/ws",
                 publ: "/ws",
                 tcp: false,
+                echo_only: false,
                 proto: Proto::Stomp,
                 topic: None,
             },
@@ -560,6 +588,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
                     sub: "/ws",
                     publ: "/ws",
                     tcp: false,
+                    echo_only: false,
                     proto: Proto::Stomp,
                     topic: None,
                 }
@@ -605,7 +634,7 @@ pub fn run(a: SuiteArgs) -> Result<(), String> {
         for (si, &sc) in scens.iter().enumerate() {
             for (vi, srv) in servers.iter().enumerate() {
                 if srv.proto != sc.proto()
-                    || (srv.tcp && !matches!(sc, Scen::Echo16 | Scen::Echo16Large | Scen::Echo1))
+                    || (srv.echo_only && !matches!(sc, Scen::Echo16 | Scen::Echo16Large | Scen::Echo1))
                     || (srv.topic.is_some() && matches!(sc, Scen::SioEcho16 | Scen::SioEcho1))
                 {
                     continue;
@@ -1695,6 +1724,7 @@ mod tests {
             sub: "/",
             publ: "/",
             tcp: false,
+            echo_only: false,
             proto: Proto::WebSocket,
             topic: None,
         }

@@ -1,7 +1,11 @@
 //! Peer server on tokio-tungstenite, written the way its users write one.
 //!
 //! * any path: echo (text stays text, binary stays binary), `read.forward(write)`
-//!   as in tokio-tungstenite's own echo-server example;
+//!   as in tokio-tungstenite's own echo-server example (it flushes when its
+//!   input runs dry, so the replies to one read go out in one write);
+//! * `/echo-send`: the same echo as its autobahn-server example writes it,
+//!   `ws.send(msg).await` per message (a write and a flush per frame: the
+//!   way the figures measured the Rust crates);
 //! * `/fanout`: subscriber of a `tokio::sync::broadcast` channel;
 //! * `/publish`: every text/binary message received is sent to the channel.
 //!
@@ -43,6 +47,15 @@ async fn handle(stream: TcpStream, tx: broadcast::Sender<Message>) {
     let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, cb).await else {
         return;
     };
+    if path == "/echo-send" {
+        let mut ws = ws;
+        while let Some(Ok(msg)) = ws.next().await {
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                break;
+            }
+        }
+        return;
+    }
     let (mut write, mut read) = ws.split();
     match path.as_str() {
         "/fanout" => {
