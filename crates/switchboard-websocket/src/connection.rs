@@ -508,10 +508,10 @@ impl Reader {
                         let s = if checked > 0 {
                             self.feed_utf8(&payload[checked..])?;
                             self.finish_utf8()?;
-                            simdutf8::basic::from_utf8(payload)
+                            crate::utf8::validate(payload)
                                 .map_err(|_| ProtocolError::InvalidUtf8)?
                         } else {
-                            simdutf8::basic::from_utf8(payload)
+                            crate::utf8::validate(payload)
                                 .map_err(|_| ProtocolError::InvalidUtf8)?
                         };
                         f(Event::Text(s), w);
@@ -604,7 +604,7 @@ where
     F: FnMut(Event<'_>, &mut Writer),
 {
     if text {
-        let s = simdutf8::basic::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?;
+        let s = crate::utf8::validate(data).map_err(|_| ProtocolError::InvalidUtf8)?;
         f(Event::Text(s), w);
     } else {
         f(Event::Binary(data), w);
