@@ -1,6 +1,9 @@
 //! WebSocket client connection: a tokio `TcpStream` plus Switchboard's own
 //! sans-IO core (`switchboard_websocket`) in client role. Reads go into one
 //! reusable buffer; every frame queued between two flushes goes out in one write.
+//! For the echo, which sends one message again and again, prebuilt masked
+//! frames ([`masked_text_frames`]) and a header-only reply counter
+//! ([`FrameCounter`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
