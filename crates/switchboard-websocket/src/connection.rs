@@ -505,15 +505,12 @@ impl Reader {
                     }
                 } else if h.fin {
                     if text {
-                        let s = if checked > 0 {
+                        if checked > 0 {
                             self.feed_utf8(&payload[checked..])?;
                             self.finish_utf8()?;
-                            crate::utf8::validate(payload)
-                                .map_err(|_| ProtocolError::InvalidUtf8)?
-                        } else {
-                            crate::utf8::validate(payload)
-                                .map_err(|_| ProtocolError::InvalidUtf8)?
-                        };
+                        }
+                        let s = crate::utf8::validate(payload)
+                            .map_err(|_| ProtocolError::InvalidUtf8)?;
                         f(Event::Text(s), w);
                     } else {
                         f(Event::Binary(payload), w);
